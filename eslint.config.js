@@ -1,0 +1,27 @@
+// Lint rules: typescript-eslint's recommended set plus the folder import rule of ARCHITECTURE.md section 8.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const noImport = (patterns, message) => ['error', { patterns: patterns.map((group) => ({ group: [group], message })) }];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'dashboard/dist/**', '.mycel/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { parserOptions: { projectService: false } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+      // Protocol code matches control characters on purpose (CR, LF, NUL in headers).
+      'no-control-regex': 'off',
+    },
+  },
+  { files: ['src/proxy/**/*.ts'], rules: { 'no-restricted-imports': noImport(['**/control-plane/**'], 'proxy/ must not import control-plane/') } },
+  { files: ['src/control-plane/**/*.ts'], rules: { 'no-restricted-imports': noImport(['**/proxy/**'], 'control-plane/ must not import proxy/') } },
+  {
+    files: ['src/core/**/*.ts'],
+    rules: { 'no-restricted-imports': noImport(['**/proxy/**', '**/control-plane/**', '**/api/**', '**/cli/**', '**/security/**', '**/telemetry/**'], 'core/ imports nothing above it') },
+  },
+);

@@ -1,0 +1,176 @@
+// Parses resource YAML (several documents per file) and validates each document, keeping source positions so that
+// every problem is reported as file:line:column, field path and reason. A set with any problem is rejected whole.
+
+import { readFile } from 'node:fs/promises';
+import { isMap, isNode, isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
+import type { z } from 'zod';
+import { KINDS, PLANNED_KINDS, type KindName, type Resource } from './resources.js';
+
+export interface SourcePosition {
+  file: string;
+  line: number;
+  column: number;
+}
+
+export interface ConfigProblem extends SourcePosition {
+  /** The field, as `spec.ports[0].port`; empty for the document itself. */
+  path: string;
+  message: string;
+}
+
+export interface LoadedResource {
+  resource: Resource;
+  source: SourcePosition;
+}
+
+export type LoadResult = { ok: true; resources: LoadedResource[] } | { ok: false; problems: ConfigProblem[] };
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.column}${p.path ? ' ' + p.path : ''}: ${p.message}`;
+}
+
+export class ConfigInvalidError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'ConfigInvalidError';
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out;
+}
+
+/** The position of the deepest node along `path` that exists in the document. */
+function positionOf(doc: Document, path: readonly PropertyKey[], lc: LineCounter, file: string): SourcePosition {
+  for (let n = path.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n) as unknown[], true);
+    if (isNode(node) && node.range) {
+      const pos = lc.linePos(node.range[0]);
+      return { file, line: pos.line, column: pos.col };
+    }
+  }
+  return { file, line: 1, column: 1 };
+}
+
+/** The position of `key` itself inside the mapping at `path` (for unknown-field errors). */
+function positionOfKey(doc: Document, path: readonly PropertyKey[], key: string, lc: LineCounter, file: string): SourcePosition {
+  const map = path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true);
+  if (isMap(map)) {
+    for (const pair of map.items) {
+      if (isScalar(pair.key) && pair.key.value === key && pair.key.range) {
+        const pos = lc.linePos(pair.key.range[0]);
+        return { file, line: pos.line, column: pos.col };
+      }
+    }
+  }
+  return positionOf(doc, path, lc, file);
+}
+
+/** Validates the documents of one YAML text. `file` names the source in messages. */
+export function parseResources(text: string, file: string): LoadResult {
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const problems: ConfigProblem[] = [];
+  const resources: LoadedResource[] = [];
+  // parseAllDocuments returns an EmptyStream (no documents) for empty text; that is an empty, valid set.
+  if (!Array.isArray(docs)) return { ok: true, resources };
+
+  for (const doc of docs) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const pos = lc.linePos(e.pos[0]);
+        problems.push({ file, line: pos.line, column: pos.col, path: '', message: `YAML syntax: ${e.message.split('\n')[0]}` });
+      }
+      continue;
+    }
+    const value: unknown = doc.toJS({ maxAliasCount: 50 });
+    if (value === null || value === undefined) continue; // an empty document between separators
+    const at = (path: readonly PropertyKey[]) => positionOf(doc, path, lc, file);
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      problems.push({ ...at([]), path: '', message: 'expected a resource: a mapping with apiVersion, kind, metadata and spec' });
+      continue;
+    }
+    const kind = (value as { kind?: unknown }).kind;
+    if (typeof kind !== 'string') {
+      problems.push({ ...at(['kind']), path: 'kind', message: `expected a kind, one of ${Object.keys(KINDS).join(', ')}` });
+      continue;
+    }
+    if (!(kind in KINDS)) {
+      const planned = PLANNED_KINDS.includes(kind);
+      problems.push({
+        ...at(['kind']),
+        path: 'kind',
+        message: planned
+          ? `kind ${kind} is not supported by this version of Mycel yet`
+          : `unknown kind "${kind}", expected one of ${Object.keys(KINDS).join(', ')}`,
+      });
+      continue;
+    }
+    const schema = KINDS[kind as KindName] as z.ZodType<Resource>;
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        // An unknown key is reported at the key itself, not at its parent mapping.
+        const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
+        for (const key of keys) {
+          if (key === undefined) {
+            problems.push({ ...at(issue.path), path: formatPath(issue.path), message: issue.message });
+          } else {
+            const pos = positionOfKey(doc, issue.path, key, lc, file);
+            problems.push({ ...pos, path: formatPath([...issue.path, key]), message: `unknown field "${key}"` });
+          }
+        }
+      }
+      continue;
+    }
+    resources.push({ resource: parsed.data, source: at([]) });
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, resources };
+}
+
+/** Checks across documents: no two resources of one kind share a namespace and name; at most one MeshConfig. */
+export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const seen = new Map<string, LoadedResource>();
+  let mesh: LoadedResource | undefined;
+  for (const r of resources) {
+    const { kind, metadata } = r.resource;
+    const key = `${kind}/${metadata.namespace}/${metadata.name}`;
+    const first = seen.get(key);
+    if (first) {
+      problems.push({ ...r.source, path: 'metadata.name', message: `duplicate ${kind} "${metadata.namespace}/${metadata.name}", first defined at ${first.source.file}:${first.source.line}` });
+    } else {
+      seen.set(key, r);
+    }
+    if (kind === 'MeshConfig') {
+      if (mesh) problems.push({ ...r.source, path: '', message: `a second MeshConfig; the first is at ${mesh.source.file}:${mesh.source.line}` });
+      else mesh = r;
+    }
+  }
+  return problems;
+}
+
+/** Reads and validates a set of files as one unit: any problem in any file rejects the set. */
+export async function loadResourceFiles(files: readonly string[]): Promise<LoadResult> {
+  const all: LoadedResource[] = [];
+  const problems: ConfigProblem[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      problems.push({ file, line: 1, column: 1, path: '', message: `cannot read file: ${(err as Error).message}` });
+      continue;
+    }
+    const r = parseResources(text, file);
+    if (r.ok) all.push(...r.resources);
+    else problems.push(...r.problems);
+  }
+  if (problems.length === 0) problems.push(...crossCheck(all));
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, resources: all };
+}

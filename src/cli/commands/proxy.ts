@@ -1,0 +1,115 @@
+// `mycel proxy`: runs a sidecar. With --config it runs from resource files (watched, reloaded, last good kept).
+
+import type { Command } from 'commander';
+import { ConfigInvalidError, formatProblem } from '../../api/v1alpha1/load.js';
+import { createLogger } from '../../core/log.js';
+import { parseListenAddress, type ListenAddress } from '../../proxy/outbound/accept.js';
+import { Sidecar, SidecarConfigError, type UpstreamBindingOption } from '../../proxy/sidecar.js';
+import { CliError, EXIT_USAGE } from '../exit.js';
+
+/** `NAME[:SERVICEPORT]=[HOST:]PORT`, e.g. api=9191, api:8080=127.0.0.1:9191 */
+export function parseUpstream(text: string): UpstreamBindingOption {
+  const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(?::(\d{1,5}))?=(.+)$/.exec(text);
+  if (!m) throw new CliError(`invalid --upstream "${text}": expected NAME=PORT or NAME:SERVICEPORT=HOST:PORT`, EXIT_USAGE);
+  let listen: ListenAddress;
+  try {
+    listen = parseListenAddress(m[4] as string);
+  } catch (err) {
+    throw new CliError(`invalid --upstream "${text}": ${(err as Error).message}`, EXIT_USAGE);
+  }
+  return { service: m[1] as string, ...(m[3] ? { servicePort: Number(m[3]) } : {}), listen };
+}
+
+function address(flag: string, text: string): ListenAddress {
+  try {
+    return parseListenAddress(text);
+  } catch (err) {
+    throw new CliError(`invalid ${flag}: ${(err as Error).message}`, EXIT_USAGE);
+  }
+}
+
+interface ProxyFlags {
+  service: string;
+  appPort: string;
+  config?: string[];
+  control?: string;
+  token?: string;
+  transparent?: boolean;
+  inbound: string;
+  outbound: string;
+  admin: string;
+  upstream: string[];
+  cert?: string;
+  key?: string;
+  ca?: string;
+}
+
+export function registerProxyCommand(program: Command): void {
+  program
+    .command('proxy')
+    .description('run a sidecar proxy next to one service instance')
+    .requiredOption('--service <name>', 'the service this sidecar belongs to')
+    .requiredOption('--app-port <port>', 'the local port the app listens on (inbound traffic goes there)')
+    .option('--config <file...>', 'run from resource files (Service, MeshConfig), watched and reloaded')
+    .option('--control <url>', 'control-plane URL (not in this version; use --config)')
+    .option('--token <file>', 'join token file for --control')
+    .option('--transparent', 'intercept traffic with iptables (not in this version)')
+    .option('--inbound <addr>', 'mTLS listener other sidecars reach', '0.0.0.0:15006')
+    .option('--outbound <addr>', 'listener the app sends its requests to (HTTP proxy)', '127.0.0.1:15001')
+    .option('--admin <addr>', 'admin listener: /ready /live /config /metrics, POST /drain', '127.0.0.1:15000')
+    .option('--upstream <name=port>', 'a local port that leads to one service, e.g. api=9191 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--cert <file>', 'workload certificate (PEM) with a SPIFFE ID')
+    .option('--key <file>', 'private key of the workload certificate (PEM)')
+    .option('--ca <file>', 'trust bundle (PEM)')
+    .action(async (flags: ProxyFlags) => {
+      if (flags.transparent) throw new CliError('--transparent is not available in this version of mycel; use the outbound listener or --upstream bindings', EXIT_USAGE);
+      if (flags.control !== undefined || flags.token !== undefined) throw new CliError('--control is not available in this version of mycel; run the sidecar from files with --config', EXIT_USAGE);
+      if (!flags.config || flags.config.length === 0) throw new CliError('missing --config FILE: the sidecar needs its resource files (Service, MeshConfig)', EXIT_USAGE);
+      const appPort = Number(flags.appPort);
+      if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) throw new CliError(`invalid --app-port "${flags.appPort}": expected a port number`, EXIT_USAGE);
+      const idFlags = [flags.cert, flags.key, flags.ca].filter((x) => x !== undefined).length;
+      if (idFlags !== 0 && idFlags !== 3) throw new CliError('--cert, --key and --ca go together', EXIT_USAGE);
+      const log = createLogger({ fields: { component: 'proxy', service: flags.service } });
+      let sidecar: Sidecar;
+      try {
+        sidecar = await Sidecar.start({
+          service: flags.service,
+          appPort,
+          configFiles: flags.config,
+          inbound: address('--inbound', flags.inbound),
+          outbound: address('--outbound', flags.outbound),
+          admin: address('--admin', flags.admin),
+          upstreams: flags.upstream.map(parseUpstream),
+          ...(idFlags === 3 ? { identityFiles: { cert: flags.cert as string, key: flags.key as string, ca: flags.ca as string } } : {}),
+          log,
+        });
+      } catch (err) {
+        if (err instanceof ConfigInvalidError) throw new CliError(`invalid config:\n${err.problems.map(formatProblem).join('\n')}`, EXIT_USAGE);
+        if (err instanceof SidecarConfigError) throw new CliError(err.message, EXIT_USAGE);
+        throw err;
+      }
+      const a = sidecar.addresses;
+      // One human line on stdout with the addresses (scripts and `mycel run` read it).
+      process.stdout.write(
+        `mycel proxy ${flags.service} ready: outbound ${a.outbound.host}:${a.outbound.port} inbound ${a.inbound.host}:${a.inbound.port} admin ${a.admin.host}:${a.admin.port}` +
+          Object.entries(a.upstreams).map(([k, v]) => ` upstream ${k}=${v.host}:${v.port}`).join('') +
+          '\n',
+      );
+      await new Promise<void>((resolve) => {
+        sidecar.onStopped = resolve;
+        let signals = 0;
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (++signals > 1) {
+            log.warn('second signal: exiting without waiting for the drain', { signal: sig });
+            process.exit(1);
+          }
+          void sidecar.drain(sig);
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+        process.on('SIGHUP', () => void sidecar.reloadConfig());
+      });
+      // Drained: whatever a library may still hold open must not keep a stopped sidecar alive.
+      process.exit(0);
+    });
+}

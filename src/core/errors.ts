@@ -1,0 +1,52 @@
+// The one error type of the mesh: a stable catalogue code plus what the code implies (status, source, retryable).
+
+import { ERROR_CATALOGUE, type ErrorCode, type ErrorSource } from './error-catalogue.js';
+
+export class MycelError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly grpcStatus: number;
+  readonly source: ErrorSource;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(detail ? `${code}: ${detail}` : code, options?.cause === undefined ? undefined : { cause: options.cause });
+    const spec = ERROR_CATALOGUE[code];
+    this.name = 'MycelError';
+    this.code = code;
+    this.status = spec.status;
+    this.grpcStatus = spec.grpcStatus;
+    this.source = spec.source;
+    this.retryable = options?.retryable ?? spec.retryable;
+  }
+}
+
+/** Turns anything thrown or emitted into a MycelError, guessing the code from Node's errno where there is one. */
+export function toMycelError(err: unknown, fallback: ErrorCode = 'internal'): MycelError {
+  if (err instanceof MycelError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  const errno = e?.code;
+  const message = e?.message ?? String(err);
+  switch (errno) {
+    case 'ECONNREFUSED':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return new MycelError('connect-failed', message, { cause: err });
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'ERR_STREAM_PREMATURE_CLOSE':
+    case 'ERR_HTTP2_STREAM_ERROR':
+    case 'ERR_HTTP2_SESSION_ERROR':
+    case 'ERR_HTTP2_GOAWAY_SESSION':
+    case 'ERR_HTTP2_STREAM_CANCEL':
+      return new MycelError('upstream-reset', message, { cause: err });
+    case 'ETIMEDOUT':
+      return new MycelError('connect-timeout', message, { cause: err });
+    default:
+      if (errno?.startsWith('ERR_SSL') || errno?.startsWith('ERR_TLS') || errno === 'CERT_HAS_EXPIRED' || errno === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || errno === 'DEPTH_ZERO_SELF_SIGNED_CERT' || errno === 'SELF_SIGNED_CERT_IN_CHAIN') {
+        return new MycelError('tls-handshake-failed', message, { cause: err });
+      }
+      return new MycelError(fallback, message, { cause: err });
+  }
+}

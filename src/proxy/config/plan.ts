@@ -1,0 +1,182 @@
+// Compiles validated resources into the proxy's immutable plan: services by host name, their ports, protocols and
+// endpoints, and the mesh settings in milliseconds. A config change builds a new plan and swaps it atomically.
+
+import { createHash } from 'node:crypto';
+import { parseDuration } from '../../api/v1alpha1/duration.js';
+import { defaultMeshConfigSpec, type AppProtocol, type MeshConfigSpec, type Resource, type Service } from '../../api/v1alpha1/resources.js';
+
+export interface MeshSettings {
+  trustDomain: string;
+  limits: MeshConfigSpec['limits'];
+  timeouts: {
+    connectMs: number;
+    requestHeadersMs: number;
+    clientIdleMs: number;
+    idleMs: number;
+    detectMs: number;
+    drainMs: number;
+  };
+  transportHttp1: 'h1' | 'h2';
+  identityFiles: MeshConfigSpec['identity'];
+}
+
+export interface EndpointTarget {
+  /** address:port, the key of its connection pool. */
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface PortTarget {
+  readonly port: number;
+  /** Declared protocol, or 'detect' to sniff HTTP/1 and HTTP/2 and fall back to TCP. */
+  readonly protocol: AppProtocol | 'detect';
+}
+
+export class ServiceTarget {
+  private cursor = 0;
+  constructor(
+    readonly name: string,
+    readonly namespace: string,
+    /** SPIFFE ID the destination's sidecars must present. */
+    readonly identity: string,
+    readonly external: boolean,
+    readonly ports: readonly PortTarget[],
+    readonly endpoints: readonly EndpointTarget[],
+    readonly hosts: readonly string[],
+  ) {}
+
+  /** The port a request addressed to `port` (or no port) uses: the exact one, else the only one, else 80, else the first. */
+  portFor(port: number | undefined): PortTarget | undefined {
+    const ports = this.ports;
+    if (port !== undefined) return ports.find((p) => p.port === port);
+    if (ports.length === 1) return ports[0];
+    return ports.find((p) => p.port === 80) ?? ports[0];
+  }
+
+  /** Round robin over the endpoints (the traffic issue brings the real balancers). */
+  pickEndpoint(): EndpointTarget | undefined {
+    const eps = this.endpoints;
+    if (eps.length === 0) return undefined;
+    const i = this.cursor++ % eps.length;
+    if (this.cursor > 1e9) this.cursor = 0;
+    return eps[i];
+  }
+}
+
+export interface ProxyPlan {
+  /** Increases by one for every applied change. */
+  readonly version: number;
+  /** Content hash of the resources, to tell a real change from a rewrite of the same file. */
+  readonly hash: string;
+  readonly mesh: MeshSettings;
+  readonly services: ReadonlyMap<string, ServiceTarget>;
+  /** The sidecar's own service, when the config declares it. */
+  readonly self: ServiceTarget | undefined;
+  readonly resources: readonly Resource[];
+  lookupHost(host: string): ServiceTarget | undefined;
+}
+
+function ms(text: string): number {
+  return parseDuration(text) ?? 0;
+}
+
+export function meshSettings(spec: MeshConfigSpec): MeshSettings {
+  const t = spec.timeouts;
+  return {
+    trustDomain: spec.trustDomain,
+    limits: spec.limits,
+    timeouts: {
+      connectMs: ms(t.connect),
+      requestHeadersMs: ms(t.requestHeaders),
+      clientIdleMs: ms(t.clientIdle),
+      idleMs: ms(t.idle),
+      detectMs: ms(t.detect),
+      drainMs: ms(t.drain),
+    },
+    transportHttp1: spec.transport.http1,
+    identityFiles: spec.identity,
+  };
+}
+
+export function hashResources(resources: readonly Resource[]): string {
+  const canon = resources.map((r) => JSON.stringify(r)).sort().join('\n');
+  return createHash('sha256').update(canon).digest('hex').slice(0, 16);
+}
+
+function serviceTarget(svc: Service, trustDomain: string): ServiceTarget {
+  const { name, namespace } = svc.metadata;
+  const hosts = [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`, ...(svc.spec.hosts ?? []).map((h) => h.toLowerCase())];
+  return new ServiceTarget(
+    name,
+    namespace,
+    `spiffe://${trustDomain}/ns/${namespace}/svc/${name}`,
+    svc.spec.external,
+    svc.spec.ports.map((p) => ({ port: p.port, protocol: p.appProtocol ?? 'detect' })),
+    (svc.spec.endpoints ?? []).map((e) => ({ key: `${e.address}:${e.port}`, address: e.address, port: e.port, labels: e.labels ?? {} })),
+    hosts,
+  );
+}
+
+export function compilePlan(resources: readonly Resource[], selfService: string, version: number): ProxyPlan {
+  let meshSpec = defaultMeshConfigSpec();
+  for (const r of resources) if (r.kind === 'MeshConfig') meshSpec = r.spec;
+  const mesh = meshSettings(meshSpec);
+  const services = new Map<string, ServiceTarget>();
+  const byHost = new Map<string, ServiceTarget>();
+  for (const r of resources) {
+    if (r.kind !== 'Service') continue;
+    const t = serviceTarget(r, mesh.trustDomain);
+    services.set(`${t.name}.${t.namespace}`, t);
+    for (const h of t.hosts) {
+      // A bare name belongs to the default namespace's service if several namespaces use it.
+      if (!byHost.has(h) || t.namespace === 'default') byHost.set(h, t);
+    }
+  }
+  const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
+  return {
+    version,
+    hash: hashResources(resources),
+    mesh,
+    services,
+    self,
+    resources,
+    lookupHost(host: string): ServiceTarget | undefined {
+      let h = host.toLowerCase();
+      if (h.endsWith('.')) h = h.slice(0, -1);
+      return byHost.get(h);
+    },
+  };
+}
+
+/** Splits an authority into host and port; undefined port when absent. Returns undefined for a malformed authority. */
+export function splitAuthority(authority: string): { host: string; port: number | undefined } | undefined {
+  if (authority.length === 0 || authority.length > 1024) return undefined;
+  let host: string;
+  let portText: string | undefined;
+  if (authority.charCodeAt(0) === 91 /* [ */) {
+    const close = authority.indexOf(']');
+    if (close === -1) return undefined;
+    host = authority.slice(1, close);
+    const rest = authority.slice(close + 1);
+    if (rest.length > 0) {
+      if (rest.charCodeAt(0) !== 58) return undefined;
+      portText = rest.slice(1);
+    }
+  } else {
+    const colon = authority.lastIndexOf(':');
+    if (colon === -1) host = authority;
+    else {
+      host = authority.slice(0, colon);
+      portText = authority.slice(colon + 1);
+      if (host.includes(':')) return undefined;
+    }
+  }
+  if (host.length === 0) return undefined;
+  if (portText === undefined || portText === '') return { host, port: undefined };
+  if (!/^\d{1,5}$/.test(portText)) return undefined;
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return undefined;
+  return { host, port };
+}

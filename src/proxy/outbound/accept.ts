@@ -1,0 +1,82 @@
+// Outbound accept: the main outbound listener (HTTP forward proxy and Host routing, HTTP/1.1 or h2c prior knowledge)
+// and the upstream bindings (a local port per service), handing each connection to HTTP or to a TCP tunnel.
+
+import net, { type Server, type Socket } from 'node:net';
+import type { Logger } from '../../core/log.js';
+import type { HttpFrontend } from '../transport/http-frontend.js';
+import { detectProtocol } from './detect.js';
+import type { Binding, PlanHolder } from './discover.js';
+import { handleTcpBinding, type TunnelDeps } from './tunnel.js';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses "HOST:PORT", ":PORT" or "PORT" (host defaults to 127.0.0.1). */
+export function parseListenAddress(text: string, defaultHost = '127.0.0.1'): ListenAddress {
+  const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(text.trim());
+  if (!m) throw new Error(`invalid listen address "${text}": expected HOST:PORT or PORT`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new Error(`invalid port in "${text}"`);
+  const host = m[1] ? m[1].replace(/^\[|\]$/g, '') : defaultHost;
+  return { host, port };
+}
+
+export function listen(server: Server, addr: ListenAddress): Promise<ListenAddress> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new Error(`cannot listen on ${addr.host}:${addr.port}: ${err.message}`));
+    server.once('error', onError);
+    server.listen({ host: addr.host, port: addr.port, backlog: 1024 }, () => {
+      server.off('error', onError);
+      const a = server.address() as net.AddressInfo;
+      resolve({ host: a.address, port: a.port });
+    });
+  });
+}
+
+/** The main outbound listener: every connection is HTTP (h2c if it opens with the HTTP/2 preface). */
+export function createOutboundServer(frontend: HttpFrontend, maxConnections: number, detectMs: number): Server {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+    if (frontend.isDraining) {
+      socket.destroy();
+      return;
+    }
+    // Clients speak first on a proxy port; the timeout only bounds a silent connection (then HTTP/1 handles it).
+    detectProtocol(socket, Math.max(detectMs, 10_000), 'h1', (p) => {
+      if (p === 'h2') frontend.acceptH2(socket);
+      else frontend.acceptH1(socket);
+    });
+  });
+  server.maxConnections = maxConnections;
+  return server;
+}
+
+/** An upstream binding: everything on this port goes to one service, in the protocol its port declares. */
+export function createBindingServer(frontend: HttpFrontend, binding: Binding, plans: PlanHolder, tunnels: TunnelDeps, log: Logger): Server {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
+    if (frontend.isDraining) {
+      socket.destroy();
+      return;
+    }
+    const plan = plans.current;
+    const svc = plan.lookupHost(binding.service);
+    const declared = svc?.portFor(binding.servicePort)?.protocol ?? 'detect';
+    if (declared === 'tcp') {
+      // Declared TCP: no sniffing, so a server-speaks-first protocol flows at once.
+      handleTcpBinding(tunnels, socket, binding);
+      return;
+    }
+    const timeout = declared === 'detect' ? plan.mesh.timeouts.detectMs : Math.max(plan.mesh.timeouts.detectMs, 10_000);
+    detectProtocol(socket, timeout, declared === 'detect' ? 'tcp' : 'h1', (p) => {
+      if (p === 'h2') frontend.acceptH2(socket);
+      else if (p === 'h1') frontend.acceptH1(socket);
+      else if (declared === 'detect') handleTcpBinding(tunnels, socket, binding);
+      else {
+        log.info('refused a non-HTTP connection on an HTTP binding', { service: binding.service });
+        frontend.acceptH1(socket); // the HTTP parser answers 400 with the reason
+      }
+    });
+  });
+  return server;
+}

@@ -1,0 +1,161 @@
+// Outbound tunnels: HTTP CONNECT from a forward-proxy client, WebSocket (Upgrade) requests, and raw TCP from an
+// upstream binding. Each opens a dedicated connection to the destination (mTLS to its sidecar, plain if external).
+
+import type { IncomingMessage } from 'node:http';
+import net, { type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { MycelError, toMycelError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { EndpointTarget, ServiceTarget } from '../config/plan.js';
+import { requestHeaderList } from '../transport/h1/server-response.js';
+import { refuseRaw } from '../transport/http-frontend.js';
+import { splice, type SpliceResult } from '../transport/splice.js';
+import type { IdentityStore } from '../transport/tls/identity.js';
+import { ALPN_H1, ALPN_TCP, connectPeer } from '../transport/tls/peer-connect.js';
+import { relayUpgrade } from '../transport/upgrade.js';
+import { resolveDestination, type Binding, type PlanHolder } from './discover.js';
+
+export interface TunnelRecord {
+  direction: 'outbound' | 'inbound';
+  kind: 'connect' | 'upgrade' | 'tcp';
+  source: string | null;
+  destination: string | null;
+  endpoint: string | null;
+  /** Set when the tunnel could not be opened. */
+  error: MycelError | null;
+  result: SpliceResult | null;
+}
+
+export interface TunnelDeps {
+  plans: PlanHolder;
+  identity: IdentityStore | null;
+  log: Logger;
+  self: string;
+  /** Drain bookkeeping and telemetry. */
+  opened(rec: TunnelRecord): void;
+  closed(rec: TunnelRecord): void;
+}
+
+function openUpstream(deps: TunnelDeps, svc: ServiceTarget, ep: EndpointTarget, alpn: string): { socket: Socket; event: 'connect' | 'secureConnect' } {
+  if (svc.external) return { socket: net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true }), event: 'connect' };
+  if (deps.identity === null) throw new MycelError('tls-handshake-failed', 'no workload identity for mTLS');
+  return { socket: connectPeer(deps.identity, ep.address, ep.port, svc.identity, alpn, `${svc.name}.${svc.namespace}.svc`), event: 'secureConnect' };
+}
+
+function pick(deps: TunnelDeps, authority: string, binding: Binding | null): { svc: ServiceTarget; ep: EndpointTarget } | MycelError {
+  const r = resolveDestination(deps.plans.current, authority, binding);
+  if (r instanceof MycelError) return r;
+  const ep = r.service.pickEndpoint();
+  if (ep === undefined) return new MycelError('no-endpoints', `service ${r.service.name} has no endpoints`);
+  return { svc: r.service, ep };
+}
+
+/** Connects `client` to the destination as an opaque byte stream; `established` runs once the far side is up. */
+function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, svc: ServiceTarget, ep: EndpointTarget, established: () => void, failed: (err: MycelError) => void, idleMs: number): void {
+  const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
+  deps.opened(rec);
+  let up: { socket: Socket; event: 'connect' | 'secureConnect' };
+  try {
+    up = openUpstream(deps, svc, ep, ALPN_TCP);
+  } catch (err) {
+    rec.error = toMycelError(err);
+    failed(rec.error);
+    deps.closed(rec);
+    return;
+  }
+  const upstream = up.socket;
+  upstream.setTimeout(deps.plans.current.mesh.timeouts.connectMs, () => upstream.destroy(new MycelError('connect-timeout', `no connection to ${ep.key} within the connect timeout`)));
+  const onError = (err: Error) => {
+    rec.error = toMycelError(err, 'connect-failed');
+    deps.log.warn('tunnel failed', { kind, destination: svc.name, endpoint: ep.key, error: rec.error.code, reason: rec.error.message });
+    failed(rec.error);
+    deps.closed(rec);
+  };
+  upstream.once('error', onError);
+  upstream.once(up.event, () => {
+    upstream.off('error', onError);
+    upstream.setTimeout(0);
+    established();
+    splice(client, upstream, idleMs, (r) => {
+      rec.result = r;
+      deps.closed(rec);
+    });
+  });
+}
+
+/** HTTP CONNECT host:port on the outbound listener (what HTTPS_PROXY clients send). */
+export function handleConnect(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const client = socket as Socket;
+  const target = pick(deps, req.url ?? '', null);
+  if (target instanceof MycelError) {
+    deps.log.warn('request failed', { direction: 'outbound', method: 'CONNECT', authority: req.url, error: target.code, reason: target.message });
+    refuseRaw(client, target.code, target.message);
+    return;
+  }
+  tunnelTo(
+    deps,
+    'connect',
+    client,
+    target.svc,
+    target.ep,
+    () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) client.unshift(head);
+    },
+    (err) => refuseRaw(client, err.code, err.message),
+    deps.plans.current.mesh.timeouts.idleMs,
+  );
+}
+
+/** Raw TCP on an upstream binding whose service port is `tcp` (or undetected). */
+export function handleTcpBinding(deps: TunnelDeps, client: Socket, binding: Binding): void {
+  const target = pick(deps, '', binding);
+  if (target instanceof MycelError) {
+    deps.log.warn('tunnel failed', { kind: 'tcp', destination: binding.service, error: target.code, reason: target.message });
+    client.destroy();
+    return;
+  }
+  tunnelTo(deps, 'tcp', client, target.svc, target.ep, () => client.resume(), () => client.destroy(), deps.plans.current.mesh.timeouts.idleMs);
+}
+
+/** WebSocket and other HTTP/1.1 upgrades on the outbound listener or an HTTP binding. */
+export function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer, binding: Binding | null): void {
+  const client = socket as Socket;
+  const target = pick(deps, req.headers.host ?? '', binding);
+  if (target instanceof MycelError) {
+    refuseRaw(client, target.code, target.message);
+    return;
+  }
+  const { svc, ep } = target;
+  const rec: TunnelRecord = { direction: 'outbound', kind: 'upgrade', source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
+  deps.opened(rec);
+  let up: { socket: Socket };
+  try {
+    up = openUpstream(deps, svc, ep, ALPN_H1);
+  } catch (err) {
+    rec.error = toMycelError(err);
+    refuseRaw(client, rec.error.code, rec.error.message);
+    deps.closed(rec);
+    return;
+  }
+  const url = req.url ?? '/';
+  const path = url.charCodeAt(0) === 47 ? url : url.replace(/^https?:\/\/[^/]*/, '') || '/';
+  relayUpgrade(
+    req,
+    client,
+    head,
+    up.socket,
+    { authority: req.headers.host ?? svc.name, path, headers: requestHeaderList(req.rawHeaders) },
+    deps.plans.current.mesh.timeouts.idleMs,
+    (err) => {
+      rec.error = err;
+      deps.log.warn('upgrade failed', { destination: svc.name, endpoint: ep.key, error: err.code, reason: err.message });
+      refuseRaw(client, err.code, err.message);
+      deps.closed(rec);
+    },
+    (_status, r) => {
+      rec.result = r;
+      deps.closed(rec);
+    },
+  );
+}

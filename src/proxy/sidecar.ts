@@ -1,0 +1,401 @@
+// The sidecar: loads config and identity, assembles the outbound, binding and inbound stacks, listens, swaps config
+// live, and drains gracefully. This file only wires; each concern lives in its own module.
+
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname, basename, resolve } from 'node:path';
+import type { Server } from 'node:net';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import net from 'node:net';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
+import type { Logger } from '../core/log.js';
+import { formatProblem } from '../api/v1alpha1/load.js';
+import { parseSpiffeId } from '../security/spiffe.js';
+import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { FileConfigSource } from './config/file-source.js';
+import type { ProxyPlan } from './config/plan.js';
+import { createAdminServer } from './admin/server.js';
+import { createInboundServer, peerIdentityOf } from './inbound/accept.js';
+import { ForwardToApp } from './inbound/forward.js';
+import { peerIdentityLayer, PEER_IDENTITY_HEADER } from './inbound/identity.js';
+import { createBindingServer, createOutboundServer, listen, type ListenAddress } from './outbound/accept.js';
+import { balanceLayer } from './outbound/concrete.js';
+import { discoverLayer, type Binding, type PlanHolder } from './outbound/discover.js';
+import { ForwardToEndpoint } from './outbound/endpoint.js';
+import { handleConnect, handleUpgrade, type TunnelDeps, type TunnelRecord } from './outbound/tunnel.js';
+import type { HttpExchange } from './stack/exchange.js';
+import { createErrorResponder } from './stack/error-response.js';
+import { buildStack } from './stack/service.js';
+import { ClientCache } from './transport/client-cache.js';
+import { requestHeaderList } from './transport/h1/server-response.js';
+import { H1Pool } from './transport/h1/pool.js';
+import { H2Client } from './transport/h2/client.js';
+import { HttpFrontend, refuseRaw } from './transport/http-frontend.js';
+import { splice } from './transport/splice.js';
+import { buildIdentity, IdentityStore, readIdentityFiles } from './transport/tls/identity.js';
+import { relayUpgrade } from './transport/upgrade.js';
+import { withoutField } from './stack/http-types.js';
+
+export interface UpstreamBindingOption {
+  service: string;
+  servicePort?: number;
+  listen: ListenAddress;
+}
+
+export interface SidecarOptions {
+  service: string;
+  appPort: number;
+  configFiles: string[];
+  inbound: ListenAddress;
+  outbound: ListenAddress;
+  admin: ListenAddress;
+  upstreams: UpstreamBindingOption[];
+  /** Workload identity from flags; otherwise MeshConfig spec.identity. */
+  identityFiles?: { cert: string; key: string; ca: string };
+  log: Logger;
+}
+
+export interface SidecarAddresses {
+  inbound: ListenAddress;
+  outbound: ListenAddress;
+  admin: ListenAddress;
+  upstreams: Record<string, ListenAddress>;
+}
+
+/** Thrown for problems the operator must fix before the sidecar can start (CLI exit code 2). */
+export class SidecarConfigError extends Error {}
+
+export class Sidecar implements PlanHolder {
+  private plan: ProxyPlan;
+  private readonly metrics = new ProxyMetrics();
+  private readonly frontends: HttpFrontend[] = [];
+  private readonly listeners: Server[] = [];
+  private inbound!: TlsServer;
+  private adminServer!: HttpServer;
+  private readonly clients: ClientCache;
+  private readonly appH1: H1Pool;
+  private readonly appH2: H2Client;
+  private readonly identity: IdentityStore;
+  private identityWatchers: FSWatcher[] = [];
+  private tunnelsOpen = 0;
+  private ready = false;
+  private drainPromise: Promise<void> | null = null;
+  private lastRejected: { at: string; problems: string[] } | null = null;
+  private appliedAt = new Date().toISOString();
+  addresses!: SidecarAddresses;
+  /** Called once the drain is over; the CLI exits the process there. */
+  onStopped: () => void = () => {};
+
+  private constructor(
+    private readonly options: SidecarOptions,
+    private readonly source: FileConfigSource,
+    plan: ProxyPlan,
+    identity: IdentityStore,
+    private readonly identityFiles: { cert: string; key: string; ca: string },
+  ) {
+    this.plan = plan;
+    this.identity = identity;
+    const t = plan.mesh.timeouts;
+    this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
+    this.appH1 = new H1Pool({
+      connect: () => ({ socket: net.connect({ host: '127.0.0.1', port: options.appPort }), event: 'connect' }),
+      connectTimeoutMs: t.connectMs,
+      idleTimeoutMs: t.idleMs,
+      poolIdleMs: 4_000, // below Node's default keep-alive timeout (5 s), the most common app server here
+    });
+    this.appH2 = new H2Client({ url: `http://127.0.0.1:${options.appPort}`, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs });
+  }
+
+  get current(): ProxyPlan {
+    return this.plan;
+  }
+
+  static async start(options: SidecarOptions): Promise<Sidecar> {
+    const source = new FileConfigSource(options.configFiles, options.service);
+    const plan = await source.load(); // ConfigInvalidError propagates: the CLI prints it and exits 2
+    const files = options.identityFiles ?? plan.mesh.identityFiles;
+    if (files === undefined) {
+      throw new SidecarConfigError('no workload identity: pass --cert, --key and --ca, or set spec.identity in the MeshConfig (make throwaway ones with `mycel dev-certs`)');
+    }
+    let identity: IdentityStore;
+    try {
+      identity = new IdentityStore(buildIdentity(await readIdentityFiles(files)));
+    } catch (err) {
+      throw new SidecarConfigError(`workload identity from ${files.cert}, ${files.key}, ${files.ca}: ${(err as Error).message}`);
+    }
+    const sidecar = new Sidecar(options, source, plan, identity, files);
+    await sidecar.listenAll();
+    source.on('plan', (p) => sidecar.apply(p));
+    source.on('rejected', (problems) => sidecar.rejected(problems.map(formatProblem)));
+    source.watch();
+    sidecar.watchIdentity();
+    sidecar.ready = true;
+    options.log.info('sidecar ready', { service: options.service, configVersion: plan.version, identity: identity.current.spiffeId, ...flatAddresses(sidecar.addresses) });
+    return sidecar;
+  }
+
+  // ---- assembly ---------------------------------------------------------------------------------------------------
+
+  private readonly observe = (ex: HttpExchange): void => {
+    if (httpExchangeChannel.hasSubscribers) httpExchangeChannel.publish(ex);
+  };
+
+  private tunnelDeps(): TunnelDeps {
+    return {
+      plans: this,
+      identity: this.identity,
+      log: this.options.log,
+      self: this.options.service,
+      opened: (rec) => {
+        this.tunnelsOpen++;
+        if (tunnelChannel.hasSubscribers) tunnelChannel.publish({ phase: 'open', ...rec });
+      },
+      closed: (rec) => {
+        this.tunnelsOpen--;
+        if (tunnelChannel.hasSubscribers) tunnelChannel.publish({ phase: 'close', ...rec });
+      },
+    };
+  }
+
+  private async listenAll(): Promise<void> {
+    const o = this.options;
+    const log = o.log;
+    const respondError = createErrorResponder(log, o.service);
+    this.metrics.subscribe();
+    this.metrics.configVersion.set(this.plan.version);
+    this.metrics.certExpiry.set(Math.floor(this.identity.current.notAfter.getTime() / 1000));
+    const tunnels = this.tunnelDeps();
+    const mesh = this.plan.mesh;
+
+    // Outbound: app -> mesh.
+    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), balanceLayer()]);
+    const outFront = new HttpFrontend('outbound', mesh, {
+      service: outboundStack,
+      observer: this.observe,
+      respondError,
+      onConnect: (req, socket, head) => handleConnect(tunnels, req, socket, head),
+      onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, null),
+    }, log);
+    this.frontends.push(outFront);
+    const outServer = createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.detectMs);
+    this.listeners.push(outServer);
+    const outboundAddr = await listen(outServer, o.outbound);
+
+    // Upstream bindings: a local port per service.
+    const upstreams: Record<string, ListenAddress> = {};
+    for (const u of o.upstreams) {
+      const binding: Binding = { service: u.service, servicePort: u.servicePort };
+      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), balanceLayer()]);
+      const front = new HttpFrontend('outbound', mesh, {
+        service: stack,
+        observer: this.observe,
+        respondError,
+        onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, binding),
+      }, log);
+      this.frontends.push(front);
+      const server = createBindingServer(front, binding, this, tunnels, log);
+      this.listeners.push(server);
+      upstreams[u.servicePort === undefined ? u.service : `${u.service}:${u.servicePort}`] = await listen(server, u.listen);
+    }
+
+    // Inbound: mesh -> app.
+    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [peerIdentityLayer()]);
+    const inFront = new HttpFrontend('inbound', mesh, {
+      service: inboundStack,
+      observer: this.observe,
+      respondError,
+      decorate: (ex, socket) => {
+        const id = socket ? peerIdentityOf(socket) : null;
+        ex.peerIdentity = id;
+        ex.source = id === null ? null : parseSpiffeId(id)?.service ?? null;
+      },
+      onUpgrade: (req, socket, head) => this.inboundUpgrade(req, socket as TLSSocket, head),
+    }, log);
+    this.frontends.push(inFront);
+    this.inbound = createInboundServer({
+      identity: this.identity,
+      frontend: inFront,
+      trustDomain: () => this.plan.mesh.trustDomain,
+      handshakeTimeoutMs: mesh.timeouts.connectMs,
+      maxConnections: mesh.limits.maxConnections,
+      log,
+      onTcp: (socket) => this.inboundTcp(socket),
+      onHandshakeError: (reason) => this.metrics.handshakeErrors.inc([reason]),
+    });
+    this.listeners.push(this.inbound);
+    const inboundAddr = await listen(this.inbound, o.inbound);
+
+    this.adminServer = createAdminServer({
+      ready: () => (this.ready ? { ready: true, reason: '' } : { ready: false, reason: this.drainPromise ? 'draining' : 'starting' }),
+      config: () => ({
+        service: o.service,
+        version: this.plan.version,
+        hash: this.plan.hash,
+        appliedAt: this.appliedAt,
+        identity: this.identity.current.spiffeId,
+        certificateExpires: this.identity.current.notAfter.toISOString(),
+        lastRejected: this.lastRejected,
+        resources: this.plan.resources,
+      }),
+      endpoints: () => [...this.plan.services.values()].map((s) => ({ service: s.name, namespace: s.namespace, identity: s.identity, external: s.external, ports: s.ports, endpoints: s.endpoints })),
+      metrics: () => this.metrics.render(),
+      drain: () => void this.drain('admin POST /drain'),
+      shutdown: () => void this.drain('admin POST /shutdown'),
+    });
+    const adminAddr = await listen(this.adminServer as unknown as Server, o.admin);
+    this.addresses = { inbound: inboundAddr, outbound: outboundAddr, admin: adminAddr, upstreams };
+  }
+
+  /** mycel-tcp on the inbound port: an opaque tunnel to the app's port. */
+  private inboundTcp(socket: TLSSocket): void {
+    const peer = peerIdentityOf(socket);
+    const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const deps = this.tunnelDeps();
+    deps.opened(rec);
+    const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true });
+    app.once('error', (err) => {
+      this.options.log.warn('tunnel failed', { direction: 'inbound', kind: 'tcp', error: 'connect-failed', reason: err.message });
+      socket.destroy();
+      deps.closed(rec);
+    });
+    app.once('connect', () => {
+      app.removeAllListeners('error');
+      splice(socket, app, this.plan.mesh.timeouts.idleMs, (r) => {
+        rec.result = r;
+        deps.closed(rec);
+      });
+    });
+  }
+
+  /** WebSocket and other upgrades arriving from a peer sidecar: relayed to the app on a dedicated connection. */
+  private inboundUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
+    const peer = peerIdentityOf(socket);
+    const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const deps = this.tunnelDeps();
+    deps.opened(rec);
+    const headers = withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER);
+    if (peer !== null) headers.push(PEER_IDENTITY_HEADER, peer);
+    const app = net.connect({ host: '127.0.0.1', port: this.options.appPort });
+    relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path: req.url ?? '/', headers }, this.plan.mesh.timeouts.idleMs,
+      (err) => {
+        rec.error = err;
+        this.options.log.warn('upgrade failed', { direction: 'inbound', error: err.code, reason: err.message });
+        refuseRaw(socket, err.code, err.message);
+        deps.closed(rec);
+      },
+      (_s, r) => {
+        rec.result = r;
+        deps.closed(rec);
+      });
+  }
+
+  // ---- config and identity changes -----------------------------------------------------------------------------
+
+  private apply(plan: ProxyPlan): void {
+    const prev = this.plan;
+    this.plan = plan;
+    this.appliedAt = new Date().toISOString();
+    this.metrics.configVersion.set(plan.version);
+    for (const f of this.frontends) f.updateSettings(plan.mesh);
+    const keep = new Set<string>();
+    for (const s of plan.services.values()) for (const e of s.endpoints) keep.add(e.key);
+    this.clients.retain(keep);
+    const restartNeeded = JSON.stringify(prev.mesh.limits) !== JSON.stringify(plan.mesh.limits);
+    this.options.log.info('config applied', { version: plan.version, hash: plan.hash, services: plan.services.size, ...(restartNeeded ? { note: 'changed limits apply to new listeners only; restart the sidecar to apply them everywhere' } : {}) });
+  }
+
+  private rejected(problems: string[]): void {
+    this.metrics.configRejected.inc();
+    this.lastRejected = { at: new Date().toISOString(), problems };
+    this.options.log.error('config change rejected; the running config stays', { version: this.plan.version, problems });
+  }
+
+  /** Certificate files replaced on disk (by an operator or a cert manager) are picked up for new handshakes. */
+  private watchIdentity(): void {
+    const files = this.identityFiles;
+    const wanted = new Set([files.cert, files.key, files.ca].map((f) => resolve(f)));
+    let timer: NodeJS.Timeout | null = null;
+    const reload = async () => {
+      try {
+        const next = buildIdentity(await readIdentityFiles(files));
+        this.identity.set(next);
+        this.clients.updateOptions({ identity: this.identity });
+        this.metrics.certExpiry.set(Math.floor(next.notAfter.getTime() / 1000));
+        this.options.log.info('workload identity reloaded', { identity: next.spiffeId, expires: next.notAfter.toISOString() });
+      } catch (err) {
+        // Mid-rotation a key may not match its cert yet; the next write triggers another try.
+        this.options.log.warn('workload identity files changed but are not usable yet; keeping the current identity', { reason: (err as Error).message });
+      }
+    };
+    for (const dir of new Set([...wanted].map((f) => dirname(f)))) {
+      const w = watch(dir, { persistent: false }, (_e, name) => {
+        if (name !== null && ![...wanted].some((f) => basename(f) === name.toString())) return;
+        if (timer !== null) clearTimeout(timer);
+        timer = setTimeout(() => void reload(), 100);
+        timer.unref();
+      });
+      w.on('error', () => {});
+      this.identityWatchers.push(w);
+    }
+  }
+
+  reloadConfig(): Promise<void> {
+    return this.source.reload();
+  }
+
+  // ---- drain ---------------------------------------------------------------------------------------------------
+
+  private inFlight(): number {
+    let n = this.tunnelsOpen;
+    for (const f of this.frontends) n += f.inFlight;
+    return n;
+  }
+
+  /** Not ready, stop accepting, let in-flight requests finish (up to the drain timeout), then close everything. */
+  drain(reason: string): Promise<void> {
+    if (this.drainPromise !== null) return this.drainPromise;
+    this.ready = false;
+    const log = this.options.log;
+    const timeoutMs = this.plan.mesh.timeouts.drainMs;
+    log.info('draining', { reason, inFlight: this.inFlight(), timeoutMs });
+    for (const l of this.listeners) l.close();
+    for (const f of this.frontends) f.drain();
+    this.drainPromise = new Promise<void>((resolveDrain) => {
+      const started = Date.now();
+      const tick = () => {
+        const left = this.inFlight();
+        if (left === 0 || Date.now() - started >= timeoutMs) {
+          if (left > 0) log.warn('drain timeout: closing what is still open', { inFlight: left });
+          this.stop();
+          log.info('drained', { ms: Date.now() - started });
+          resolveDrain();
+          this.onStopped();
+          return;
+        }
+        // Idle keep-alive connections that became idle since the last look close now.
+        for (const f of this.frontends) f.drain();
+        setTimeout(tick, 25);
+      };
+      tick();
+    });
+    return this.drainPromise;
+  }
+
+  private stop(): void {
+    for (const f of this.frontends) f.destroyAll();
+    this.clients.closeAll();
+    this.appH1.close();
+    this.appH2.close();
+    this.source.close();
+    for (const w of this.identityWatchers) w.close();
+    this.metrics.unsubscribe();
+    this.adminServer.close();
+    this.adminServer.closeAllConnections();
+  }
+}
+
+function flatAddresses(a: SidecarAddresses): Record<string, string> {
+  const out: Record<string, string> = { inbound: `${a.inbound.host}:${a.inbound.port}`, outbound: `${a.outbound.host}:${a.outbound.port}`, admin: `${a.admin.host}:${a.admin.port}` };
+  for (const [k, v] of Object.entries(a.upstreams)) out[`upstream.${k}`] = `${v.host}:${v.port}`;
+  return out;
+}

@@ -1,0 +1,191 @@
+// One request passing through the proxy: the request as it will be forwarded, what the layers decided about it,
+// and the sink that streams the response (or the error) back to the client through a protocol-specific Downstream.
+
+import { performance } from 'node:perf_hooks';
+import type { ErrorCode } from '../../core/error-catalogue.js';
+import type { MycelError } from '../../core/errors.js';
+import { HOP_BY_HOP, type HeaderList, type ResponseSink, type UpstreamCall, type UpstreamRequest } from './http-types.js';
+import type { Readable } from 'node:stream';
+import type { EndpointTarget, PortTarget, ServiceTarget } from '../config/plan.js';
+
+export type Direction = 'outbound' | 'inbound';
+export type HttpProtocol = 'http/1.1' | 'h2';
+
+/** The client side of an exchange: writes a response in the client's protocol. */
+export interface Downstream {
+  readonly protocol: HttpProtocol;
+  readonly headersSent: boolean;
+  writeInformational(status: number, headers: HeaderList): void;
+  writeHead(status: number, headers: HeaderList, ex: HttpExchange): void;
+  /** Returns false when full; the downstream calls ex.onDownstreamDrain() later. */
+  write(chunk: Buffer): boolean;
+  end(trailers: HeaderList | null): void;
+  /** The response cannot be completed: reset the stream or drop the connection. */
+  abort(): void;
+  /** Trailer fields of the request body, once it has ended. */
+  requestTrailers(): HeaderList | null;
+}
+
+/** Receives every finished exchange (success or failure); set by the sidecar assembly. */
+export type ExchangeObserver = (ex: HttpExchange) => void;
+
+/** Called by the one error responder; lives in error-response.ts, registered there to avoid an import cycle. */
+export type ErrorResponder = (ex: HttpExchange, err: MycelError) => void;
+
+export class HttpExchange implements UpstreamRequest, ResponseSink {
+  // The request as it will be forwarded.
+  authority: string;
+  path: string;
+  headers: HeaderList;
+  readonly method: string;
+  readonly body: Readable | null;
+  readonly bodyLength: number;
+  /** gRPC request (content-type application/grpc...): errors become grpc-status, not HTTP statuses. */
+  readonly grpc: boolean;
+  readonly startTime = performance.now();
+
+  // What the layers found out.
+  service: ServiceTarget | null = null;
+  port: PortTarget | null = null;
+  target: EndpointTarget | null = null;
+  /** The client spoke HTTP/1.1 to the outbound sidecar (carried across an HTTP/2 hop as mycel-orig-proto). */
+  originalProtocol: HttpProtocol;
+  /** Name of the destination service (outbound) or of the local service (inbound). */
+  destination: string | null = null;
+  /** Caller's service, when known (the sidecar's own service outbound; the peer identity's service inbound). */
+  source: string | null = null;
+  /** SPIFFE ID of the mTLS peer (inbound) or of the destination (outbound). */
+  peerIdentity: string | null = null;
+  /** address:port of the endpoint the request was sent to. */
+  endpoint: string | null = null;
+
+  // Outcome.
+  upstream: UpstreamCall | null = null;
+  status = 0;
+  grpcStatus: string | null = null;
+  errorCode: ErrorCode | 'downstream-reset' | null = null;
+  errorDetail: string | null = null;
+  responseBytes = 0;
+  finished = false;
+  endTime = 0;
+
+  constructor(
+    readonly direction: Direction,
+    readonly downstream: Downstream,
+    method: string,
+    authority: string,
+    path: string,
+    headers: HeaderList,
+    body: Readable | null,
+    bodyLength: number,
+    grpc: boolean,
+    private readonly observer: ExchangeObserver,
+    private readonly respondError: ErrorResponder,
+  ) {
+    this.method = method;
+    this.authority = authority;
+    this.path = path;
+    this.headers = headers;
+    this.body = body;
+    this.bodyLength = bodyLength;
+    this.grpc = grpc;
+    this.originalProtocol = downstream.protocol;
+  }
+
+  requestTrailers(): HeaderList | null {
+    return this.downstream.requestTrailers();
+  }
+
+  /** Any layer that cannot go on calls this; the error becomes a response in exactly one place. */
+  fail(err: MycelError): void {
+    if (this.finished) return;
+    this.errorCode = err.code;
+    this.errorDetail = err.message;
+    this.respondError(this, err);
+    this.complete();
+  }
+
+  // ---- ResponseSink: the upstream's response flows to the client ----------------------------------------------------
+
+  onInformational(status: number, headers: HeaderList): void {
+    if (!this.finished) this.downstream.writeInformational(status, headers);
+  }
+
+  onResponseHead(status: number, headers: HeaderList): void {
+    if (this.finished) return;
+    this.status = status;
+    const clean = stripHopByHop(headers);
+    if (this.grpc) this.grpcStatus = fieldValue(clean, 'grpc-status');
+    this.downstream.writeHead(status, clean, this);
+  }
+
+  onResponseData(chunk: Buffer): boolean {
+    this.responseBytes += chunk.length;
+    return this.finished ? true : this.downstream.write(chunk);
+  }
+
+  onResponseEnd(trailers: HeaderList | null): void {
+    if (this.finished) return;
+    const clean = trailers === null ? null : stripHopByHop(trailers);
+    if (this.grpc && clean !== null) this.grpcStatus = fieldValue(clean, 'grpc-status') ?? this.grpcStatus;
+    this.downstream.end(clean);
+    this.complete();
+  }
+
+  onResponseError(err: MycelError): void {
+    this.fail(err);
+  }
+
+  // ---- Downstream events ----------------------------------------------------------------------------------------
+
+  onDownstreamDrain(): void {
+    this.upstream?.resume();
+  }
+
+  /** The client went away before the response was complete: stop the upstream side too. */
+  onDownstreamClosed(): void {
+    if (this.finished) return;
+    this.errorCode = 'downstream-reset';
+    this.upstream?.abort();
+    this.complete();
+  }
+
+  private complete(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.endTime = performance.now();
+    this.observer(this);
+  }
+}
+
+/** Drops hop-by-hop fields and any field the Connection header names (RFC 9110 section 7.6.1). */
+export function stripHopByHop(headers: HeaderList): HeaderList {
+  let named: string[] | null = null;
+  let needCopy = false;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (HOP_BY_HOP.has(name) || name === 'te') {
+      needCopy = true;
+      if (name === 'connection') {
+        for (const tok of (headers[i + 1] as string).split(',')) {
+          const t = tok.trim().toLowerCase();
+          if (t) (named ??= []).push(t);
+        }
+      }
+    }
+  }
+  if (!needCopy) return headers;
+  const out: HeaderList = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue;
+    if (name === 'te' && (headers[i + 1] as string).trim().toLowerCase() !== 'trailers') continue;
+    out.push(name, headers[i + 1] as string);
+  }
+  return out;
+}
+
+export function fieldValue(headers: HeaderList, name: string): string | null {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1] as string;
+  return null;
+}

@@ -1,0 +1,221 @@
+// An HTTP/2 client for one endpoint: a single multiplexed session (mTLS to a peer sidecar, or h2c to a local app),
+// replaced when it closes or is told to go away; each request is one stream.
+
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
+import { MycelError, toMycelError } from '../../../core/errors.js';
+import type { HttpClient, ResponseSink, UpstreamCall, UpstreamRequest } from '../../stack/http-types.js';
+import { h2ToList, listIntoH2 } from './headers.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+
+export interface H2ClientOptions {
+  /** The URL Node's http2.connect wants for :scheme and default :authority, e.g. https://10.0.0.1:15006 or http://127.0.0.1:8080 */
+  url: string;
+  /** Opens the transport socket (a TLS socket with ALPN h2 to a peer, or a plain TCP socket for h2c). */
+  createConnection?: () => Socket;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** HTTP/2 settings we announce; the peer's limits apply to what we send. */
+  settings?: http2.Settings;
+}
+
+const kCall = Symbol('mycel.h2call');
+type StreamWithCall = ClientHttp2Stream & { [kCall]?: H2Call };
+
+/** One request on a stream; event handlers are shared functions that find the call through the stream. */
+class H2Call implements UpstreamCall {
+  done = false;
+  gotResponse = false;
+  constructor(
+    readonly stream: StreamWithCall,
+    readonly sink: ResponseSink,
+    readonly req: UpstreamRequest,
+  ) {}
+
+  resume(): void {
+    if (!this.done) this.stream.resume();
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    detachBody(this);
+    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+  }
+}
+
+export class H2Client implements HttpClient {
+  private session: ClientHttp2Session | null = null;
+  private closing = false;
+
+  constructor(private readonly options: H2ClientOptions) {}
+
+  request(req: UpstreamRequest, sink: ResponseSink): UpstreamCall {
+    const session = this.currentSession();
+    const headers: OutgoingHttpHeaders = {
+      ':method': req.method,
+      ':path': req.path,
+      ':authority': req.authority,
+      ':scheme': 'http',
+    };
+    listIntoH2(req.headers, headers);
+    const endStream = req.body === null;
+    let stream: StreamWithCall;
+    try {
+      stream = session.request(headers, { endStream });
+    } catch (err) {
+      // The session died between the check and the call (or ran out of stream ids): report, and start over next time.
+      this.dropSession(session);
+      const call = new H2Call(null as unknown as StreamWithCall, sink, req);
+      call.done = true;
+      queueMicrotask(() => sink.onResponseError(toMycelError(err, 'upstream-reset')));
+      return call;
+    }
+    const call = new H2Call(stream, sink, req);
+    stream[kCall] = call;
+    stream.on('response', onResponse);
+    stream.on('headers', onInformational);
+    stream.on('data', onData);
+    stream.on('trailers', onTrailers);
+    stream.on('end', onEnd);
+    stream.on('error', onStreamError);
+    stream.on('close', onStreamClose);
+    stream.setTimeout(this.options.idleTimeoutMs, onStreamTimeout);
+    if (req.body !== null) {
+      const body = req.body;
+      (body as unknown as { [kCall]?: H2Call })[kCall] = call;
+      body.on('error', onBodyAborted);
+      body.on('aborted', onBodyAborted);
+      body.pipe(stream);
+    }
+    return call;
+  }
+
+  close(): void {
+    this.closing = true;
+    const s = this.session;
+    this.session = null;
+    if (s && !s.destroyed) s.close(); // GOAWAY; open streams finish first
+  }
+
+  private currentSession(): ClientHttp2Session {
+    const s = this.session;
+    if (s !== null && !s.destroyed && !s.closed && !(s as { goawayReceived?: boolean }).goawayReceived) return s;
+    return this.openSession();
+  }
+
+  private openSession(): ClientHttp2Session {
+    const opts: http2.ClientSessionOptions = { settings: { enablePush: false, ...this.options.settings } };
+    if (this.options.createConnection) {
+      const create = this.options.createConnection;
+      opts.createConnection = () => create();
+    }
+    const session = http2.connect(this.options.url, opts);
+    this.session = session;
+    session.on('error', () => {
+      /* stream errors carry the detail; the session is replaced on close */
+    });
+    session.on('goaway', () => {
+      (session as { goawayReceived?: boolean }).goawayReceived = true;
+      if (this.session === session) this.session = null;
+    });
+    session.on('close', () => {
+      if (this.session === session) this.session = null;
+    });
+    session.setTimeout(this.options.connectTimeoutMs, () => {
+      if (!session.connecting) session.setTimeout(0);
+      else session.destroy(new MycelError('connect-timeout', `no connection within ${this.options.connectTimeoutMs} ms`));
+    });
+    session.once('connect', () => session.setTimeout(0));
+    // Keep the process from staying alive for an idle pool only.
+    session.unref();
+    return session;
+  }
+
+  private dropSession(session: ClientHttp2Session): void {
+    if (this.session === session) this.session = null;
+    if (!session.destroyed) session.destroy();
+  }
+}
+
+function callOf(stream: ClientHttp2Stream): H2Call | undefined {
+  return (stream as StreamWithCall)[kCall];
+}
+
+function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
+  const call = callOf(this);
+  if (!call || call.done) return;
+  call.gotResponse = true;
+  call.sink.onResponseHead(Number(headers[':status']), h2ToList(headers));
+}
+
+function onInformational(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
+  const call = callOf(this);
+  const status = Number(headers[':status']);
+  if (!call || call.done || !(status >= 100 && status < 200)) return;
+  call.sink.onInformational(status, h2ToList(headers));
+}
+
+function onData(this: ClientHttp2Stream, chunk: Buffer): void {
+  const call = callOf(this);
+  if (!call || call.done) return;
+  if (!call.sink.onResponseData(chunk)) this.pause();
+}
+
+function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {
+  const call = callOf(this);
+  if (call) (call as H2Call & { trailers?: IncomingHttpHeaders }).trailers = trailers;
+}
+
+function onEnd(this: ClientHttp2Stream): void {
+  const call = callOf(this);
+  if (!call || call.done) return;
+  call.done = true;
+  detachBody(call);
+  const t = (call as H2Call & { trailers?: IncomingHttpHeaders }).trailers;
+  call.sink.onResponseEnd(t ? h2ToList(t) : null);
+}
+
+function onStreamError(this: ClientHttp2Stream, err: Error): void {
+  failCall(this, toMycelError(err, 'upstream-reset'));
+}
+
+function onStreamClose(this: ClientHttp2Stream): void {
+  const call = callOf(this);
+  if (!call || call.done) return;
+  // Closed without 'end' or 'error': a reset by the peer (REFUSED_STREAM is safe to retry: nothing was processed).
+  const code = this.rstCode;
+  const err = new MycelError('upstream-reset', `stream reset by upstream (HTTP/2 error code ${code})`, { retryable: code === NGHTTP2_REFUSED_STREAM });
+  failCall(this, err);
+}
+
+function onStreamTimeout(this: ClientHttp2Stream): void {
+  const call = callOf(this);
+  if (!call || call.done) return;
+  failCall(this, new MycelError('idle-timeout', 'no bytes from upstream within the idle timeout'));
+  this.close(NGHTTP2_CANCEL);
+}
+
+function failCall(stream: ClientHttp2Stream, err: MycelError): void {
+  const call = callOf(stream);
+  if (!call || call.done) return;
+  call.done = true;
+  detachBody(call);
+  call.sink.onResponseError(err);
+}
+
+function onBodyAborted(this: { [kCall]?: H2Call }): void {
+  const call = this[kCall];
+  if (!call || call.done) return;
+  failCall(call.stream, new MycelError('upstream-reset', 'the client aborted the request body'));
+  if (!call.stream.destroyed) call.stream.close(NGHTTP2_CANCEL);
+}
+
+function detachBody(call: H2Call): void {
+  const body = call.req.body;
+  if (body === null) return;
+  body.off('error', onBodyAborted);
+  body.off('aborted', onBodyAborted);
+  body.unpipe(call.stream);
+}

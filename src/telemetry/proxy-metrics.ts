@@ -1,0 +1,93 @@
+// The sidecar's metrics (names and labels of ARCHITECTURE.md section 7), fed by the diagnostics channels. Label
+// values come from config and fixed sets only (never raw paths), so the series count stays bounded.
+
+import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS, Registry } from './registry.js';
+
+/** What the metrics read from a finished exchange (the proxy's HttpExchange satisfies it). */
+export interface ExchangeFacts {
+  direction: string;
+  source: string | null;
+  destination: string | null;
+  method: string;
+  status: number;
+  grpcStatus: string | null;
+  errorCode: string | null;
+  responseBytes: number;
+  startTime: number;
+  endTime: number;
+}
+
+export interface TunnelFacts {
+  phase: 'open' | 'close';
+  direction: string;
+  source: string | null;
+  destination: string | null;
+  error: unknown;
+  result: { aToB: number; bToA: number } | null;
+}
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly requests = this.registry.register(
+    new Counter('mycel_requests_total', 'HTTP requests handled by the sidecar', ['direction', 'source_service', 'destination_service', 'route', 'method', 'status_code', 'grpc_status', 'retried']),
+  );
+  readonly duration = this.registry.register(
+    new Histogram('mycel_request_duration_seconds', 'Time from request start to the last response byte', ['direction', 'source_service', 'destination_service', 'route'], LATENCY_BUCKETS),
+  );
+  readonly responseBytes = this.registry.register(new Counter('mycel_response_bytes_total', 'Response body bytes', ['direction', 'source_service', 'destination_service']));
+  readonly meshErrors = this.registry.register(new Counter('mycel_mesh_errors_total', 'Requests the mesh itself failed, by x-mycel-error reason', ['direction', 'destination_service', 'reason']));
+  readonly tcpOpened = this.registry.register(new Counter('mycel_tcp_connections_opened_total', 'Tunnels (TCP, CONNECT, WebSocket) opened', ['direction', 'source_service', 'destination_service']));
+  readonly tcpClosed = this.registry.register(new Counter('mycel_tcp_connections_closed_total', 'Tunnels closed', ['direction', 'source_service', 'destination_service']));
+  readonly tcpSent = this.registry.register(new Counter('mycel_tcp_sent_bytes_total', 'Tunnel bytes from the client to the destination', ['direction', 'source_service', 'destination_service']));
+  readonly tcpReceived = this.registry.register(new Counter('mycel_tcp_received_bytes_total', 'Tunnel bytes from the destination to the client', ['direction', 'source_service', 'destination_service']));
+  readonly configVersion = this.registry.register(new Gauge('mycel_config_version', 'Version of the config the sidecar runs'));
+  readonly configRejected = this.registry.register(new Counter('mycel_config_rejected_total', 'Config changes rejected as invalid'));
+  readonly certExpiry = this.registry.register(new Gauge('mycel_cert_expiry_timestamp_seconds', 'When the workload certificate expires (Unix time)'));
+  readonly handshakeErrors = this.registry.register(new Counter('mycel_inbound_handshake_errors_total', 'Inbound mTLS handshakes refused', ['reason']));
+
+  private readonly onExchange = (msg: unknown): void => this.recordExchange(msg as ExchangeFacts);
+  private readonly onTunnel = (msg: unknown): void => this.recordTunnel(msg as TunnelFacts);
+
+  /** Starts listening on the proxy's diagnostics channels. */
+  subscribe(): void {
+    httpExchangeChannel.subscribe(this.onExchange);
+    tunnelChannel.subscribe(this.onTunnel);
+  }
+
+  unsubscribe(): void {
+    httpExchangeChannel.unsubscribe(this.onExchange);
+    tunnelChannel.unsubscribe(this.onTunnel);
+  }
+
+  recordExchange(ex: ExchangeFacts): void {
+    const src = ex.source ?? 'unknown';
+    const dst = ex.destination ?? 'unknown';
+    const status = ex.errorCode === 'downstream-reset' && ex.status === 0 ? '0' : String(ex.status);
+    const method = METHODS.has(ex.method) ? ex.method : 'OTHER';
+    this.requests.child(ex.direction, src, dst, '', method, status, ex.grpcStatus ?? '', 'false').value++;
+    this.duration.child(ex.direction, src, dst, '').observe((ex.endTime - ex.startTime) / 1000);
+    if (ex.responseBytes > 0) this.responseBytes.child(ex.direction, src, dst).value += ex.responseBytes;
+    if (ex.errorCode !== null) this.meshErrors.child(ex.direction, dst, ex.errorCode).value++;
+  }
+
+  recordTunnel(t: TunnelFacts): void {
+    const src = t.source ?? 'unknown';
+    const dst = t.destination ?? 'unknown';
+    if (t.phase === 'open') {
+      this.tcpOpened.child(t.direction, src, dst).value++;
+      return;
+    }
+    this.tcpClosed.child(t.direction, src, dst).value++;
+    if (t.result !== null) {
+      this.tcpSent.child(t.direction, src, dst).value += t.result.aToB;
+      this.tcpReceived.child(t.direction, src, dst).value += t.result.bToA;
+    }
+  }
+
+  render(): string {
+    return this.registry.render();
+  }
+}
