@@ -57,7 +57,6 @@ export const HOP_BY_HOP = new Set([
   'proxy-connection',
   'proxy-authenticate',
   'proxy-authorization',
-  'trailer',
   'transfer-encoding',
   'upgrade',
   'host',

@@ -89,7 +89,10 @@ export class H1Connection implements ResponseEvents {
     this.responseEnded = false;
     this.bodyBytes = 0;
     this.keepAlive = false;
+    this.bodyPaused = false;
     this.parser.reset(req.method);
+    // The previous response may have ended while its reader had us paused.
+    if (this.socket.isPaused()) this.socket.resume();
     if (this.connected) this.socket.setTimeout(this.owner.idleTimeoutMs);
 
     let head = req.method + ' ' + req.path + ' HTTP/1.1\r\nhost: ' + req.authority + CRLF;

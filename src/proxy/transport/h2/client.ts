@@ -61,9 +61,11 @@ export class H2Client implements HttpClient {
     };
     listIntoH2(req.headers, headers);
     const endStream = req.body === null;
+    // A request that announces trailers (Trailer field) gets them sent after its body.
+    const waitForTrailers = !endStream && headers.trailer !== undefined;
     let stream: StreamWithCall;
     try {
-      stream = session.request(headers, { endStream });
+      stream = session.request(headers, { endStream, waitForTrailers });
     } catch (err) {
       // The session died between the check and the call (or ran out of stream ids): report, and start over next time.
       this.dropSession(session);
@@ -81,6 +83,7 @@ export class H2Client implements HttpClient {
     stream.on('end', onEnd);
     stream.on('error', onStreamError);
     stream.on('close', onStreamClose);
+    if (waitForTrailers) stream.on('wantTrailers', onWantTrailers);
     stream.setTimeout(this.options.idleTimeoutMs, onStreamTimeout);
     if (req.body !== null) {
       const body = req.body;
@@ -161,6 +164,12 @@ function onData(this: ClientHttp2Stream, chunk: Buffer): void {
   const call = callOf(this);
   if (!call || call.done) return;
   if (!call.sink.onResponseData(chunk)) this.pause();
+}
+
+function onWantTrailers(this: ClientHttp2Stream): void {
+  const call = callOf(this);
+  const t = call?.req.requestTrailers() ?? null;
+  this.sendTrailers(t === null ? {} : listIntoH2(t, {}));
 }
 
 function onTrailers(this: ClientHttp2Stream, trailers: IncomingHttpHeaders): void {

@@ -50,9 +50,9 @@ export class H2Downstream implements Downstream {
       s.respond(out, { endStream: true });
       return;
     }
-    // gRPC always ends with trailers; other responses send them only if the upstream announced some.
-    const waitForTrailers = ex.grpc || out.trailer !== undefined;
-    delete out.trailer;
+    // gRPC always ends with trailers; a body of unknown length (chunked from HTTP/1.1) may end with some too. When
+    // none come, an empty trailer block ends the stream, which HTTP/2 allows.
+    const waitForTrailers = ex.grpc || out.trailer !== undefined || (out['content-length'] === undefined && status !== 204 && status !== 304 && ex.method !== 'HEAD');
     s.respond(out, { waitForTrailers });
   }
 

@@ -1,0 +1,76 @@
+// Small HTTP client helpers for tests: one request with node:http (keep-alive agent optional), collecting the body.
+
+import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: Buffer;
+  trailers: NodeJS.Dict<string>;
+}
+
+export function request(
+  addr: string,
+  opts: { method?: string; path?: string; headers?: OutgoingHttpHeaders; body?: Buffer | string | null; agent?: http.Agent | false; timeoutMs?: number } = {},
+): Promise<Reply> {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port, method: opts.method ?? 'GET', path: opts.path ?? '/', headers: opts.headers ?? {}, agent: opts.agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks), trailers: res.trailers }));
+      res.on('error', reject);
+    });
+    req.setTimeout(opts.timeoutMs ?? 15_000, () => req.destroy(new Error('test request timed out')));
+    req.on('error', reject);
+    if (opts.body !== undefined && opts.body !== null) req.end(opts.body);
+    else req.end();
+  });
+}
+
+export function sha256(b: Buffer | string): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** Runs a command (curl, h2load ...) and returns its output; never throws on a non-zero exit. */
+export function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', (err) => {
+      clearTimeout(t);
+      resolve({ code: -1, stdout, stderr: stderr + String(err) });
+    });
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+    if (input !== undefined) p.stdin.end(input);
+    else p.stdin.end();
+  });
+}
+
+/** True when `cmd` is on PATH. */
+export async function have(cmd: string): Promise<boolean> {
+  const r = await run('sh', ['-c', `command -v ${cmd}`]);
+  return r.code === 0 && r.stdout.trim().length > 0;
+}
+
+/**
+ * Tests that need a system package: outside CI they skip with a message naming the package; under CI=true the
+ * missing package is a failure.
+ */
+export async function requirePackage(t: { skip(msg: string): void }, cmd: string, debianPackage: string): Promise<boolean> {
+  if (await have(cmd)) return true;
+  const msg = `needs \`${cmd}\` from the Debian package ${debianPackage} (apt-get install -y ${debianPackage})`;
+  if (process.env.CI === 'true') throw new Error(`CI=true: ${msg}`);
+  t.skip(msg);
+  return false;
+}
