@@ -62,7 +62,9 @@ export class HttpFrontend {
     });
     // Node stops reading fields past maxHeadersCount silently; one more than the limit lets us see the excess.
     this.h1.maxHeadersCount = lim.maxHeaderCount + 1;
-    this.h1.timeout = t.idleMs;
+    // No socket inactivity timeout here: a client waiting for a slow upstream is quiet on purpose. Stalls are cut by
+    // headersTimeout (head), keepAliveTimeout (between requests) and the upstream idle timeout (during an exchange).
+    this.h1.timeout = 0;
     this.h1.on('request', this.onH1Request);
     this.h1.on('checkContinue', this.onH1Request);
     this.h1.on('checkExpectation', this.onH1Request);
