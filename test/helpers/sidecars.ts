@@ -22,6 +22,8 @@ export interface SidecarProcess {
   logs: string[];
   /** Parsed JSON log records so far. */
   records(): Array<Record<string, unknown>>;
+  /** Resolves with the first log record (past or future) matching `pred`; rejects after timeoutMs. */
+  waitForLog(pred: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -54,15 +56,46 @@ export function startSidecar(o: StartSidecarOptions): Promise<SidecarProcess> {
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MYCEL_LOG_LEVEL: 'info', ...o.env } });
   const logs: string[] = [];
+  const waiters = new Set<(line: string) => void>();
   let errBuf = '';
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
     errBuf += d;
     let nl;
     while ((nl = errBuf.indexOf('\n')) !== -1) {
-      logs.push(errBuf.slice(0, nl));
+      const line = errBuf.slice(0, nl);
+      logs.push(line);
       errBuf = errBuf.slice(nl + 1);
+      for (const w of waiters) w(line);
     }
   });
+  const parse = (l: string): Record<string, unknown> | null => {
+    try {
+      return JSON.parse(l) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  };
+  const waitForLog = (pred: (r: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> => {
+    for (const l of logs) {
+      const r = parse(l);
+      if (r !== null && pred(r)) return Promise.resolve(r);
+    }
+    return new Promise((resolveWait, rejectWait) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        rejectWait(new Error(`no matching log line from ${o.service} within ${timeoutMs} ms; last lines:\n${logs.slice(-5).join('\n')}`));
+      }, timeoutMs);
+      const check = (line: string) => {
+        const r = parse(line);
+        if (r !== null && pred(r)) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolveWait(r);
+        }
+      };
+      waiters.add(check);
+    });
+  };
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.once('exit', (code, signal) => res({ code, signal })));
   return new Promise((resolveStart, rejectStart) => {
     let out = '';
@@ -93,12 +126,10 @@ export function startSidecar(o: StartSidecarOptions): Promise<SidecarProcess> {
         proc,
         logs,
         records: () => logs.flatMap((l) => {
-          try {
-            return [JSON.parse(l) as Record<string, unknown>];
-          } catch {
-            return [];
-          }
+          const r = parse(l);
+          return r === null ? [] : [r];
         }),
+        waitForLog,
         exited,
         stop(signal: NodeJS.Signals = 'SIGTERM') {
           if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
