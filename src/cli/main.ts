@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerProxyCommand } from './commands/proxy.js';
 import { registerDevCertsCommand } from './commands/dev-certs.js';
+import { registerExampleCommand } from './commands/example.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.js';
 
 const program = new Command();
@@ -15,6 +16,7 @@ program
 
 registerProxyCommand(program);
 registerDevCertsCommand(program);
+registerExampleCommand(program);
 
 try {
   await program.parseAsync(process.argv);
