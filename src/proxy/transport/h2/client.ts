@@ -78,7 +78,8 @@ export class H2Client implements HttpClient {
     stream[kCall] = call;
     stream.on('response', onResponse);
     stream.on('headers', onInformational);
-    stream.on('data', onData);
+    // 'data' is attached only once 'response' has been emitted: Node emits 'response' on the next tick, and DATA
+    // that arrived in the same read as the HEADERS would otherwise overtake it.
     stream.on('trailers', onTrailers);
     stream.on('end', onEnd);
     stream.on('error', onStreamError);
@@ -151,6 +152,7 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
   if (!call || call.done) return;
   call.gotResponse = true;
   call.sink.onResponseHead(Number(headers[':status']), h2ToList(headers));
+  this.on('data', onData);
 }
 
 function onInformational(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
