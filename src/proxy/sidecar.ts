@@ -15,7 +15,7 @@ import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
 import { FileConfigSource } from './config/file-source.js';
 import type { ProxyPlan } from './config/plan.js';
 import { createAdminServer } from './admin/server.js';
-import { createInboundServer, peerIdentityOf } from './inbound/accept.js';
+import { createInboundServer, peerIdentityOf, peerServiceOf } from './inbound/accept.js';
 import { ForwardToApp } from './inbound/forward.js';
 import { peerIdentityLayer, PEER_IDENTITY_HEADER } from './inbound/identity.js';
 import { createBindingServer, createOutboundServer, listen, type ListenAddress } from './outbound/accept.js';
@@ -205,9 +205,8 @@ export class Sidecar implements PlanHolder {
       observer: this.observe,
       respondError,
       decorate: (ex, socket) => {
-        const id = socket ? peerIdentityOf(socket) : null;
-        ex.peerIdentity = id;
-        ex.source = id === null ? null : parseSpiffeId(id)?.service ?? null;
+        ex.peerIdentity = peerIdentityOf(socket);
+        ex.source = peerServiceOf(socket);
       },
       onUpgrade: (req, socket, head) => this.inboundUpgrade(req, socket as TLSSocket, head),
     }, log);

@@ -36,11 +36,14 @@ export interface StartSidecarOptions {
   upstreams?: string[];
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** Node flags for the sidecar process (e.g. --cpu-prof for profiling). */
+  nodeArgs?: string[];
 }
 
 /** Starts `mycel proxy` and resolves once it prints its ready line (rejects with its stderr if it exits first). */
 export function startSidecar(o: StartSidecarOptions): Promise<SidecarProcess> {
   const args = [
+    ...(o.nodeArgs ?? []),
     MYCEL_BIN, 'proxy',
     '--service', o.service,
     '--app-port', String(o.appPort),
@@ -162,6 +165,7 @@ export interface MeshOptions {
   /** Web sidecar's app port (nothing needs to listen there for outbound tests). */
   webAppPort?: number;
   env?: Record<string, string>;
+  nodeArgs?: string[];
 }
 
 export interface TwoSidecars {
@@ -207,13 +211,13 @@ export async function startTwoSidecars(o: MeshOptions): Promise<TwoSidecars> {
   await writeDevCertificates(dir, { services: ['web', 'api'] });
   const apiConfig = join(dir, 'api.yaml');
   await writeFile(apiConfig, meshDocs(o, []));
-  const api = await startSidecar({ dir, service: 'api', appPort: o.apiAppPort, configFiles: [apiConfig], env: o.env ?? {} });
+  const api = await startSidecar({ dir, service: 'api', appPort: o.apiAppPort, configFiles: [apiConfig], env: o.env ?? {}, nodeArgs: o.nodeArgs ?? [] });
   const apiEp = [{ address: '127.0.0.1', port: portOf(api.inbound) }];
   const webConfig = join(dir, 'web.yaml');
   await writeFile(webConfig, meshDocs(o, apiEp));
   let web: SidecarProcess;
   try {
-    web = await startSidecar({ dir, service: 'web', appPort: o.webAppPort ?? 1, configFiles: [webConfig], upstreams: ['api=127.0.0.1:0'], env: o.env ?? {} });
+    web = await startSidecar({ dir, service: 'web', appPort: o.webAppPort ?? 1, configFiles: [webConfig], upstreams: ['api=127.0.0.1:0'], env: o.env ?? {}, nodeArgs: o.nodeArgs ?? [] });
   } catch (err) {
     await api.stop('SIGKILL');
     throw err;

@@ -9,11 +9,17 @@ import { TLS_SERVER_BASE, type IdentityStore } from '../transport/tls/identity.j
 import { ALPN_H1, ALPN_H2, ALPN_TCP, INBOUND_ALPN } from '../transport/tls/peer-connect.js';
 
 const kPeer = Symbol('mycel.peerIdentity');
-type Tagged = { [kPeer]?: string };
+const kPeerService = Symbol('mycel.peerService');
+type Tagged = { [kPeer]?: string; [kPeerService]?: string };
 
 /** The verified SPIFFE ID of the peer on an inbound connection. */
 export function peerIdentityOf(socket: object): string | null {
   return (socket as Tagged)[kPeer] ?? null;
+}
+
+/** The service name in the peer's SPIFFE ID (worked out once per connection). */
+export function peerServiceOf(socket: object): string | null {
+  return (socket as Tagged)[kPeerService] ?? null;
 }
 
 export interface InboundAcceptOptions {
@@ -59,6 +65,7 @@ export function createInboundServer(o: InboundAcceptOptions): tls.Server {
       return;
     }
     (socket as TLSSocket & Tagged)[kPeer] = id as string;
+    (socket as TLSSocket & Tagged)[kPeerService] = parsed.service;
     switch (socket.alpnProtocol) {
       case ALPN_H2:
         o.frontend.acceptH2(socket);

@@ -31,27 +31,57 @@ export interface ResponseEvents {
   onEnd(trailers: string[] | null): void;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// A field value: visible ASCII, obs-text, SP and HTAB; no CR, LF, NUL or other controls.
-const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?$/;
+// Character classes as lookup tables: this runs for every response, so no regular expressions per field.
+const TOKEN_CHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TOKEN_CHAR[c.charCodeAt(0)] = 1;
 const DIGITS = /^\d{1,15}$/;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
-/** Parses the header lines of a head (or a trailer section) into a flat list; throws on any syntax error. */
+/** A field value or reason phrase may hold visible ASCII, obs-text, SP and HTAB; never CR, LF, NUL or other controls. */
+function badTextChar(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * Parses field lines text[from..to) (lines separated by CRLF, no final CRLF) into a flat list; throws on any
+ * syntax error. A bare CR or LF anywhere is a control character inside a line, so it is refused too.
+ */
+export function parseFieldBlock(text: string, from: number, to: number, out: string[]): void {
+  let pos = from;
+  while (pos < to) {
+    let eol = text.indexOf('\r\n', pos);
+    if (eol === -1 || eol > to) eol = to;
+    if (eol === pos) throw new H1ParseError('empty header line');
+    const c = text.charCodeAt(pos);
+    if (c === 0x20 || c === 0x09) throw new H1ParseError('obsolete line folding');
+    let colon = pos;
+    while (colon < eol) {
+      const k = text.charCodeAt(colon);
+      if (k === 0x3a) break;
+      if (k >= 128 || TOKEN_CHAR[k] === 0) throw new H1ParseError(`invalid header name ${JSON.stringify(text.slice(pos, Math.min(eol, pos + 64)))}`);
+      colon++;
+    }
+    if (colon === eol || colon === pos) throw new H1ParseError('header line without a name and colon');
+    let vs = colon + 1;
+    let ve = eol;
+    while (vs < ve && (text.charCodeAt(vs) === 0x20 || text.charCodeAt(vs) === 0x09)) vs++;
+    while (ve > vs && (text.charCodeAt(ve - 1) === 0x20 || text.charCodeAt(ve - 1) === 0x09)) ve--;
+    if (badTextChar(text, vs, ve)) throw new H1ParseError(`invalid character in header ${text.slice(pos, colon)}`);
+    out.push(text.slice(pos, colon).toLowerCase(), text.slice(vs, ve));
+    pos = eol + 2;
+  }
+}
+
+/** Parses header lines given one per array entry (trailer sections arrive line by line). */
 export function parseFieldLines(lines: string[], from: number, out: string[]): void {
   for (let i = from; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line.length === 0) throw new H1ParseError('empty header line');
-    const c = line.charCodeAt(0);
-    if (c === 0x20 || c === 0x09) throw new H1ParseError('obsolete line folding');
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new H1ParseError('header line without a name and colon');
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw new H1ParseError(`invalid header name ${JSON.stringify(name.slice(0, 64))}`);
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-    if (BAD_VALUE.test(value)) throw new H1ParseError(`invalid character in header ${name}`);
-    out.push(name.toLowerCase(), value);
+    parseFieldBlock(line, 0, line.length, out);
   }
 }
 
@@ -60,14 +90,27 @@ export function parseFieldLines(lines: string[], from: number, out: string[]): v
  * `requestMethod` decides whether a body may follow (HEAD has none).
  */
 export function parseResponseHead(text: string, requestMethod: string): ResponseHead {
-  if (/[^\r]\n|^\n|\r(?!\n)/.test(text)) throw new H1ParseError('bare CR or LF in response head');
-  const lines = text.split('\r\n');
-  const m = STATUS_LINE.exec(lines[0] as string);
-  if (!m) throw new H1ParseError(`invalid status line ${JSON.stringify((lines[0] as string).slice(0, 80))}`);
-  const minor = Number(m[1]);
-  const status = Number(m[2]);
+  let eol = text.indexOf('\r\n');
+  if (eol === -1) eol = text.length;
+  // "HTTP/1.x SSS[ reason]"
+  if (
+    eol < 12 ||
+    !text.startsWith('HTTP/1.') ||
+    (text.charCodeAt(7) !== 0x30 && text.charCodeAt(7) !== 0x31) ||
+    text.charCodeAt(8) !== 0x20 ||
+    !isDigit(text.charCodeAt(9)) || text.charCodeAt(9) === 0x30 ||
+    !isDigit(text.charCodeAt(10)) ||
+    !isDigit(text.charCodeAt(11)) ||
+    (eol > 12 && text.charCodeAt(12) !== 0x20) ||
+    badTextChar(text, 12, eol)
+  ) {
+    throw new H1ParseError(`invalid status line ${JSON.stringify(text.slice(0, Math.min(eol, 80)))}`);
+  }
+  const minor = text.charCodeAt(7) - 0x30;
+  const status = (text.charCodeAt(9) - 0x30) * 100 + (text.charCodeAt(10) - 0x30) * 10 + (text.charCodeAt(11) - 0x30);
+  const reason = eol > 13 ? text.slice(13, eol) : '';
   const headers: string[] = [];
-  parseFieldLines(lines, 1, headers);
+  parseFieldBlock(text, eol + 2, text.length, headers);
 
   let contentLength = -1;
   let transferEncoding: string | null = null;
@@ -110,7 +153,11 @@ export function parseResponseHead(text: string, requestMethod: string): Response
     framing = 'close';
   }
   const keepAlive = !connClose && framing !== 'close';
-  return { status, reason: m[3] ?? '', minor, headers, framing, contentLength: contentLength === -1 ? 0 : contentLength, keepAlive };
+  return { status, reason, minor, headers, framing, contentLength: contentLength === -1 ? 0 : contentLength, keepAlive };
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
 }
 
 const enum State {

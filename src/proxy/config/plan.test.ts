@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseResources } from '../../api/v1alpha1/load.js';
+import { compilePlan, splitAuthority } from './plan.js';
+
+test('splitAuthority handles names, ports, IPv6 literals and refuses junk', () => {
+  assert.deepEqual(splitAuthority('api'), { host: 'api', port: undefined });
+  assert.deepEqual(splitAuthority('api:8080'), { host: 'api', port: 8080 });
+  assert.deepEqual(splitAuthority('[::1]:9000'), { host: '::1', port: 9000 });
+  assert.deepEqual(splitAuthority('[::1]'), { host: '::1', port: undefined });
+  for (const bad of ['', ':80', 'api:0', 'api:65536', 'api:8o', 'a:b:c', '[::1', '[::1]x']) assert.equal(splitAuthority(bad), undefined, bad);
+});
+
+test('a plan resolves every name form of a service and picks ports', () => {
+  const r = parseResources(`apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec:
+  ports: [ { port: 80, appProtocol: http }, { port: 9090, appProtocol: grpc } ]
+  hosts: [ API.example.com ]
+  endpoints: [ { address: 10.0.0.1, port: 15006 }, { address: 10.0.0.2, port: 15006 } ]
+`, 'x.yaml');
+  assert.ok(r.ok);
+  const plan = compilePlan(r.resources.map((x) => x.resource), 'web', 1);
+  for (const h of ['api', 'api.shop', 'api.shop.svc', 'api.shop.svc.cluster.local', 'API.shop.', 'api.example.com']) assert.equal(plan.lookupHost(h)?.name, 'api', h);
+  const svc = plan.lookupHost('api')!;
+  assert.equal(svc.identity, 'spiffe://mycel.local/ns/shop/svc/api');
+  assert.equal(svc.portFor(9090)?.protocol, 'grpc');
+  assert.equal(svc.portFor(undefined)?.port, 80);
+  assert.equal(svc.portFor(81), undefined);
+  const picks = [svc.pickEndpoint()!.address, svc.pickEndpoint()!.address, svc.pickEndpoint()!.address];
+  assert.deepEqual(picks, ['10.0.0.1', '10.0.0.2', '10.0.0.1']);
+  assert.equal(plan.mesh.timeouts.connectMs, 5000);
+  assert.equal(plan.self, undefined);
+});
