@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import tls from 'node:tls';
+import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
 import { portOf, startSidecar, startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
 import { request } from '../helpers/http.js';
@@ -100,6 +103,33 @@ spec:
     assert.match(cfg.lastRejected.problems[0]!, /expected a port number <= 65535/);
     assert.match((await request(mesh.web.admin, { path: '/metrics' })).body.toString(), /^mycel_config_rejected_total 1$/m);
     await writeFile(mesh.webConfig, good);
+  });
+
+  test('replaced certificate files rotate the identity for new handshakes; open connections keep working', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    assert.equal((await request(mesh.web.outbound, { path: '/hello', headers: { host: 'api' }, agent })).status, 200);
+    const before = JSON.parse((await request(mesh.api.admin, { path: '/config' })).body.toString()) as { certificateExpires: string };
+    // Reissue api's certificate from the same CA with a different lifetime (cert and key are rewritten one after the other).
+    await writeDevCertificates(mesh.dir, { services: ['api'], lifetimeSeconds: 7200 });
+    await waitUntil(async () => {
+      const c = JSON.parse((await request(mesh.api.admin, { path: '/config' })).body.toString()) as { certificateExpires: string };
+      return c.certificateExpires !== before.certificateExpires;
+    }, 'the api sidecar to load the new certificate');
+    const peerNotAfter = await new Promise<string>((resolve, reject) => {
+      const [host, port] = mesh.api.inbound.split(':');
+      const s = tls.connect({ host, port: Number(port), ca: readFileSync(join(mesh.dir, 'ca.crt')), cert: readFileSync(join(mesh.dir, 'web.crt')), key: readFileSync(join(mesh.dir, 'web.key')), checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] }, () => {
+        resolve(s.getPeerCertificate().valid_to);
+        s.end();
+      });
+      s.on('error', reject);
+    });
+    const after = JSON.parse((await request(mesh.api.admin, { path: '/config' })).body.toString()) as { certificateExpires: string };
+    assert.equal(new Date(peerNotAfter).toISOString(), new Date(after.certificateExpires).toISOString(), 'a new handshake gets the new certificate');
+    assert.ok(Date.parse(after.certificateExpires) - Date.now() < 3 * 3600_000);
+    assert.equal((await request(mesh.web.outbound, { path: '/hello', headers: { host: 'api' }, agent })).status, 200, 'the open client connection still works');
+    const fresh = await request(mesh.web.outbound, { path: '/hello', headers: { host: 'api' } });
+    assert.equal(fresh.status, 200);
+    agent.destroy();
   });
 
   test('an invalid config at startup exits with code 2 and says where', async () => {
