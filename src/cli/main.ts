@@ -1,10 +1,16 @@
 // The mycel command line: parses the verb and hands over to src/cli/commands/<verb>.ts; maps failures to exit codes.
+// Only the module of the verb being run is loaded, so a sidecar does not carry the certificate tooling in memory.
 
 import { Command, CommanderError } from 'commander';
-import { registerProxyCommand } from './commands/proxy.js';
-import { registerDevCertsCommand } from './commands/dev-certs.js';
-import { registerExampleCommand } from './commands/example.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.js';
+
+type Register = (program: Command) => void;
+
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  proxy: async () => (await import('./commands/proxy.js')).registerProxyCommand,
+  'dev-certs': async () => (await import('./commands/dev-certs.js')).registerDevCertsCommand,
+  example: async () => (await import('./commands/example.js')).registerExampleCommand,
+};
 
 const program = new Command();
 program
@@ -14,11 +20,10 @@ program
   .showHelpAfterError()
   .exitOverride();
 
-registerProxyCommand(program);
-registerDevCertsCommand(program);
-registerExampleCommand(program);
-
 try {
+  const verb = process.argv[2];
+  const loaders = verb !== undefined && verb in COMMANDS ? [COMMANDS[verb]!] : Object.values(COMMANDS);
+  for (const load of loaders) (await load())(program);
   await program.parseAsync(process.argv);
   process.exitCode ??= EXIT_OK;
 } catch (err) {

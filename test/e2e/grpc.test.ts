@@ -136,6 +136,24 @@ describe('gRPC through two sidecars (api port declared grpc)', () => {
     await withTimeout(seen.cancelled, 10_000, 'server-side cancellation of the expired call');
   });
 
+  test('a client cancel reaches the server as a cancelled call, and the client sees CANCELLED', async () => {
+    const d = def('Slow');
+    const arrived = app.nextSlowCall();
+    let status: grpc.StatusObject | null = null;
+    const done = new Promise<void>((resolve) => {
+      const call = client.makeUnaryRequest(d.path, d.requestSerialize, d.responseDeserialize, { delayMs: 20_000 } as never, () => {});
+      call.on('status', (s: grpc.StatusObject) => {
+        status = s;
+        resolve();
+      });
+      void arrived.then(() => call.cancel());
+    });
+    const seen = await withTimeout(arrived, 10_000, 'the call reaching the server');
+    await withTimeout(seen.cancelled, 10_000, 'server-side cancellation after the client cancelled');
+    await withTimeout(done, 10_000, 'client status');
+    assert.equal(status!.code, grpc.status.CANCELLED);
+  });
+
   test('large messages: 4 MiB request and 4 MiB response pass intact', async () => {
     const payload = randomBytes(4 * 1024 * 1024);
     const r = await withTimeout(unary<Buffer, Buffer>(client, 'Big', payload), 60_000, 'big call');
@@ -170,7 +188,7 @@ describe('gRPC through two sidecars (api port declared grpc)', () => {
   });
 });
 
-describe('gRPC when the app behind api is down', () => {
+describe('gRPC errors made by the mesh (the app behind api is down)', () => {
   let mesh: TwoSidecars;
   let client: grpc.Client;
 
@@ -191,5 +209,16 @@ describe('gRPC when the app behind api is down', () => {
     // grpc-message is percent-encoded only outside printable ASCII (gRPC PROTOCOL-HTTP2); grpc-js decodes with
     // decodeURI, so over-encoded reserved characters such as ':' would reach the user as '%3A'.
     assert.doesNotMatch(r.status.details, /%[0-9A-Fa-f]{2}/, `the status message reads as plain text: ${r.status.details}`);
+  });
+
+  test('a call to an unknown service on the outbound listener fails with UNAVAILABLE and x-mycel-error: unknown-service', async () => {
+    const stray = echoClient(mesh.web.outbound, { 'grpc.default_authority': 'no-such-service' });
+    try {
+      const r = await withTimeout(unary<EchoRequest, EchoReply>(stray, 'Unary', { text: 'hello?' }), 20_000, 'status from the mesh');
+      assert.equal(r.status.code, grpc.status.UNAVAILABLE, `status ${r.status.code} ${r.status.details}`);
+      assert.deepEqual(r.status.metadata.get('x-mycel-error'), ['unknown-service']);
+    } finally {
+      stray.close();
+    }
   });
 });

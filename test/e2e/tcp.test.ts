@@ -99,19 +99,12 @@ async function startHalfCloseApp(): Promise<{ port: number; close(): Promise<voi
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
-    let n = 0;
-    const h = new (class {
-      hash = sha256(Buffer.alloc(0));
-    })();
     const parts: Buffer[] = [];
-    s.on('data', (d: Buffer) => {
-      n += d.length;
-      parts.push(d);
-    });
+    s.on('data', (d: Buffer) => parts.push(d));
     s.on('end', () => {
-      h.hash = sha256(Buffer.concat(parts));
+      const all = Buffer.concat(parts);
       // Send a large tail after the client's FIN, so it proves the reverse direction stays open for a while.
-      s.write(`after-fin bytes=${n} sha256=${h.hash}\n`);
+      s.write(`after-fin bytes=${all.length} sha256=${sha256(all)}\n`);
       s.end(Buffer.alloc(1024 * 1024, 0x5a));
     });
   });
@@ -188,6 +181,25 @@ describe('TCP through two sidecars (api port declared tcp)', () => {
       await m.close();
       await bannerApp.close();
     }
+  });
+});
+
+describe('TCP when the app behind api is down', () => {
+  let mesh: TwoSidecars;
+
+  before(async () => {
+    mesh = await startTwoSidecars({ apiAppPort: await freePort(), apiProtocol: 'tcp' });
+  });
+  after(async () => {
+    await mesh?.close();
+  });
+
+  test('the client connection is closed by the mesh instead of hanging, and no data is made up', async () => {
+    const c = new RawClient(mesh.apiBinding);
+    await c.connected;
+    c.socket.write('hello?\n');
+    await withTimeout(c.closed, 15_000, 'the mesh closing the client connection');
+    assert.equal(c.received, 0);
   });
 });
 

@@ -25,9 +25,13 @@ class Client {
   private waiter: (() => void) | null = null;
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  constructor(addr: string, path: string, host: string | undefined) {
+  constructor(addr: string, path: string, host: string | undefined, opts: { protocols?: string[]; deflate?: boolean } = {}) {
     const sep = path.includes('?') ? '&' : '?';
-    this.ws = new WebSocket(`ws://${addr}${path}${sep}id=${this.id}`, { headers: host ? { host } : {}, maxPayload: 64 * 1024 * 1024 });
+    this.ws = new WebSocket(`ws://${addr}${path}${sep}id=${this.id}`, opts.protocols ?? [], {
+      headers: host ? { host } : {},
+      maxPayload: 64 * 1024 * 1024,
+      perMessageDeflate: opts.deflate ?? false,
+    });
     this.ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.queue.push({ data, isBinary });
       this.waiter?.();
@@ -53,13 +57,13 @@ class Client {
   }
 }
 
-describe('WebSocket through two sidecars (api port declared http)', () => {
+for (const transport of ['h1', 'h2'] as const) describe(`WebSocket through two sidecars (api port declared http, HTTP/1.1 carried as ${transport} between them)`, () => {
   let app: WsApp;
   let mesh: TwoSidecars;
 
   before(async () => {
     app = await startWsApp();
-    mesh = await startTwoSidecars({ apiAppPort: app.port, apiProtocol: 'http' });
+    mesh = await startTwoSidecars({ apiAppPort: app.port, apiProtocol: 'http', transportHttp1: transport });
   });
   after(async () => {
     await mesh?.close();
@@ -73,8 +77,8 @@ describe('WebSocket through two sidecars (api port declared http)', () => {
 
   for (const entry of entries) {
     describe(`via the ${entry.name}`, () => {
-      const connect = async (path: string) => {
-        const c = new Client(entry.addr(), path, entry.host);
+      const connect = async (path: string, opts: { protocols?: string[]; deflate?: boolean } = {}) => {
+        const c = new Client(entry.addr(), path, entry.host, opts);
         await c.open();
         return c;
       };
@@ -91,6 +95,19 @@ describe('WebSocket through two sidecars (api port declared http)', () => {
         assert.equal(b.isBinary, true);
         assert.deepEqual(b.data, bin);
         if (entry.host) assert.equal(app.headersOf(c.id)?.host, 'api');
+        c.ws.close(1000);
+        await c.closed;
+      });
+
+      test('the handshake negotiates a subprotocol and permessage-deflate end to end (compressed frames pass intact)', async () => {
+        const c = await connect('/echo', { protocols: ['chat.v2', 'chat.v1'], deflate: true });
+        assert.equal(c.ws.protocol, 'chat.v2');
+        assert.match(c.ws.extensions, /permessage-deflate/);
+        assert.deepEqual(app.headersOf(c.id)?.['sec-websocket-protocol']?.split(/\s*,\s*/), ['chat.v2', 'chat.v1'], 'the offer reached the app in order');
+        const text = 'compress me '.repeat(10_000);
+        c.ws.send(text);
+        const m = await c.next();
+        assert.equal(m.data.toString(), text);
         c.ws.close(1000);
         await c.closed;
       });

@@ -68,16 +68,25 @@ function metaObject(md: grpc.Metadata): Record<string, string> {
   return out;
 }
 
+export interface SlowCall {
+  deadline: string;
+  metadata: Record<string, string>;
+  cancelled: Promise<void>;
+}
+
 export interface GrpcApp {
   port: number;
   /** Each Slow call: the deadline the server derived from the grpc-timeout header, and when the call got cancelled. */
-  slowCalls: Array<{ deadline: string; cancelled: Promise<void> }>;
+  slowCalls: SlowCall[];
+  /** Resolves with the next Slow call to reach the server. */
+  nextSlowCall(): Promise<SlowCall>;
   close(): Promise<void>;
 }
 
 export async function startGrpcApp(): Promise<GrpcApp> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE, 'grpc.max_send_message_length': MAX_MESSAGE });
-  const slowCalls: GrpcApp['slowCalls'] = [];
+  const slowCalls: SlowCall[] = [];
+  const slowWaiters: Array<(c: SlowCall) => void> = [];
   const deadlineOf = (call: { getDeadline(): grpc.Deadline }): string => {
     const d = call.getDeadline();
     return d instanceof Date ? String(d.getTime()) : String(d);
@@ -129,7 +138,9 @@ export async function startGrpcApp(): Promise<GrpcApp> {
     },
     Slow(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
       const cancelled = new Promise<void>((r) => call.once('cancelled', () => r()));
-      slowCalls.push({ deadline: deadlineOf(call), cancelled });
+      const rec: SlowCall = { deadline: deadlineOf(call), metadata: metaObject(call.metadata), cancelled };
+      slowCalls.push(rec);
+      for (const w of slowWaiters.splice(0)) w(rec);
       const t = setTimeout(() => cb(null, { text: 'too late' }), call.request.delayMs ?? 0);
       call.once('cancelled', () => clearTimeout(t));
     },
@@ -147,6 +158,7 @@ export async function startGrpcApp(): Promise<GrpcApp> {
   return {
     port,
     slowCalls,
+    nextSlowCall: () => new Promise((r) => slowWaiters.push(r)),
     close: () =>
       new Promise<void>((resolve) => {
         server.forceShutdown();

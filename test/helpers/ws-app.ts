@@ -27,6 +27,8 @@ export async function startWsApp(): Promise<WsApp> {
   const wss = new WebSocketServer({
     server,
     maxPayload: 64 * 1024 * 1024,
+    // Negotiated only when a client offers it (the default ws client does), so the extension handshake is tested.
+    perMessageDeflate: { threshold: 1024 },
     verifyClient: (info: { req: http.IncomingMessage }, cb: (ok: boolean, code?: number, message?: string, headers?: http.OutgoingHttpHeaders) => void) => {
       if ((info.req.url ?? '').startsWith('/reject')) cb(false, 401, 'Unauthorized', { 'www-authenticate': 'Bearer realm="test"' });
       else cb(true);

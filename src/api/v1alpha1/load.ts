@@ -3,7 +3,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { isMap, isNode, isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
-import type { z } from 'zod';
+import * as v from 'valibot';
 import { KINDS, PLANNED_KINDS, type KindName, type Resource } from './resources.js';
 
 export interface SourcePosition {
@@ -111,24 +111,24 @@ export function parseResources(text: string, file: string): LoadResult {
       });
       continue;
     }
-    const schema = KINDS[kind as KindName] as z.ZodType<Resource>;
-    const parsed = schema.safeParse(value);
+    const schema = KINDS[kind as KindName] as v.GenericSchema<unknown, Resource>;
+    const parsed = v.safeParse(schema, value);
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) {
-        // An unknown key is reported at the key itself, not at its parent mapping.
-        const keys = issue.code === 'unrecognized_keys' ? issue.keys : [undefined];
-        for (const key of keys) {
-          if (key === undefined) {
-            problems.push({ ...at(issue.path), path: formatPath(issue.path), message: issue.message });
-          } else {
-            const pos = positionOfKey(doc, issue.path, key, lc, file);
-            problems.push({ ...pos, path: formatPath([...issue.path, key]), message: `unknown field "${key}"` });
-          }
+      for (const issue of parsed.issues) {
+        const path = (issue.path ?? []).map((p) => p.key as PropertyKey);
+        const last = issue.path?.[issue.path.length - 1] as { origin?: string } | undefined;
+        if (issue.type === 'strict_object' && last?.origin === 'key') {
+          // An unknown key is reported at the key itself, not at its value.
+          const key = String(path[path.length - 1]);
+          const pos = positionOfKey(doc, path.slice(0, -1), key, lc, file);
+          problems.push({ ...pos, path: formatPath(path), message: `unknown field "${key}"` });
+        } else {
+          problems.push({ ...at(path), path: formatPath(path), message: issue.message });
         }
       }
       continue;
     }
-    resources.push({ resource: parsed.data, source: at([]) });
+    resources.push({ resource: parsed.output, source: at([]) });
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, resources };
 }
