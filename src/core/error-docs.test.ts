@@ -27,6 +27,9 @@ test('socket errors map to the catalogue', () => {
   assert.equal(toMycelError(e('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED')).code, 'tls-handshake-failed');
   assert.equal(toMycelError(e('UNABLE_TO_VERIFY_LEAF_SIGNATURE')).code, 'tls-handshake-failed');
   assert.equal(toMycelError(new Error('weird')).code, 'internal');
+  const cancelled = Object.assign(new Error('The pending stream has been canceled (caused by: connect ECONNREFUSED 127.0.0.1:1)'), { code: 'ERR_HTTP2_STREAM_CANCEL', cause: e('ECONNREFUSED') });
+  assert.equal(toMycelError(cancelled, 'upstream-reset').code, 'connect-failed', 'the cause decides when it says more');
+  assert.equal(toMycelError(Object.assign(new Error('x'), { code: 'ERR_HTTP2_STREAM_CANCEL' }), 'upstream-reset').code, 'upstream-reset');
   const m = new MycelError('no-endpoints', 'svc x');
   assert.equal(toMycelError(m), m);
   assert.equal(m.status, 503);

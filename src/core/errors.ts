@@ -24,15 +24,21 @@ export class MycelError extends Error {
 /** Turns anything thrown or emitted into a MycelError, guessing the code from Node's errno where there is one. */
 export function toMycelError(err: unknown, fallback: ErrorCode = 'internal'): MycelError {
   if (err instanceof MycelError) return err;
-  const e = err as NodeJS.ErrnoException | undefined;
+  const e = err as (NodeJS.ErrnoException & { cause?: unknown }) | undefined;
+  // A wrapper (Node cancels pending HTTP/2 streams when the session fails to connect) says less than its cause.
+  const cause = e?.cause as NodeJS.ErrnoException | undefined;
+  if (cause instanceof Error && typeof cause.code === 'string' && cause.code !== e?.code) {
+    const fromCause = toMycelError(cause, fallback);
+    if (fromCause.code !== fallback) return new MycelError(fromCause.code, message(e), { cause: err });
+  }
   const errno = e?.code;
-  const message = e?.message ?? String(err);
+  const text = message(e ?? err);
   switch (errno) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'EADDRNOTAVAIL':
-      return new MycelError('connect-failed', message, { cause: err });
+      return new MycelError('connect-failed', text, { cause: err });
     case 'ECONNRESET':
     case 'EPIPE':
     case 'ERR_STREAM_PREMATURE_CLOSE':
@@ -40,13 +46,21 @@ export function toMycelError(err: unknown, fallback: ErrorCode = 'internal'): My
     case 'ERR_HTTP2_SESSION_ERROR':
     case 'ERR_HTTP2_GOAWAY_SESSION':
     case 'ERR_HTTP2_STREAM_CANCEL':
-      return new MycelError('upstream-reset', message, { cause: err });
+      return new MycelError('upstream-reset', text, { cause: err });
     case 'ETIMEDOUT':
-      return new MycelError('connect-timeout', message, { cause: err });
+      return new MycelError('connect-timeout', text, { cause: err });
     default:
       if (errno?.startsWith('ERR_SSL') || errno?.startsWith('ERR_TLS') || errno === 'CERT_HAS_EXPIRED' || errno === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || errno === 'DEPTH_ZERO_SELF_SIGNED_CERT' || errno === 'SELF_SIGNED_CERT_IN_CHAIN') {
-        return new MycelError('tls-handshake-failed', message, { cause: err });
+        return new MycelError('tls-handshake-failed', text, { cause: err });
       }
-      return new MycelError(fallback, message, { cause: err });
+      return new MycelError(fallback, text, { cause: err });
   }
+}
+
+function message(e: unknown): string {
+  if (e instanceof Error) {
+    const c = (e as { cause?: unknown }).cause;
+    return c instanceof Error && !e.message.includes(c.message) ? `${e.message} (${c.message})` : e.message;
+  }
+  return String(e);
 }

@@ -364,5 +364,12 @@ test('writeDevCertificates explains a directory it cannot write', async (t) => {
   const base = await tempDir(t);
   const file = join(base, 'not-a-dir');
   await writeFile(file, '');
-  await assert.rejects(writeDevCertificates(join(file, 'certs'), { services: ['web'] }), (err: unknown) => err instanceof DevCertsError && !err.usage && /could not write/.test(err.message));
+  const cannotWrite = (err: unknown) => err instanceof DevCertsError && !err.usage && /could not write/.test(err.message);
+  await assert.rejects(writeDevCertificates(join(file, 'certs'), { services: ['web'] }), cannotWrite);
+  await assert.rejects(writeDevCertificates(join(file, 'a', 'b'), { services: ['web'] }), cannotWrite);
+});
+
+test('an output directory under /proc fails at once instead of hanging in a recursive mkdir', { skip: process.platform !== 'linux', timeout: 10_000 }, async () => {
+  // procfs answers ENOENT for any new child, which makes Node's own recursive mkdir retry forever.
+  await assert.rejects(writeDevCertificates('/proc/mycel-no-such-dir/certs', { services: ['web'] }), (err: unknown) => err instanceof DevCertsError && /ENOENT/.test(err.message));
 });

@@ -4,7 +4,7 @@
 import 'reflect-metadata'; // @peculiar/x509 resolves its parts through tsyringe, which needs the Reflect metadata API
 import * as x509 from '@peculiar/x509';
 import { KeyObject, X509Certificate, createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { segmentProblem, spiffeId, trustDomainProblem } from './spiffe.js';
 
@@ -277,6 +277,32 @@ export async function issueWorkloadCert(ca: CaMaterial, options: IssueWorkloadCe
   return { certPem: certificatePem(cert), keyPem: privateKeyPem(keys.privateKey), spiffeId: id, serialNumber, notBefore, notAfter };
 }
 
+/**
+ * mkdir -p that fails instead of spinning: Node's `mkdir(..., { recursive: true })` loops forever when a parent
+ * exists but its child still gives ENOENT (any path under /proc), so each level is created and retried once.
+ */
+async function makeDirectory(path: string, mode: number): Promise<void> {
+  try {
+    await mkdir(path, { mode });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if ((await stat(path)).isDirectory()) return;
+      throw Object.assign(new Error(`${path} exists and is not a directory`), { code: 'ENOTDIR' });
+    }
+    const parent = dirname(path);
+    if (code !== 'ENOENT' || parent === path) throw err;
+  }
+  await makeDirectory(dirname(path), mode);
+  try {
+    await mkdir(path, { mode });
+  } catch (err) {
+    // Another process may have made it between the two attempts.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !(await stat(path)).isDirectory()) throw err;
+  }
+}
+
 async function readIfPresent(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
@@ -345,7 +371,7 @@ export async function writeDevCertificates(dir: string, options: WriteDevCertifi
   const caKeyPath = join(root, 'ca.key');
   const written: string[] = [];
   try {
-    await mkdir(root, { recursive: true, mode: 0o700 });
+    await makeDirectory(root, 0o700);
     const [certPem, keyPem] = await Promise.all([readIfPresent(caCertPath), readIfPresent(caKeyPath)]);
     let ca: DevCa;
     const caCreated = certPem === undefined && keyPem === undefined;
@@ -357,7 +383,7 @@ export async function writeDevCertificates(dir: string, options: WriteDevCertifi
         throw new DevCertsError(`the CA in ${root} cannot be used: ${what}`, `repair ${caCertPath} and ${caKeyPath}, or delete both to make a new dev CA (certificates of the old one stop being trusted)`, { cause: err });
       }
     } else if (caCreated) {
-      ca = await createDevCa({ lifetimeSeconds: Math.max(DEFAULT_CA_LIFETIME, lifetime + DAY), ...(options.now ? { now: options.now } : {}) });
+      ca = await createDevCa({ lifetimeSeconds: Math.max(DEFAULT_CA_LIFETIME, lifetime + DAY), now: options.now });
     } else {
       const [have, missing] = certPem === undefined ? [caKeyPath, caCertPath] : [caCertPath, caKeyPath];
       throw new DevCertsError(`${root} has ${basename(have)} but no ${basename(missing)}`, `restore ${missing}, or delete ${have} to make a new dev CA`);
@@ -371,7 +397,7 @@ export async function writeDevCertificates(dir: string, options: WriteDevCertifi
 
     const issued: Array<{ service: string; cert: WorkloadCert }> = [];
     for (const service of services) {
-      const cert = await issueWorkloadCert(ca, { trustDomain, namespace, service, lifetimeSeconds: lifetime, ...(options.now ? { now: options.now } : {}) });
+      const cert = await issueWorkloadCert(ca, { trustDomain, namespace, service, lifetimeSeconds: lifetime, now: options.now });
       issued.push({ service, cert });
     }
 

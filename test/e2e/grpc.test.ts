@@ -122,6 +122,38 @@ describe('gRPC through two sidecars (api port declared grpc)', () => {
     assert.deepEqual(r.status.metadata.get('x-mycel-error'), [], 'an app status is not a mesh error');
   });
 
+  test('a non-OK status after streamed messages arrives in the trailers with its metadata (RESOURCE_EXHAUSTED)', async () => {
+    const d = def('ServerStream');
+    const got: number[] = [];
+    const status = await withTimeout(
+      new Promise<grpc.StatusObject>((resolve) => {
+        const call = client.makeServerStreamRequest(d.path, d.requestSerialize, d.responseDeserialize, { count: 25, text: 'fail-after' } as never);
+        call.on('data', (m: EchoReply) => got.push(m.i ?? -1));
+        call.on('error', () => {});
+        call.on('status', resolve);
+      }),
+      15_000,
+      'stream status',
+    );
+    assert.equal(got.length, 25, 'the messages before the failure were delivered');
+    assert.equal(status.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(status.details, 'gave up after 25 messages');
+    assert.deepEqual(status.metadata.get('x-sent-before-failure'), ['25']);
+  });
+
+  test('compressed messages (grpc-encoding gzip) pass through', async () => {
+    // The request frames carry the compressed flag: had the mesh dropped grpc-encoding, the server would fail the call.
+    const gz = echoClient(mesh.apiBinding, { 'grpc.default_compression_algorithm': grpc.compressionAlgorithms.gzip });
+    try {
+      const text = 'squeeze '.repeat(20_000);
+      const r = await withTimeout(unary<EchoRequest, EchoReply>(gz, 'Unary', { text }), 15_000, 'gzip call');
+      assert.equal(r.status.code, grpc.status.OK, r.status.details);
+      assert.equal(r.reply?.text, text);
+    } finally {
+      gz.close();
+    }
+  });
+
   test('deadline: grpc-timeout reaches the server, and a slow handler yields DEADLINE_EXCEEDED at the client', async () => {
     const before = app.slowCalls.length;
     const deadline = new Date(Date.now() + 800);
@@ -188,7 +220,7 @@ describe('gRPC through two sidecars (api port declared grpc)', () => {
   });
 });
 
-describe('gRPC errors made by the mesh (the app behind api is down)', () => {
+describe('gRPC errors made by the mesh (the app behind api is down, or no such service)', () => {
   let mesh: TwoSidecars;
   let client: grpc.Client;
 
@@ -206,8 +238,14 @@ describe('gRPC errors made by the mesh (the app behind api is down)', () => {
     assert.equal(r.status.code, grpc.status.UNAVAILABLE, `status ${r.status.code} ${r.status.details}`);
     assert.deepEqual(r.status.metadata.get('x-mycel-error'), ['connect-failed']);
     assert.match(r.status.details, /mycel/, 'the message says the mesh made this status');
-    // grpc-message is percent-encoded only outside printable ASCII (gRPC PROTOCOL-HTTP2); grpc-js decodes with
-    // decodeURI, so over-encoded reserved characters such as ':' would reach the user as '%3A'.
+  });
+
+  test('the status message the mesh makes reaches grpc-js as plain text (grpc-message percent-encoded per the gRPC spec)', async () => {
+    // PROTOCOL-HTTP2: only bytes outside 0x20-0x7E and '%' itself are percent-encoded. grpc-js decodes with decodeURI,
+    // so over-encoded reserved characters such as ':' or '/' would reach the user as '%3A' or '%2F'.
+    const r = await withTimeout(unary<EchoRequest, EchoReply>(client, 'Unary', { text: 'anyone?' }), 20_000, 'status from the mesh');
+    assert.equal(r.status.code, grpc.status.UNAVAILABLE);
+    assert.match(r.status.details, /^mycel api: /, `the message names the proxy that made it: ${r.status.details}`);
     assert.doesNotMatch(r.status.details, /%[0-9A-Fa-f]{2}/, `the status message reads as plain text: ${r.status.details}`);
   });
 

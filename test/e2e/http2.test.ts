@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { patternSha256, startH2App, startHttpApp, type TestApp } from '../helpers/apps.js';
 import { startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
@@ -225,4 +226,30 @@ describe('HTTP/2 clients to an HTTP/1.1 app (h2 -> HTTP/1.1 conversion at the se
       }
     });
   }
+});
+
+describe('HTTP/2 when the h2c app behind api is down', () => {
+  let mesh: TwoSidecars;
+
+  before(async () => {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const port = (s.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    mesh = await startTwoSidecars({ apiAppPort: port, apiProtocol: 'http2' });
+  });
+  after(async () => {
+    await mesh?.close();
+  });
+
+  test('an h2c request gets 503 with x-mycel-error: connect-failed from the server-side sidecar', async () => {
+    const session = await connect(mesh.apiBinding);
+    try {
+      const r = await h2request(session, { ':method': 'GET', ':path': '/hello' });
+      assert.equal(r.status, 503, r.body.toString());
+      assert.equal(r.headers['x-mycel-error'], 'connect-failed', r.body.toString());
+    } finally {
+      session.close();
+    }
+  });
 });

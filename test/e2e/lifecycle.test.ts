@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { portOf, startSidecar, startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
+import { portOf, REPO as REPO_ROOT, startSidecar, startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
 import { request } from '../helpers/http.js';
 
 async function waitUntil(cond: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
@@ -140,6 +140,45 @@ spec:
       assert.match(err.message, /bad\.yaml:5:20 spec\.ports\[0\]\.port: expected a number/);
       return true;
     });
+  });
+});
+
+describe('a sidecar started by a supervisor', () => {
+  test('drains and exits when its parent dies, even by SIGKILL (MYCEL_EXIT_WITH_PARENT=1)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(join(tmpdir(), 'mycel-parent-'));
+    await writeDevCertificates(dir, { services: ['solo'] });
+    const cfg = join(dir, 'mesh.yaml');
+    await writeFile(cfg, 'apiVersion: mycel.dev/v1alpha1\nkind: Service\nmetadata: { name: solo }\nspec: { ports: [ { port: 80 } ] }\n');
+    // The parent: a Node process that starts the sidecar, prints its pid, and then just waits.
+    const parentCode = `const { spawn } = require('node:child_process');
+const c = spawn(process.execPath, [${JSON.stringify(join(REPO_ROOT, 'bin', 'mycel.js'))}, 'proxy', '--service', 'solo', '--app-port', '1', '--config', ${JSON.stringify(cfg)},
+  '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--cert', ${JSON.stringify(join(dir, 'solo.crt'))}, '--key', ${JSON.stringify(join(dir, 'solo.key'))}, '--ca', ${JSON.stringify(join(dir, 'ca.crt'))}],
+  { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, MYCEL_EXIT_WITH_PARENT: '1' } });
+c.stdout.on('data', (d) => { if (String(d).includes('ready')) console.log('child ' + c.pid); });
+setInterval(() => {}, 1000);`;
+    const parent = spawn(process.execPath, ['-e', parentCode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const childPid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      parent.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        const m = /child (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      parent.on('exit', () => reject(new Error('parent exited early')));
+    });
+    parent.kill('SIGKILL');
+    await waitUntil(async () => {
+      try {
+        process.kill(childPid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 'the orphaned sidecar to exit');
+    await rm(dir, { recursive: true, force: true });
   });
 });
 

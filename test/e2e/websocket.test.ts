@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type http from 'node:http';
+import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { startWsApp, type WsApp } from '../helpers/ws-app.js';
@@ -184,4 +185,37 @@ for (const transport of ['h1', 'h2'] as const) describe(`WebSocket through two s
       });
     });
   }
+});
+
+describe('WebSocket when the app behind api is down', () => {
+  let mesh: TwoSidecars;
+
+  before(async () => {
+    const s = net.createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const port = (s.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    mesh = await startTwoSidecars({ apiAppPort: port, apiProtocol: 'http' });
+  });
+  after(async () => {
+    await mesh?.close();
+  });
+
+  test('the handshake is answered by the mesh with 503 and x-mycel-error: connect-failed', async () => {
+    const c = new Client(mesh.web.outbound, '/echo', 'api');
+    const res = await withTimeout(
+      new Promise<{ status: number; error: string | undefined }>((resolve, reject) => {
+        c.ws.on('unexpected-response', (_req: http.ClientRequest, r: http.IncomingMessage) => {
+          resolve({ status: r.statusCode ?? 0, error: r.headers['x-mycel-error'] as string | undefined });
+          r.resume();
+          c.ws.terminate();
+        });
+        c.ws.on('open', () => reject(new Error('the handshake succeeded with no app')));
+        c.ws.on('error', (err) => reject(err));
+      }),
+      15_000,
+      'handshake answer',
+    );
+    assert.deepEqual(res, { status: 503, error: 'connect-failed' });
+  });
 });

@@ -8,7 +8,7 @@ export interface EchoRequest {
   text?: string;
   /** Unary: wait this long before answering (deadline tests). */
   delayMs?: number;
-  /** ServerStream: how many messages to send. */
+  /** ServerStream: how many messages to send ('fail-after' in text: then end with RESOURCE_EXHAUSTED). */
   count?: number;
   /** ClientStream and Bidi: a number to add up or echo. */
   n?: number;
@@ -112,6 +112,13 @@ export async function startGrpcApp(): Promise<GrpcApp> {
             call.once('drain', pump);
             return;
           }
+        }
+        if (call.request.text === 'fail-after') {
+          // A status after messages: the non-OK status and metadata travel in trailers that follow DATA frames.
+          const md = new grpc.Metadata();
+          md.set('x-sent-before-failure', String(count));
+          call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `gave up after ${count} messages`, metadata: md });
+          return;
         }
         call.end();
       };

@@ -231,7 +231,8 @@ export async function startTap(appPort: number): Promise<Tap> {
     down.pipe(up);
     up.pipe(down);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  // A deep accept backlog, so that a burst of connections from the sidecar is not slowed down by the tap itself.
+  await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => r()));
   tap.port = (server.address() as net.AddressInfo).port;
   tap.close = () => {
     for (const s of sockets) s.destroy();
@@ -280,3 +281,35 @@ export function sampleRss(pids: number[], everyMs = 50): { stop(): number; max()
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Established TCP connections whose local port is `port` (the server side of connections to a listener), from /proc/net. */
+export function establishedTo(port: number): number {
+  let n = 0;
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      const local = cols[1];
+      if (local === undefined || cols[3] !== '01') continue;
+      if (parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port) n++;
+    }
+  }
+  return n;
+}
+
+/** Samples the max of `f()` every `everyMs` until stop() is called. */
+export function sampleMax(f: () => number, everyMs = 50): { stop(): number } {
+  let max = f();
+  const t = setInterval(() => (max = Math.max(max, f())), everyMs);
+  return {
+    stop() {
+      clearInterval(t);
+      return Math.max(max, f());
+    },
+  };
+}

@@ -57,7 +57,7 @@ export function startSidecar(o: StartSidecarOptions): Promise<SidecarProcess> {
     ...(o.upstreams ?? []).flatMap((u) => ['--upstream', u]),
     ...(o.extraArgs ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MYCEL_LOG_LEVEL: 'info', ...o.env } });
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MYCEL_LOG_LEVEL: 'info', MYCEL_EXIT_WITH_PARENT: '1', ...o.env } });
   const logs: string[] = [];
   const waiters = new Set<(line: string) => void>();
   let errBuf = '';

@@ -22,7 +22,7 @@ interface Child {
 
 function startProxy(name: string, args: string[], logFile: string): Promise<Child> {
   // Own process group: a terminal's Ctrl-C reaches only this command, which then stops the sidecars in order.
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'mycel.js'), 'proxy', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'mycel.js'), 'proxy', ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, MYCEL_EXIT_WITH_PARENT: '1' } });
   const log = createWriteStream(logFile, { flags: 'a' });
   proc.stderr!.pipe(log);
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

@@ -108,6 +108,13 @@ export function registerProxyCommand(program: Command): void {
         process.on('SIGTERM', onSignal);
         process.on('SIGINT', onSignal);
         process.on('SIGHUP', () => void sidecar.reloadConfig());
+        // Started by a supervisor (mycel example, tests, later mycel up/run): when it dies, so do we, after a drain.
+        if (process.env.MYCEL_EXIT_WITH_PARENT === '1') {
+          const parent = process.ppid;
+          setInterval(() => {
+            if (process.ppid !== parent) void sidecar.drain('the parent process exited');
+          }, 500).unref();
+        }
       });
       // Drained: whatever a library may still hold open must not keep a stopped sidecar alive.
       process.exit(0);

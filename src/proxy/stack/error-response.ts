@@ -32,7 +32,7 @@ export function createErrorResponder(log: Logger, proxyName: string) {
       ds.writeHead(200, [
         'content-type', 'application/grpc',
         'grpc-status', ex.grpcStatus,
-        'grpc-message', encodeURIComponent(`mycel ${proxyName}: ${err.message}`),
+        'grpc-message', grpcMessage(`mycel ${proxyName}: ${err.message}`),
         ERROR_HEADER, err.code,
       ], ex);
       ds.end(null);
@@ -48,4 +48,13 @@ export function createErrorResponder(log: Logger, proxyName: string) {
     if (ex.method !== 'HEAD') ds.write(body);
     ds.end(null);
   };
+}
+
+/** Percent-encodes a grpc-message as the gRPC spec asks: only bytes outside 0x20..0x7E, and "%" itself. */
+export function grpcMessage(text: string): string {
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) {
+    out += b >= 0x20 && b <= 0x7e && b !== 0x25 ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0');
+  }
+  return out;
 }

@@ -34,12 +34,14 @@ export function splice(a: Socket, b: Socket, idleMs: number, done?: (r: SpliceRe
     b.destroy();
   };
   const onClose = () => {
-    if (++closedSides === 2) finish();
-    else {
-      // One side is gone for good; the other cannot be served any more than a half-close allows.
-      if (a.destroyed && !b.destroyed && !b.writableEnded) b.end();
-      if (b.destroyed && !a.destroyed && !a.writableEnded) a.end();
+    if (++closedSides === 2) {
+      finish();
+      return;
     }
+    // One side is closed in both directions: whatever the other side still sends has nowhere to go, so flush what
+    // is queued to it and close it completely (a half-close here would leave the client hanging on its own half).
+    if (a.destroyed && !b.destroyed) b.destroySoon();
+    if (b.destroyed && !a.destroyed) a.destroySoon();
   };
   a.on('error', (err) => fail('error', err));
   b.on('error', (err) => fail('error', err));
