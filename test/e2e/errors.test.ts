@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { portOf, startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
+import { portOf, startSidecar, startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
 import { request } from '../helpers/http.js';
 
 async function closedPort(): Promise<number> {
@@ -144,6 +144,37 @@ spec:
     // Both sidecars run the same idle timeout; whichever fires first answers, and says so in its log.
     const isIdle = (r: Record<string, unknown>) => r.msg === 'request failed' && r.error === 'idle-timeout';
     await Promise.any([mesh.web.waitForLog(isIdle), mesh.api.waitForLog(isIdle)]);
+  });
+
+  test('the destination sidecar refuses our client certificate: 502 tls-handshake-failed, not a bare reset', async () => {
+    // A second "web" sidecar whose certificate comes from a CA the api sidecar does not trust (it trusts both CAs itself).
+    const dir = await mkdtemp(join(tmpdir(), 'mycel-untrusted-'));
+    const { writeFile } = await import('node:fs/promises');
+    await writeDevCertificates(dir, { services: ['web'] });
+    const bundle = (await readFile(join(dir, 'ca.crt'), 'utf8')) + (await readFile(join(mesh.dir, 'ca.crt'), 'utf8'));
+    await writeFile(join(dir, 'ca.crt'), bundle);
+    const web2 = await startSidecar({ dir, service: 'web', appPort: 1, configFiles: [mesh.webConfig] });
+    try {
+      const r = await request(web2.outbound, { path: '/hello', headers: { host: 'api' } });
+      assert.equal(r.status, 502, r.body.toString());
+      assert.equal(r.headers['x-mycel-error'], 'tls-handshake-failed');
+      assert.match(r.body.toString(), /refused our client certificate/);
+      assert.equal(app.seen.filter((x) => x.url === '/hello' && x.headers['x-mycel-peer-identity'] === undefined).length, 0);
+      // The same over the multiplexed HTTP/2 hop (an h2c client).
+      const { default: http2 } = await import('node:http2');
+      const session = http2.connect(`http://${web2.outbound}`);
+      const h2 = await new Promise<{ status: number; error: string | undefined }>((resolve, reject) => {
+        const st = session.request({ ':path': '/hello', ':authority': 'api' });
+        st.on('response', (h) => resolve({ status: Number(h[':status']), error: h['x-mycel-error'] as string | undefined }));
+        st.on('error', reject);
+        st.resume();
+      });
+      session.close();
+      assert.deepEqual(h2, { status: 502, error: 'tls-handshake-failed' });
+    } finally {
+      await web2.stop('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a normal request still works after all of that', async () => {

@@ -6,6 +6,7 @@ import { parseDuration } from './duration.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const HOST = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/;
+const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 const str = (what = 'a string') => v.string(`expected ${what}`);
 const int = (what: string, min: number, max: number) =>
@@ -91,7 +92,7 @@ export const MeshIdentityFiles = obj({
 });
 
 export const MeshConfigSpec = obj({
-  trustDomain: v.optional(v.pipe(str('a DNS name'), v.regex(HOST, 'expected a DNS name such as mycel.local')), 'mycel.local'),
+  trustDomain: v.optional(v.pipe(str('a DNS name'), v.maxLength(255, 'expected at most 255 characters'), v.regex(TRUST_DOMAIN, 'expected a lower-case DNS name such as mycel.local')), 'mycel.local'),
   /** Workload identity from files (per sidecar flags --cert/--key/--ca override it). Paths are relative to this file. */
   identity: v.optional(MeshIdentityFiles),
   limits: v.optional(MeshLimits, {}),

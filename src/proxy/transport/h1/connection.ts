@@ -239,8 +239,14 @@ export class H1Connection implements ResponseEvents {
   private readonly onClose = (): void => {
     this.closed = true;
     this.owner.forget(this);
-    if (this.req !== null) {
-      this.fail(new MycelError(this.connected ? 'upstream-reset' : 'connect-failed', this.connected ? 'connection closed before the response was complete' : 'connection closed during connect'));
+    if (this.req === null) return;
+    if (!this.connected) {
+      this.fail(new MycelError('connect-failed', 'connection closed during connect'));
+    } else if (this.served === 0 && !this.responseStarted && this.socket.bytesRead === 0 && 'encrypted' in this.socket) {
+      // A TLS 1.3 server that refuses our certificate closes right after the handshake, without an alert.
+      this.fail(new MycelError('tls-handshake-failed', 'the peer closed the connection right after the TLS handshake without a byte: it most likely refused our client certificate (untrusted CA or expired)', { retryable: true }));
+    } else {
+      this.fail(new MycelError('upstream-reset', 'connection closed before the response was complete'));
     }
   };
 

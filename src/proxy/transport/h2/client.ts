@@ -23,6 +23,12 @@ export interface H2ClientOptions {
 const kCall = Symbol('mycel.h2call');
 type StreamWithCall = ClientHttp2Stream & { [kCall]?: H2Call };
 
+/** What is known of a session: a peer that closes before its first SETTINGS frame did not accept us. */
+interface SessionState {
+  secure: boolean;
+  peerSpoke: boolean;
+}
+
 /** One request on a stream; event handlers are shared functions that find the call through the stream. */
 class H2Call implements UpstreamCall {
   done = false;
@@ -31,6 +37,7 @@ class H2Call implements UpstreamCall {
     readonly stream: StreamWithCall,
     readonly sink: ResponseSink,
     readonly req: UpstreamRequest,
+    readonly session: SessionState,
   ) {}
 
   resume(): void {
@@ -47,6 +54,7 @@ class H2Call implements UpstreamCall {
 
 export class H2Client implements HttpClient {
   private session: ClientHttp2Session | null = null;
+  private state: SessionState = { secure: false, peerSpoke: false };
   private closing = false;
 
   constructor(private readonly options: H2ClientOptions) {}
@@ -69,12 +77,12 @@ export class H2Client implements HttpClient {
     } catch (err) {
       // The session died between the check and the call (or ran out of stream ids): report, and start over next time.
       this.dropSession(session);
-      const call = new H2Call(null as unknown as StreamWithCall, sink, req);
+      const call = new H2Call(null as unknown as StreamWithCall, sink, req, this.state);
       call.done = true;
       queueMicrotask(() => sink.onResponseError(toMycelError(err, 'upstream-reset')));
       return call;
     }
-    const call = new H2Call(stream, sink, req);
+    const call = new H2Call(stream, sink, req, this.state);
     stream[kCall] = call;
     stream.on('response', onResponse);
     stream.on('headers', onInformational);
@@ -117,6 +125,9 @@ export class H2Client implements HttpClient {
     }
     const session = http2.connect(this.options.url, opts);
     this.session = session;
+    const state: SessionState = { secure: this.options.url.startsWith('https:'), peerSpoke: false };
+    this.state = state;
+    session.once('remoteSettings', () => (state.peerSpoke = true));
     session.on('error', () => {
       /* stream errors carry the detail; the session is replaced on close */
     });
@@ -212,6 +223,10 @@ function failCall(stream: ClientHttp2Stream, err: MycelError): void {
   const call = callOf(stream);
   if (!call || call.done) return;
   call.done = true;
+  if (err.code === 'upstream-reset' && call.session.secure && !call.session.peerSpoke) {
+    // A TLS 1.3 server that refuses our certificate closes right after the handshake, before its SETTINGS frame.
+    err = new MycelError('tls-handshake-failed', 'the peer closed the connection right after the TLS handshake, before its HTTP/2 SETTINGS: it most likely refused our client certificate (untrusted CA or expired)', { retryable: true });
+  }
   detachBody(call);
   call.sink.onResponseError(err);
 }
