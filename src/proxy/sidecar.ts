@@ -104,6 +104,7 @@ export class Sidecar implements PlanHolder {
       poolIdleMs: 4_000, // below Node's default keep-alive timeout (5 s), the most common app server here
     });
     this.appH2 = new H2Client({ url: `http://127.0.0.1:${options.appPort}`, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs });
+    this.tunnels = this.makeTunnelDeps();
   }
 
   get current(): ProxyPlan {
@@ -140,7 +141,10 @@ export class Sidecar implements PlanHolder {
     if (httpExchangeChannel.hasSubscribers) httpExchangeChannel.publish(ex);
   };
 
-  private tunnelDeps(): TunnelDeps {
+  /** Shared by every tunnel (outbound CONNECT, WebSocket, TCP bindings; inbound TCP and upgrades). */
+  private readonly tunnels: TunnelDeps;
+
+  private makeTunnelDeps(): TunnelDeps {
     return {
       plans: this,
       identity: this.identity,
@@ -164,7 +168,7 @@ export class Sidecar implements PlanHolder {
     this.metrics.subscribe();
     this.metrics.configVersion.set(this.plan.version);
     this.metrics.certExpiry.set(Math.floor(this.identity.current.notAfter.getTime() / 1000));
-    const tunnels = this.tunnelDeps();
+    const tunnels = this.tunnels;
     const mesh = this.plan.mesh;
 
     // Outbound: app -> mesh.
@@ -249,7 +253,7 @@ export class Sidecar implements PlanHolder {
   private inboundTcp(socket: TLSSocket): void {
     const peer = peerIdentityOf(socket);
     const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
-    const deps = this.tunnelDeps();
+    const deps = this.tunnels;
     deps.opened(rec);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true });
     app.once('error', (err) => {
@@ -270,7 +274,7 @@ export class Sidecar implements PlanHolder {
   private inboundUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
     const peer = peerIdentityOf(socket);
     const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
-    const deps = this.tunnelDeps();
+    const deps = this.tunnels;
     deps.opened(rec);
     const headers = withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER);
     if (peer !== null) headers.push(PEER_IDENTITY_HEADER, peer);
