@@ -181,7 +181,7 @@ export class Sidecar implements PlanHolder {
       onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, null),
     }, log);
     this.frontends.push(outFront);
-    const outServer = createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.detectMs);
+    const outServer = createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.requestHeadersMs);
     this.listeners.push(outServer);
     const outboundAddr = await listen(outServer, o.outbound);
 

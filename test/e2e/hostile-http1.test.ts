@@ -138,8 +138,8 @@ timeouts: { requestHeaders: ${REQUEST_HEADERS_MS}ms, clientIdle: ${CLIENT_IDLE_M
     await app?.close();
   });
   afterEach(() => {
-    assert.ok(isAlive(mesh.web.proc.pid!), 'the web sidecar is alive');
-    assert.ok(isAlive(mesh.api.proc.pid!), 'the api sidecar is alive');
+    assert.ok(isAlive(mesh.web.proc.pid!), `the web sidecar is alive; its last log lines:\n${mesh.web.logs.slice(-12).join('\n')}`);
+    assert.ok(isAlive(mesh.api.proc.pid!), `the api sidecar is alive; its last log lines:\n${mesh.api.logs.slice(-12).join('\n')}`);
   });
 
   /** A normal request through the whole path still works. */
@@ -188,7 +188,7 @@ timeouts: { requestHeaders: ${REQUEST_HEADERS_MS}ms, clientIdle: ${CLIENT_IDLE_M
   for (const entryIndex of [0, 1]) {
     const where = entryIndex === 0 ? 'web outbound' : 'api inbound';
 
-    test(`a valid request followed by a CL.TE request with a hidden one: the app sees only the first [${where}]`, async () => {
+    test(`a valid request followed by a CL.TE request with a hidden one: the app sees at most the first, and the client gets its response before the 400 [${where}]`, async () => {
       const seen0 = app.seen.length;
       const tap0 = tap.bytesIn;
       const bytes = `GET /hello?first HTTP/1.1\r\n${H}\r\nPOST /hello HTTP/1.1\r\n${H}Content-Length: ${5 + HIDDEN.length}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${HIDDEN}`;
@@ -232,6 +232,21 @@ timeouts: { requestHeaders: ${REQUEST_HEADERS_MS}ms, clientIdle: ${CLIENT_IDLE_M
       await sleep(100);
       assert.deepEqual(app.seen.slice(seen0).map((s) => s.url), ['/echo']);
     });
+
+    for (const framing of ['chunked', 'Content-Length'] as const) {
+      test(`an upload cut off mid-body (${framing}) never reaches the app as a complete request [${where}]`, async () => {
+        const path = `/echo?cut-${entryIndex}-${framing}`;
+        const head = framing === 'chunked' ? `POST ${path} HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n` : `POST ${path} HTTP/1.1\r\n${H}Content-Length: 100\r\n\r\nhello`;
+        const s = await openSocket(entries[entryIndex]!.target);
+        s.on('error', () => {});
+        s.write(head);
+        await sleep(300);
+        s.destroy();
+        await sleep(500);
+        const complete = app.seen.filter((x) => x.url === path).map((x) => `${x.method} ${x.url} (${x.bodyBytes} body bytes, ended cleanly)`);
+        assert.deepEqual(complete, [], 'the app got the truncated upload as a complete request');
+      });
+    }
 
     test(`slowloris (one byte of the head every 200 ms) gets 408 or a close within about requestHeaders [${where}]`, async () => {
       const seen0 = app.seen.length;

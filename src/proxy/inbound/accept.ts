@@ -80,9 +80,11 @@ export function createInboundServer(o: InboundAcceptOptions): tls.Server {
         break;
     }
   });
-  server.on('tlsClientError', (err: Error & { code?: string }) => {
+  server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
     o.log.debug('inbound TLS handshake failed', { reason: err.message, code: err.code });
     o.onHandshakeError?.(err.code ?? 'handshake');
+    // Node reports a stalled handshake (ERR_TLS_HANDSHAKE_TIMEOUT) but leaves the connection open.
+    socket.destroy();
   });
   return server;
 }

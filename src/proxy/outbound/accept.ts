@@ -36,14 +36,14 @@ export function listen(server: Server, addr: ListenAddress): Promise<ListenAddre
 }
 
 /** The main outbound listener: every connection is HTTP (h2c if it opens with the HTTP/2 preface). */
-export function createOutboundServer(frontend: HttpFrontend, maxConnections: number, detectMs: number): Server {
+export function createOutboundServer(frontend: HttpFrontend, maxConnections: number, requestHeadersMs: number): Server {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket: Socket) => {
     if (frontend.isDraining) {
       socket.destroy();
       return;
     }
-    // Clients speak first on a proxy port; the timeout only bounds a silent connection (then HTTP/1 handles it).
-    detectProtocol(socket, Math.max(detectMs, 10_000), 'h1', (p) => {
+    // Clients speak first on a proxy port; a silent one gets as long as for its request head, then HTTP/1 answers.
+    detectProtocol(socket, requestHeadersMs, 'h1', (p) => {
       if (p === 'h2') frontend.acceptH2(socket);
       else frontend.acceptH1(socket);
     });
@@ -67,7 +67,7 @@ export function createBindingServer(frontend: HttpFrontend, binding: Binding, pl
       handleTcpBinding(tunnels, socket, binding);
       return;
     }
-    const timeout = declared === 'detect' ? plan.mesh.timeouts.detectMs : Math.max(plan.mesh.timeouts.detectMs, 10_000);
+    const timeout = declared === 'detect' ? plan.mesh.timeouts.detectMs : plan.mesh.timeouts.requestHeadersMs;
     detectProtocol(socket, timeout, declared === 'detect' ? 'tcp' : 'h1', (p) => {
       if (p === 'h2') frontend.acceptH2(socket);
       else if (p === 'h1') frontend.acceptH1(socket);

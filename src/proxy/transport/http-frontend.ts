@@ -21,6 +21,19 @@ import { H2Downstream } from './h2/server-stream.js';
 
 const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
+/**
+ * Per client connection: pipelined HTTP/1.1 requests wait here until the one before has been answered, so that a
+ * client pipelining thousands of requests gets them served one by one rather than opening thousands of upstream
+ * connections. Past MAX_PIPELINED the socket is paused until the queue drains.
+ */
+const kPipeline = Symbol('mycel.pipeline');
+const MAX_PIPELINED = 16;
+interface Pipeline {
+  active: HttpExchange | null;
+  waiting: HttpExchange[];
+}
+type PipelinedSocket = Socket & { [kPipeline]?: Pipeline };
+
 export interface FrontendHooks {
   /** The stack every request goes through. */
   service: HttpService;
@@ -71,6 +84,8 @@ export class HttpFrontend {
     this.h1.on('clientError', this.onClientError);
     this.h1.on('connect', this.onConnectRequest);
     this.h1.on('upgrade', this.onUpgradeRequest);
+    // Node arms the check behind headersTimeout (slowloris) on 'listening'; these servers never listen themselves.
+    this.h1.emit('listening');
 
     this.h2 = http2.createServer({
       maxHeaderListPairs: lim.maxHeaderCount + 8,
@@ -129,7 +144,41 @@ export class HttpFrontend {
   private readonly trackedObserver: ExchangeObserver = (ex) => {
     this.inFlight--;
     this.hooks.observer(ex);
+    if (ex.downstream instanceof H1Downstream) this.nextPipelined(ex.downstream.req.socket as PipelinedSocket, ex);
   };
+
+  /** Starts an HTTP/1.1 exchange now, or queues it behind the one in progress on the same connection. */
+  private startH1(ex: HttpExchange, socket: PipelinedSocket): void {
+    let p = socket[kPipeline];
+    if (p === undefined) {
+      p = { active: null, waiting: [] };
+      socket[kPipeline] = p;
+    }
+    if (p.active === null) {
+      p.active = ex;
+      this.hooks.service.call(ex);
+      return;
+    }
+    p.waiting.push(ex);
+    if (p.waiting.length >= MAX_PIPELINED) socket.pause();
+  }
+
+  private nextPipelined(socket: PipelinedSocket, done: HttpExchange): void {
+    const p = socket[kPipeline];
+    if (p === undefined) return;
+    if (p.active !== done) {
+      // A queued request ended before its turn (its client went away).
+      const i = p.waiting.indexOf(done);
+      if (i !== -1) p.waiting.splice(i, 1);
+      return;
+    }
+    let next = p.waiting.shift();
+    while (next !== undefined && next.finished) next = p.waiting.shift();
+    p.active = next ?? null;
+    if (next === undefined) return;
+    if (p.waiting.length < MAX_PIPELINED / 2 && socket.isPaused()) socket.resume();
+    this.hooks.service.call(next);
+  }
 
   // ---- HTTP/1.1 ---------------------------------------------------------------------------------------------------
 
@@ -166,7 +215,7 @@ export class HttpFrontend {
       return;
     }
     if (this.draining) res.shouldKeepAlive = false;
-    this.hooks.service.call(ex);
+    this.startH1(ex, req.socket as PipelinedSocket);
   };
 
   private readonly onClientError = (err: Error & { code?: string; bytesParsed?: number }, socket: Duplex): void => {
@@ -177,12 +226,17 @@ export class HttpFrontend {
     let code: ErrorCode = 'bad-request';
     if (err.code === 'HPE_HEADER_OVERFLOW') code = 'header-too-large';
     else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT') code = 'request-timeout';
-    const spec = ERROR_CATALOGUE[code];
-    const body = `mycel ${this.direction}: ${code}: ${err.code ?? ''} ${err.message}\n`.replace(/[\r\n]+(?!$)/g, ' ');
     this.log.info('refused a malformed request', { direction: this.direction, error: code, reason: `${err.code ?? ''} ${err.message}` });
-    socket.end(
-      `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${code}\r\n\r\n${body}`,
-    );
+    const detail = `${err.code ?? ''} ${err.message}`.replace(/[\r\n]+/g, ' ');
+    // Responses go out in request order: an earlier pipelined request still being answered comes first.
+    const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (pending && !pending.writableFinished) {
+      const answer = () => refuseRaw(socket, code, detail);
+      pending.once('finish', answer);
+      pending.once('close', () => socket.destroy());
+      return;
+    }
+    refuseRaw(socket, code, detail);
   };
 
   private readonly onConnectRequest = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -263,8 +317,13 @@ function validateH1(req: IncomingMessage, settings: MeshSettings): MycelError | 
     if (n.length === 4 && n.toLowerCase() === 'host') hosts++;
   }
   if (hosts > 1) return new MycelError('bad-request', 'more than one Host header');
-  if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1 && req.headers['transfer-encoding'] !== undefined) {
-    return new MycelError('bad-request', 'Transfer-Encoding in an HTTP/1.0 request');
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) {
+    if (req.httpVersionMinor === 0 && req.httpVersionMajor === 1) return new MycelError('bad-request', 'Transfer-Encoding in an HTTP/1.0 request');
+    // RFC 9112 section 6.3: chunked must be the final coding; anything else leaves the body length unknowable.
+    const codings = te.toLowerCase().split(',').map((c) => c.trim());
+    if (codings[codings.length - 1] !== 'chunked') return new MycelError('bad-request', `Transfer-Encoding "${te.slice(0, 60)}" does not end in chunked`);
+    if (codings.length > 1) return new MycelError('protocol-not-supported', `transfer coding "${te.slice(0, 60)}" is not supported; send the body chunked only`);
   }
   if (url.charCodeAt(0) !== 47) {
     if (parseAbsoluteForm(url) === null && !(req.method === 'OPTIONS' && url === '*')) return new MycelError('bad-request', 'the request target is neither a path nor an absolute http:// URI');

@@ -169,6 +169,16 @@ export class H1Connection implements ResponseEvents {
   private readonly onBodyEnd = (): void => {
     const req = this.req;
     if (req === null) return;
+    // An HTTP/2 stream can end and then turn out to be reset, and a peer can end a body short of its
+    // Content-Length: neither may reach the app as a complete request.
+    if ((req.body as { aborted?: boolean } | null)?.aborted === true) {
+      this.fail(new MycelError('upstream-reset', 'the client aborted the request body'));
+      return;
+    }
+    if (!this.chunked && this.bodyBytes !== req.bodyLength) {
+      this.fail(new MycelError('bad-request', `the request body ended after ${this.bodyBytes} of ${req.bodyLength} bytes`));
+      return;
+    }
     if (this.chunked) {
       const trailers = req.requestTrailers();
       if (trailers !== null && trailers.length > 0) {
@@ -233,8 +243,14 @@ export class H1Connection implements ResponseEvents {
   };
 
   private readonly onError = (err: Error): void => {
-    this.fail(classifySocketError(err, this.connected));
+    const e = classifySocketError(err, this.connected);
+    this.fail(e.code === 'upstream-reset' && this.refusedAfterHandshake() ? refusedError() : e);
   };
+
+  /** A TLS 1.3 server that refuses our certificate closes (or resets) right after the handshake, without an alert. */
+  private refusedAfterHandshake(): boolean {
+    return this.connected && this.served === 0 && !this.responseStarted && this.socket.bytesRead === 0 && 'encrypted' in this.socket;
+  }
 
   private readonly onClose = (): void => {
     this.closed = true;
@@ -242,9 +258,8 @@ export class H1Connection implements ResponseEvents {
     if (this.req === null) return;
     if (!this.connected) {
       this.fail(new MycelError('connect-failed', 'connection closed during connect'));
-    } else if (this.served === 0 && !this.responseStarted && this.socket.bytesRead === 0 && 'encrypted' in this.socket) {
-      // A TLS 1.3 server that refuses our certificate closes right after the handshake, without an alert.
-      this.fail(new MycelError('tls-handshake-failed', 'the peer closed the connection right after the TLS handshake without a byte: it most likely refused our client certificate (untrusted CA or expired)', { retryable: true }));
+    } else if (this.refusedAfterHandshake()) {
+      this.fail(refusedError());
     } else {
       this.fail(new MycelError('upstream-reset', 'connection closed before the response was complete'));
     }
@@ -311,6 +326,10 @@ export class H1Connection implements ResponseEvents {
     }
     sink.onResponseError(err);
   }
+}
+
+function refusedError(): MycelError {
+  return new MycelError('tls-handshake-failed', 'the peer closed the connection right after the TLS handshake without a byte: it most likely refused our client certificate (untrusted CA or expired)', { retryable: true });
 }
 
 function hasField(h: HeaderList, name: string): boolean {

@@ -33,6 +33,7 @@ interface SessionState {
 class H2Call implements UpstreamCall {
   done = false;
   gotResponse = false;
+  bodyBytes = 0;
   constructor(
     readonly stream: StreamWithCall,
     readonly sink: ResponseSink,
@@ -48,7 +49,7 @@ class H2Call implements UpstreamCall {
     if (this.done) return;
     this.done = true;
     detachBody(this);
-    if (!this.stream.destroyed) this.stream.close(NGHTTP2_CANCEL);
+    resetStream(this.stream, NGHTTP2_CANCEL);
   }
 }
 
@@ -99,7 +100,10 @@ export class H2Client implements HttpClient {
       (body as unknown as { [kCall]?: H2Call })[kCall] = call;
       body.on('error', onBodyAborted);
       body.on('aborted', onBodyAborted);
-      body.pipe(stream);
+      body.on('data', onBodyData);
+      body.on('end', onBodyEnd);
+      // Not `end: true`: a body that stopped short must reset the stream, never end it as if complete.
+      body.pipe(stream, { end: false });
     }
     return call;
   }
@@ -194,7 +198,10 @@ function onEnd(this: ClientHttp2Stream): void {
   const call = callOf(this);
   if (!call || call.done) return;
   call.done = true;
-  detachBody(call);
+  // The response is complete. A request body still streaming (the app answered early) keeps flowing to its end
+  // and the far side drops it (it ends its response only then, see server-stream.ts); a reset instead would leave
+  // the far side with late frames on a closed stream, which nghttp2 counts until it drops the whole session.
+  if (this.writableEnded) detachBody(call);
   const t = (call as H2Call & { trailers?: IncomingHttpHeaders }).trailers;
   call.sink.onResponseEnd(t ? h2ToList(t) : null);
 }
@@ -216,14 +223,14 @@ function onStreamTimeout(this: ClientHttp2Stream): void {
   const call = callOf(this);
   if (!call || call.done) return;
   failCall(this, new MycelError('idle-timeout', 'no bytes from upstream within the idle timeout'));
-  this.close(NGHTTP2_CANCEL);
+  resetStream(this, NGHTTP2_CANCEL);
 }
 
-function failCall(stream: ClientHttp2Stream, err: MycelError): void {
+function failCall(stream: ClientHttp2Stream, err: MycelError, fromPeer = true): void {
   const call = callOf(stream);
   if (!call || call.done) return;
   call.done = true;
-  if (err.code === 'upstream-reset' && call.session.secure && !call.session.peerSpoke) {
+  if (fromPeer && err.code === 'upstream-reset' && call.session.secure && !call.session.peerSpoke) {
     // A TLS 1.3 server that refuses our certificate closes right after the handshake, before its SETTINGS frame.
     err = new MycelError('tls-handshake-failed', 'the peer closed the connection right after the TLS handshake, before its HTTP/2 SETTINGS: it most likely refused our client certificate (untrusted CA or expired)', { retryable: true });
   }
@@ -233,9 +240,40 @@ function failCall(stream: ClientHttp2Stream, err: MycelError): void {
 
 function onBodyAborted(this: { [kCall]?: H2Call }): void {
   const call = this[kCall];
-  if (!call || call.done) return;
-  failCall(call.stream, new MycelError('upstream-reset', 'the client aborted the request body'));
-  if (!call.stream.destroyed) call.stream.close(NGHTTP2_CANCEL);
+  if (!call) return;
+  if (!call.done) failCall(call.stream, new MycelError('upstream-reset', 'the client aborted the request body'), false);
+  detachBody(call);
+  resetStream(call.stream, NGHTTP2_CANCEL);
+}
+
+function onBodyData(this: { [kCall]?: H2Call }, chunk: Buffer): void {
+  const call = this[kCall];
+  if (call) call.bodyBytes += chunk.length;
+}
+
+/** The client's body ended: end the stream only if it is whole (not aborted, and as long as Content-Length said). */
+function onBodyEnd(this: { [kCall]?: H2Call; aborted?: boolean }): void {
+  const call = this[kCall];
+  if (!call) return;
+  const expected = call.req.bodyLength;
+  if (this.aborted === true || (expected >= 0 && call.bodyBytes !== expected)) {
+    if (!call.done) failCall(call.stream, new MycelError('bad-request', `the request body ended after ${call.bodyBytes} of ${expected} bytes`), false);
+    detachBody(call);
+    resetStream(call.stream, NGHTTP2_CANCEL);
+    return;
+  }
+  if (!call.stream.destroyed) call.stream.end();
+}
+
+/**
+ * Resets a stream without first ending it. Node's close() half-closes the stream (an empty DATA frame with
+ * END_STREAM) before sending RST_STREAM, so the peer would take a cut-off request body as complete.
+ */
+function resetStream(stream: ClientHttp2Stream, code: number): void {
+  if (stream.destroyed || stream.closed) return;
+  const ws = (stream as unknown as { _writableState?: { ending: boolean } })._writableState;
+  if (ws !== undefined) ws.ending = true;
+  stream.close(code);
 }
 
 function detachBody(call: H2Call): void {
@@ -243,5 +281,7 @@ function detachBody(call: H2Call): void {
   if (body === null) return;
   body.off('error', onBodyAborted);
   body.off('aborted', onBodyAborted);
+  body.off('data', onBodyData);
+  body.off('end', onBodyEnd);
   body.unpipe(call.stream);
 }

@@ -56,16 +56,39 @@ export class H2Downstream implements Downstream {
     s.respond(out, { waitForTrailers });
   }
 
+  /** False once the client's stream is gone or no head was sent (writing then would make Node send one itself). */
+  private get writable(): boolean {
+    const s = this.stream;
+    return !this.ended && !s.destroyed && !s.closed && s.headersSent;
+  }
+
   write(chunk: Buffer): boolean {
-    if (this.ended || this.stream.destroyed) return true;
+    if (!this.writable) return true;
     return this.stream.write(chunk);
   }
 
   end(trailers: HeaderList | null): void {
-    if (this.ended || this.stream.destroyed) return;
+    if (!this.writable) {
+      this.ended = true;
+      return;
+    }
     this.ended = true;
     this.trailersOut = trailers;
-    this.stream.end();
+    const s = this.stream;
+    if (s.readableEnded || s.destroyed) {
+      s.end();
+      return;
+    }
+    // The app answered before the whole request body arrived (a 413, or a server that ignores bodies). Drop the
+    // rest as it comes, and end the response only once the client has finished sending: ending it earlier makes
+    // Node reset the stream, and the client's late DATA frames then count as protocol "glitches" until nghttp2
+    // closes the whole session.
+    s.removeAllListeners('data');
+    s.once('end', onRequestEndedAfterResponse);
+    s.resume();
+    const timer = setTimeout(onRequestEndedAfterResponse.bind(s), LATE_BODY_WAIT_MS);
+    timer.unref();
+    s.once('close', () => clearTimeout(timer));
   }
 
   abort(): void {
@@ -93,6 +116,13 @@ export class H2Downstream implements Downstream {
   drained(): void {
     this.ex?.onDownstreamDrain();
   }
+}
+
+/** How long a response waits for a client to finish a request body the app did not read. */
+const LATE_BODY_WAIT_MS = 5000;
+
+function onRequestEndedAfterResponse(this: ServerHttp2Stream): void {
+  if (!this.destroyed && !this.writableEnded) this.end();
 }
 
 function onDrain(this: Tagged): void {
