@@ -160,6 +160,8 @@ export async function startH2App(): Promise<TestApp> {
       hash.update(d);
     });
     stream.on('end', () => {
+      // Node emits 'end' even after 'aborted' on a reset stream; an app must not take that body as complete.
+      if (stream.aborted) return;
       seen.push({ method: String(headers[':method']), url: path, headers: headers as http.IncomingHttpHeaders, rawHeaders: [], bodyBytes: bytes, bodySha256: hash.digest('hex'), trailers: {} });
       if (stream.destroyed) return;
       if (url.pathname === '/big') {

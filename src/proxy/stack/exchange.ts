@@ -102,6 +102,10 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
     this.errorCode = err.code;
     this.errorDetail = err.message;
     this.respondError(this, err);
+    // Whatever the upstream side still holds for this request (a half-sent body) is abandoned.
+    const up = this.upstream;
+    this.upstream = null;
+    up?.abort();
     this.complete();
   }
 

@@ -15,7 +15,7 @@ import { HttpExchange, type Direction, type ErrorResponder, type ExchangeObserve
 import { ERROR_HEADER } from '../stack/error-response.js';
 import type { HeaderList } from '../stack/http-types.js';
 import type { HttpService } from '../stack/service.js';
-import { H1Downstream, requestHeaderList } from './h1/server-response.js';
+import { exchangeOfResponse, H1Downstream, requestHeaderList } from './h1/server-response.js';
 import { h2ToList } from './h2/headers.js';
 import { H2Downstream } from './h2/server-stream.js';
 
@@ -27,12 +27,14 @@ const { NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
  * connections. Past MAX_PIPELINED the socket is paused until the queue drains.
  */
 const kPipeline = Symbol('mycel.pipeline');
+/** Set on a client connection once the proxy refused a request on it: it closes after that answer, nothing more. */
+const kRefused = Symbol('mycel.refused');
 const MAX_PIPELINED = 16;
 interface Pipeline {
   active: HttpExchange | null;
   waiting: HttpExchange[];
 }
-type PipelinedSocket = Socket & { [kPipeline]?: Pipeline };
+type PipelinedSocket = Socket & { [kPipeline]?: Pipeline; [kRefused]?: boolean };
 
 export interface FrontendHooks {
   /** The stack every request goes through. */
@@ -211,6 +213,7 @@ export class HttpFrontend {
     if (problem !== null) {
       // A malformed request: answer, close, and send nothing of it anywhere.
       res.shouldKeepAlive = false;
+      (req.socket as PipelinedSocket)[kRefused] = true;
       ex.fail(problem);
       return;
     }
@@ -228,8 +231,22 @@ export class HttpFrontend {
     else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'HPE_HEADERS_TIMEOUT') code = 'request-timeout';
     this.log.info('refused a malformed request', { direction: this.direction, error: code, reason: `${err.code ?? ''} ${err.message}` });
     const detail = `${err.code ?? ''} ${err.message}`.replace(/[\r\n]+/g, ' ');
-    // Responses go out in request order: an earlier pipelined request still being answered comes first.
+    if ((socket as PipelinedSocket)[kRefused]) {
+      // This connection already got its refusal; the parser tripping over what followed needs no second answer.
+      socket.destroy();
+      return;
+    }
     const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    const current = pending ? exchangeOfResponse(pending) : undefined;
+    if (current !== undefined && !current.finished && pending && !pending.req.complete) {
+      // The request being served is the broken one (bad chunked framing in its body): fail it, which answers 400
+      // if nothing was sent yet, abandons what the upstream got of it, and closes the connection.
+      pending.shouldKeepAlive = false;
+      (socket as PipelinedSocket)[kRefused] = true;
+      current.fail(new MycelError(code, detail));
+      return;
+    }
+    // Responses go out in request order: an earlier pipelined request still being answered comes first.
     if (pending && !pending.writableFinished) {
       const answer = () => refuseRaw(socket, code, detail);
       pending.once('finish', answer);

@@ -76,6 +76,11 @@ export class H1Downstream implements Downstream {
   }
 }
 
+/** The exchange a ServerResponse belongs to, if the proxy made one for it. */
+export function exchangeOfResponse(res: ServerResponse): HttpExchange | undefined {
+  return (res as ServerResponse & Tagged)[kExchange];
+}
+
 function onResDrain(this: ServerResponse & Tagged): void {
   this[kExchange]?.onDownstreamDrain();
 }
