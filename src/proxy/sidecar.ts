@@ -98,12 +98,17 @@ export class Sidecar implements PlanHolder {
     const t = plan.mesh.timeouts;
     this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
     this.appH1 = new H1Pool({
-      connect: () => ({ socket: net.connect({ host: '127.0.0.1', port: options.appPort }), event: 'connect' }),
+      connect: () => ({ socket: net.connect({ host: '127.0.0.1', port: options.appPort, noDelay: true }), event: 'connect' }),
       connectTimeoutMs: t.connectMs,
       idleTimeoutMs: t.idleMs,
       poolIdleMs: 4_000, // below Node's default keep-alive timeout (5 s), the most common app server here
     });
-    this.appH2 = new H2Client({ url: `http://127.0.0.1:${options.appPort}`, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs });
+    this.appH2 = new H2Client({
+      url: `http://127.0.0.1:${options.appPort}`,
+      createConnection: () => net.connect({ host: '127.0.0.1', port: options.appPort, noDelay: true }),
+      connectTimeoutMs: t.connectMs,
+      idleTimeoutMs: t.idleMs,
+    });
     this.tunnels = this.makeTunnelDeps();
   }
 
@@ -255,7 +260,7 @@ export class Sidecar implements PlanHolder {
     const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
     const deps = this.tunnels;
     deps.opened(rec);
-    const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true });
+    const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true, noDelay: true });
     app.once('error', (err) => {
       this.options.log.warn('tunnel failed', { direction: 'inbound', kind: 'tcp', error: 'connect-failed', reason: err.message });
       socket.destroy();
@@ -278,7 +283,7 @@ export class Sidecar implements PlanHolder {
     deps.opened(rec);
     const headers = withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER);
     if (peer !== null) headers.push(PEER_IDENTITY_HEADER, peer);
-    const app = net.connect({ host: '127.0.0.1', port: this.options.appPort });
+    const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, noDelay: true });
     relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path: req.url ?? '/', headers }, this.plan.mesh.timeouts.idleMs,
       (err) => {
         rec.error = err;

@@ -3,7 +3,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import type net from 'node:net';
 import tls from 'node:tls';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,15 +11,8 @@ import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
 import { portOf, startSidecar, startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
-import { request } from '../helpers/http.js';
+import { request, closedPort } from '../helpers/http.js';
 
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('mesh errors explain themselves', () => {
   let app: TestApp;
@@ -163,13 +156,14 @@ spec:
       // The same over the multiplexed HTTP/2 hop (an h2c client).
       const { default: http2 } = await import('node:http2');
       const session = http2.connect(`http://${web2.outbound}`);
+      session.on('error', () => {}); // the sidecar is killed below; its reset must not surface here
       const h2 = await new Promise<{ status: number; error: string | undefined }>((resolve, reject) => {
         const st = session.request({ ':path': '/hello', ':authority': 'api' });
         st.on('response', (h) => resolve({ status: Number(h[':status']), error: h['x-mycel-error'] as string | undefined }));
         st.on('error', reject);
         st.resume();
       });
-      session.close();
+      session.destroy();
       assert.deepEqual(h2, { status: 502, error: 'tls-handshake-failed' });
     } finally {
       await web2.stop('SIGKILL');

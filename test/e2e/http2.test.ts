@@ -5,11 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { patternSha256, startH2App, startHttpApp, type TestApp } from '../helpers/apps.js';
 import { startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
-import { requirePackage, run, sha256 } from '../helpers/http.js';
+import { requirePackage, run, sha256, closedPort } from '../helpers/http.js';
 
 interface H2Reply {
   status: number;
@@ -232,10 +231,7 @@ describe('HTTP/2 when the h2c app behind api is down', () => {
   let mesh: TwoSidecars;
 
   before(async () => {
-    const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-    const port = (s.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
+    const port = await closedPort();
     mesh = await startTwoSidecars({ apiAppPort: port, apiProtocol: 'http2' });
   });
   after(async () => {

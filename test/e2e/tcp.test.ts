@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startHttpApp, startTcpEcho, type TestApp } from '../helpers/apps.js';
 import { startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
-import { have, request, requirePackage, run, sha256 } from '../helpers/http.js';
+import { have, request, requirePackage, run, sha256, closedPort } from '../helpers/http.js';
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
@@ -118,13 +118,6 @@ async function startHalfCloseApp(): Promise<{ port: number; close(): Promise<voi
   };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const BANNER = '220 mycel-test ESMTP ready\r\n';
 
@@ -188,7 +181,7 @@ describe('TCP when the app behind api is down', () => {
   let mesh: TwoSidecars;
 
   before(async () => {
-    mesh = await startTwoSidecars({ apiAppPort: await freePort(), apiProtocol: 'tcp' });
+    mesh = await startTwoSidecars({ apiAppPort: await closedPort(), apiProtocol: 'tcp' });
   });
   after(async () => {
     await mesh?.close();
@@ -238,7 +231,7 @@ describe('redis through a TCP binding', () => {
 
   before(async () => {
     if (!(await have('redis-server'))) return;
-    redisPort = await freePort();
+    redisPort = await closedPort();
     redis = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const proc = redis;
     await withTimeout(

@@ -3,8 +3,8 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { closedPort } from '../helpers/http.js';
 import type http from 'node:http';
-import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { startWsApp, type WsApp } from '../helpers/ws-app.js';
@@ -191,10 +191,7 @@ describe('WebSocket when the app behind api is down', () => {
   let mesh: TwoSidecars;
 
   before(async () => {
-    const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-    const port = (s.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
+    const port = await closedPort();
     mesh = await startTwoSidecars({ apiAppPort: port, apiProtocol: 'http' });
   });
   after(async () => {

@@ -3,6 +3,7 @@
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 
 export interface Reply {
   status: number;
@@ -73,4 +74,13 @@ export async function requirePackage(t: { skip(msg: string): void }, cmd: string
   if (process.env.CI === 'true') throw new Error(`CI=true: ${msg}`);
   t.skip(msg);
   return false;
+}
+
+/** A loopback port nothing listens on (bound and released), for "the app is down" cases. */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }

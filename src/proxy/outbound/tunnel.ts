@@ -37,7 +37,7 @@ export interface TunnelDeps {
 }
 
 function openUpstream(deps: TunnelDeps, svc: ServiceTarget, ep: EndpointTarget, alpn: string): { socket: Socket; event: 'connect' | 'secureConnect' } {
-  if (svc.external) return { socket: net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true }), event: 'connect' };
+  if (svc.external) return { socket: net.connect({ host: ep.address, port: ep.port, allowHalfOpen: true, noDelay: true }), event: 'connect' };
   if (deps.identity === null) throw new MycelError('tls-handshake-failed', 'no workload identity for mTLS');
   return { socket: connectPeer(deps.identity, ep.address, ep.port, svc.identity, alpn, `${svc.name}.${svc.namespace}.svc`), event: 'secureConnect' };
 }

@@ -69,7 +69,7 @@ export class ClientCache {
         });
       case 'h1-plain':
         return new H1Pool({
-          connect: () => ({ socket: net.connect({ host: ep.address, port: ep.port }), event: 'connect' }),
+          connect: () => ({ socket: net.connect({ host: ep.address, port: ep.port, noDelay: true }), event: 'connect' }),
           connectTimeoutMs: o.connectTimeoutMs,
           idleTimeoutMs: o.idleTimeoutMs,
           poolIdleMs: o.poolIdleMs,
@@ -85,7 +85,7 @@ export class ClientCache {
       case 'h2-plain':
         return new H2Client({
           url: `http://${hostForUrl(ep.address)}:${ep.port}`,
-          createConnection: () => net.connect({ host: ep.address, port: ep.port }),
+          createConnection: () => net.connect({ host: ep.address, port: ep.port, noDelay: true }),
           connectTimeoutMs: o.connectTimeoutMs,
           idleTimeoutMs: o.idleTimeoutMs,
         });

@@ -27,6 +27,8 @@ export function connectPeer(identity: IdentityStore, host: string, port: number,
       return new MycelError('peer-identity-mismatch', `expected ${expectedId}, the peer at ${host}:${port} is ${got ?? 'without a SPIFFE ID'}`);
     },
   });
+  // Small frames (a request head, an HTTP/2 HEADERS frame) must leave at once, not wait for Nagle.
+  socket.setNoDelay(true);
   socket.once('secureConnect', () => {
     if (socket.alpnProtocol !== alpn) {
       socket.destroy(new MycelError('tls-handshake-failed', `the peer at ${host}:${port} did not agree to ALPN ${alpn} (got ${socket.alpnProtocol || 'none'})`));
