@@ -18,6 +18,11 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  {
+    // Plain Node scripts (the bin shim, build and test runners): Node's globals.
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly', setTimeout: 'readonly' } },
+  },
   { files: ['src/proxy/**/*.ts'], rules: { 'no-restricted-imports': noImport(['**/control-plane/**'], 'proxy/ must not import control-plane/') } },
   { files: ['src/control-plane/**/*.ts'], rules: { 'no-restricted-imports': noImport(['**/proxy/**'], 'control-plane/ must not import proxy/') } },
   {
