@@ -32,7 +32,6 @@ interface SessionState {
 /** One request on a stream; event handlers are shared functions that find the call through the stream. */
 class H2Call implements UpstreamCall {
   done = false;
-  gotResponse = false;
   bodyBytes = 0;
   constructor(
     readonly stream: StreamWithCall,
@@ -56,7 +55,6 @@ class H2Call implements UpstreamCall {
 export class H2Client implements HttpClient {
   private session: ClientHttp2Session | null = null;
   private state: SessionState = { secure: false, peerSpoke: false };
-  private closing = false;
 
   constructor(private readonly options: H2ClientOptions) {}
 
@@ -109,7 +107,6 @@ export class H2Client implements HttpClient {
   }
 
   close(): void {
-    this.closing = true;
     const s = this.session;
     this.session = null;
     if (s && !s.destroyed) s.close(); // GOAWAY; open streams finish first
@@ -165,7 +162,6 @@ function callOf(stream: ClientHttp2Stream): H2Call | undefined {
 function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
   const call = callOf(this);
   if (!call || call.done) return;
-  call.gotResponse = true;
   call.sink.onResponseHead(Number(headers[':status']), h2ToList(headers));
   this.on('data', onData);
 }
