@@ -1,10 +1,8 @@
 // The HAProxy two-hop path: hop A (plain, h2c for h2c/gRPC) -> `ssl verify required`, client cert, TLS 1.3,
 // http-reuse always -> hop B (TLS listener, verify required) -> upstream; one thread per hop. HTTP/2 families
 // stay HTTP/2 end to end; TCP uses mode tcp with the same TLS hop.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { freePorts, portAccepts, spawnManaged, waitUntil, type Managed } from '../lib/processes.js';
-import type { BenchEnv, Family, PathInstance, Peer } from './peer.js';
+import type { BenchEnv, Family, Peer } from './peer.js';
+import { startTwoHops } from './two-hops.js';
 
 function globalAndDefaults(family: Family, hop: string): string {
   const mode = family === 'tcp' ? 'tcp' : 'http';
@@ -60,31 +58,17 @@ const notes: Record<Family, string[]> = {
 
 export const haproxyPeer: Peer = {
   paths: () => ['haproxy'],
-  async start(family, env) {
-    const [a, b] = (await freePorts(2)) as [number, number];
-    const ports = { a, b };
-    const processes: Managed[] = [];
-    const stop = async (): Promise<void> => {
-      await Promise.all(processes.map((p) => p.stop()));
-    };
-    try {
-      for (const hop of ['b', 'a'] as const) {
-        const dir = join(env.tmpDir, `haproxy-${family}-${hop}`);
-        mkdirSync(dir, { recursive: true });
-        const conf = join(dir, 'haproxy.cfg');
-        writeFileSync(conf, (hop === 'a' ? hopA : hopB)(family, ports, env));
+  start: (family, env) =>
+    startTwoHops(
+      {
+        name: 'haproxy',
+        confFile: 'haproxy.cfg',
+        config: (hop, _dir, ports) => (hop === 'a' ? hopA : hopB)(family, ports, env),
         // -db: stay in the foreground, so the PID we hold is the process doing the work.
-        processes.push(spawnManaged(`haproxy hop ${hop.toUpperCase()}`, 'haproxy', ['-db', '-f', conf], {
-          cpu: env.cpuProxy,
-          logFile: join(dir, 'haproxy.log'),
-        }));
-        await waitUntil(`haproxy hop ${hop}`, () => portAccepts(ports[hop]), { timeoutMs: 10_000, watch: processes });
-      }
-    } catch (e) {
-      await stop();
-      throw e;
-    }
-    const instance: PathInstance = { path: 'haproxy', port: a, authority: 'api', processes, notes: notes[family], stop };
-    return instance;
-  },
+        command: (_dir, conf) => ({ cmd: 'haproxy', args: ['-db', '-f', conf] }),
+        notes: notes[family],
+      },
+      family,
+      env,
+    ),
 };

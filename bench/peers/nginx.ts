@@ -2,10 +2,10 @@
 // hop B (ssl_verify_client on) -> upstream; one worker per hop. HTTP via proxy_pass, gRPC via grpc_pass, TCP via
 // the stream module when this nginx has it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePorts, portAccepts, spawnManaged, waitUntil, type Managed } from '../lib/processes.js';
-import { NotApplicable, type BenchEnv, type Family, type PathInstance, type Peer } from './peer.js';
+import { NotApplicable, type BenchEnv, type Family, type Peer } from './peer.js';
+import { startTwoHops } from './two-hops.js';
 
 /** Top of every generated nginx.conf: foreground master, one worker, files kept in `dir`. */
 export function nginxMainBlock(dir: string, loadModules: readonly string[] = []): string {
@@ -186,29 +186,16 @@ export const nginxPeer: Peer = {
       if ('reason' in support) throw new NotApplicable(support.reason);
       modules = support.modules;
     }
-    const [a, b] = (await freePorts(2)) as [number, number];
-    const ports = { a, b };
-    const processes: Managed[] = [];
-    const stop = async (): Promise<void> => {
-      await Promise.all(processes.map((p) => p.stop()));
-    };
-    try {
-      for (const hop of ['b', 'a'] as const) {
-        const dir = join(env.tmpDir, `nginx-${family}-${hop}`);
-        mkdirSync(dir, { recursive: true });
-        const conf = join(dir, 'nginx.conf');
-        writeFileSync(conf, (hop === 'a' ? hopA : hopB)(dir, family, ports, env, modules));
-        processes.push(spawnManaged(`nginx hop ${hop.toUpperCase()}`, 'nginx', ['-p', dir, '-c', conf], {
-          cpu: env.cpuProxy,
-          logFile: join(dir, 'nginx.log'),
-        }));
-        await waitUntil(`nginx hop ${hop}`, () => portAccepts(ports[hop]), { timeoutMs: 10_000, watch: processes });
-      }
-    } catch (e) {
-      await stop();
-      throw e;
-    }
-    const instance: PathInstance = { path: 'nginx', port: a, authority: 'api', processes, notes: notes[family], stop };
-    return instance;
+    return startTwoHops(
+      {
+        name: 'nginx',
+        confFile: 'nginx.conf',
+        config: (hop, dir, ports) => (hop === 'a' ? hopA : hopB)(dir, family, ports, env, modules),
+        command: (dir, conf) => ({ cmd: 'nginx', args: ['-p', dir, '-c', conf] }),
+        notes: notes[family],
+      },
+      family,
+      env,
+    );
   },
 };
