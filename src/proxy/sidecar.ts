@@ -327,7 +327,6 @@ export class Sidecar implements PlanHolder {
       try {
         const next = buildIdentity(await readIdentityFiles(files));
         this.identity.set(next);
-        this.clients.updateOptions({ identity: this.identity });
         this.metrics.certExpiry.set(Math.floor(next.notAfter.getTime() / 1000));
         this.options.log.info('workload identity reloaded', { identity: next.spiffeId, expires: next.notAfter.toISOString() });
       } catch (err) {

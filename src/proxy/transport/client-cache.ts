@@ -22,11 +22,8 @@ export interface ClientCacheOptions {
 export class ClientCache {
   private readonly clients = new Map<string, HttpClient>();
 
-  constructor(private options: ClientCacheOptions) {}
-
-  updateOptions(options: Partial<ClientCacheOptions>): void {
-    this.options = { ...this.options, ...options };
-  }
+  /** The identity store is read at each connect, so a rotated certificate needs nothing here. */
+  constructor(private readonly options: ClientCacheOptions) {}
 
   /** `identity` is the SPIFFE ID the endpoint must present (mTLS kinds only); `serverName` goes into SNI. */
   get(kind: ClientKind, ep: EndpointTarget, identity: string, serverName: string): HttpClient {
