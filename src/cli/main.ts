@@ -10,7 +10,12 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   proxy: async () => (await import('./commands/proxy.js')).registerProxyCommand,
   'dev-certs': async () => (await import('./commands/dev-certs.js')).registerDevCertsCommand,
   example: async () => (await import('./commands/example.js')).registerExampleCommand,
+  apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
+  get: async () => (await import('./commands/get.js')).registerGetCommand,
 };
+// `get` registers its siblings that share its client code.
+COMMANDS.delete = COMMANDS.get!;
+COMMANDS.token = COMMANDS.get!;
 
 const program = new Command();
 program

@@ -12,6 +12,8 @@ import type { Logger } from '../core/log.js';
 import { formatProblem } from '../api/v1alpha1/load.js';
 import { parseSpiffeId } from '../security/spiffe.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import type { ConfigProblem } from '../api/v1alpha1/load.js';
+import { ControlConfigSource } from './config/control-source.js';
 import { FileConfigSource } from './config/file-source.js';
 import type { ProxyPlan } from './config/plan.js';
 import { createAdminServer } from './admin/server.js';
@@ -42,10 +44,33 @@ export interface UpstreamBindingOption {
   listen: ListenAddress;
 }
 
+/** Where config comes from: resource files, or a control plane. */
+export interface ConfigSource {
+  load(): Promise<ProxyPlan>;
+  on(event: 'plan', listener: (plan: ProxyPlan) => void): unknown;
+  on(event: 'rejected', listener: (problems: ConfigProblem[]) => void): unknown;
+  reload(): Promise<void>;
+  watch?(): void;
+  close(): void | Promise<void>;
+}
+
+export interface ControlOptions {
+  url: string;
+  token: string;
+  namespace: string;
+  /** The address other sidecars reach this one's inbound listener on. */
+  advertise: string;
+  labels: Record<string, string>;
+  stateDir: string;
+  proxyId: string;
+}
+
 export interface SidecarOptions {
   service: string;
   appPort: number;
   configFiles: string[];
+  /** Take config from a control plane instead of files. */
+  control?: ControlOptions;
   inbound: ListenAddress;
   outbound: ListenAddress;
   admin: ListenAddress;
@@ -88,7 +113,7 @@ export class Sidecar implements PlanHolder {
 
   private constructor(
     private readonly options: SidecarOptions,
-    private readonly source: FileConfigSource,
+    private readonly source: ConfigSource,
     plan: ProxyPlan,
     identity: IdentityStore,
     private readonly identityFiles: { cert: string; key: string; ca: string },
@@ -116,8 +141,30 @@ export class Sidecar implements PlanHolder {
     return this.plan;
   }
 
+  /** With a control plane: the first request to an unknown host asks it (bounded wait). */
+  discover?: (host: string) => Promise<boolean>;
+
   static async start(options: SidecarOptions): Promise<Sidecar> {
-    const source = new FileConfigSource(options.configFiles, options.service);
+    let source: ConfigSource;
+    let control: ControlConfigSource | null = null;
+    if (options.control !== undefined) {
+      const c = options.control;
+      control = new ControlConfigSource({
+        url: c.url,
+        token: c.token,
+        proxyId: c.proxyId,
+        service: options.service,
+        namespace: c.namespace,
+        // The inbound port is only known after listening; the registration is sent with the real one (see below).
+        endpoint: undefined,
+        subscribe: options.upstreams.map((u) => u.service),
+        stateDir: c.stateDir,
+        log: options.log,
+      });
+      source = control;
+    } else {
+      source = new FileConfigSource(options.configFiles, options.service);
+    }
     const plan = await source.load(); // ConfigInvalidError propagates: the CLI prints it and exits 2
     const files = options.identityFiles ?? plan.mesh.identityFiles;
     if (files === undefined) {
@@ -130,11 +177,16 @@ export class Sidecar implements PlanHolder {
       throw new SidecarConfigError(`workload identity from ${files.cert}, ${files.key}, ${files.ca}: ${(err as Error).message}`);
     }
     const sidecar = new Sidecar(options, source, plan, identity, files);
+    if (control !== null) sidecar.discover = (host) => control.discover(host, 2000);
     await sidecar.listenAll();
     source.on('plan', (p) => sidecar.apply(p));
     source.on('rejected', (problems) => sidecar.rejected(problems.map(formatProblem)));
-    source.watch();
+    source.watch?.();
     sidecar.watchIdentity();
+    if (control !== null && options.control !== undefined) {
+      // The endpoint is registered once the inbound port is known (it may have been port 0).
+      control.register({ address: options.control.advertise, port: sidecar.addresses.inbound.port, labels: options.control.labels, ready: true, appPort: options.appPort });
+    }
     sidecar.ready = true;
     options.log.info('sidecar ready', { service: options.service, configVersion: plan.version, identity: identity.current.spiffeId, ...flatAddresses(sidecar.addresses) });
     return sidecar;
@@ -243,6 +295,7 @@ export class Sidecar implements PlanHolder {
         identity: this.identity.current.spiffeId,
         certificateExpires: this.identity.current.notAfter.toISOString(),
         lastRejected: this.lastRejected,
+        control: this.controlStatus(),
         resources: this.plan.resources,
       }),
       endpoints: () => [...this.plan.services.values()].map((s) => ({ service: s.name, namespace: s.namespace, identity: s.identity, external: s.external, ports: s.ports, endpoints: s.endpoints })),
@@ -346,6 +399,10 @@ export class Sidecar implements PlanHolder {
     }
   }
 
+  controlStatus(): unknown {
+    return this.source instanceof ControlConfigSource ? this.source.status() : null;
+  }
+
   reloadConfig(): Promise<void> {
     return this.source.reload();
   }
@@ -365,6 +422,8 @@ export class Sidecar implements PlanHolder {
     const log = this.options.log;
     const timeoutMs = this.plan.mesh.timeouts.drainMs;
     log.info('draining', { reason, inFlight: this.inFlight(), timeoutMs });
+    // Deregister first, so that callers stop picking this endpoint while in-flight requests finish.
+    if (this.source instanceof ControlConfigSource) void this.source.close();
     for (const l of this.listeners) l.close();
     for (const f of this.frontends) f.drain();
     this.drainPromise = new Promise<void>((resolveDrain) => {
@@ -393,7 +452,7 @@ export class Sidecar implements PlanHolder {
     this.clients.closeAll();
     this.appH1.close();
     this.appH2.close();
-    this.source.close();
+    void this.source.close();
     for (const w of this.identityWatchers) w.close();
     this.metrics.unsubscribe();
     this.adminServer.close();

@@ -1,10 +1,14 @@
 // `mycel proxy`: runs a sidecar. With --config it runs from resource files (watched, reloaded, last good kept).
 
 import type { Command } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
 import { ConfigInvalidError, formatProblem } from '../../api/v1alpha1/load.js';
 import { createLogger } from '../../core/log.js';
 import { parseListenAddress, type ListenAddress } from '../../proxy/outbound/accept.js';
-import { Sidecar, SidecarConfigError, type UpstreamBindingOption } from '../../proxy/sidecar.js';
+import { Sidecar, SidecarConfigError, type ControlOptions, type UpstreamBindingOption } from '../../proxy/sidecar.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 
 /** `NAME[:SERVICEPORT]=[HOST:]PORT`, e.g. api=9191, api:8080=127.0.0.1:9191 */
@@ -42,6 +46,29 @@ interface ProxyFlags {
   cert?: string;
   key?: string;
   ca?: string;
+  namespace: string;
+  advertise?: string;
+  label: string[];
+  stateDir?: string;
+}
+
+/** The address other hosts reach this sidecar on: the inbound listener's own, else this host's first external IPv4. */
+function advertiseAddress(inbound: ListenAddress): string {
+  if (inbound.host !== '0.0.0.0' && inbound.host !== '::') return inbound.host;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function parseLabels(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of list) {
+    const m = /^([A-Za-z0-9][-A-Za-z0-9_./]{0,62})=([-A-Za-z0-9_.]{0,63})$/.exec(l);
+    if (!m) throw new CliError(`invalid --label "${l}": expected KEY=VALUE, e.g. version=v2 or zone=a`, EXIT_USAGE);
+    out[m[1] as string] = m[2] as string;
+  }
+  return out;
 }
 
 export function registerProxyCommand(program: Command): void {
@@ -51,8 +78,12 @@ export function registerProxyCommand(program: Command): void {
     .requiredOption('--service <name>', 'the service this sidecar belongs to')
     .requiredOption('--app-port <port>', 'the local port the app listens on (inbound traffic goes there)')
     .option('--config <file...>', 'run from resource files (Service, MeshConfig), watched and reloaded')
-    .option('--control <url>', 'control-plane URL (not in this version; use --config)')
-    .option('--token <file>', 'join token file for --control')
+    .option('--control <url>', 'take config from this control plane (and register this sidecar\'s endpoint there)')
+    .option('--token <file>', 'join token file for --control (mycel token create --service NAME), or the admin token')
+    .option('--namespace <ns>', 'the service\'s namespace', 'default')
+    .option('--advertise <addr>', 'with --control: the address other sidecars reach this one on (default: the inbound address, or this host\'s IPv4)')
+    .option('--label <key=value>', 'with --control: an endpoint label such as version=v2 or zone=a (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--state-dir <dir>', 'with --control: where the last good config is kept (default .mycel/proxies/NS-SERVICE)')
     .option('--transparent', 'intercept traffic with iptables (not in this version)')
     .option('--inbound <addr>', 'mTLS listener other sidecars reach', '0.0.0.0:15006')
     .option('--outbound <addr>', 'listener the app sends its requests to (HTTP proxy)', '127.0.0.1:15001')
@@ -63,20 +94,43 @@ export function registerProxyCommand(program: Command): void {
     .option('--ca <file>', 'trust bundle (PEM)')
     .action(async (flags: ProxyFlags) => {
       if (flags.transparent) throw new CliError('--transparent is not available in this version of mycel; use the outbound listener or --upstream bindings', EXIT_USAGE);
-      if (flags.control !== undefined || flags.token !== undefined) throw new CliError('--control is not available in this version of mycel; run the sidecar from files with --config', EXIT_USAGE);
-      if (!flags.config || flags.config.length === 0) throw new CliError('missing --config FILE: the sidecar needs its resource files (Service, MeshConfig)', EXIT_USAGE);
+      if (flags.control !== undefined && flags.config !== undefined) throw new CliError('--control and --config exclude each other: config comes from the control plane or from files', EXIT_USAGE);
+      if (flags.control === undefined && (!flags.config || flags.config.length === 0)) throw new CliError('missing --config FILE or --control URL: the sidecar needs its resource files (Service, MeshConfig) or a control plane', EXIT_USAGE);
+      if (flags.control !== undefined && flags.token === undefined) throw new CliError('--control needs --token FILE (a join token: mycel token create --service NAME)', EXIT_USAGE);
       const appPort = Number(flags.appPort);
       if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) throw new CliError(`invalid --app-port "${flags.appPort}": expected a port number`, EXIT_USAGE);
       const idFlags = [flags.cert, flags.key, flags.ca].filter((x) => x !== undefined).length;
       if (idFlags !== 0 && idFlags !== 3) throw new CliError('--cert, --key and --ca go together', EXIT_USAGE);
       const log = createLogger({ fields: { component: 'proxy', service: flags.service } });
+      const inbound = address('--inbound', flags.inbound);
+      let control: ControlOptions | undefined;
+      if (flags.control !== undefined) {
+        let token: string;
+        try {
+          token = (await readFile(flags.token as string, 'utf8')).trim();
+        } catch (err) {
+          throw new CliError(`cannot read the token file ${flags.token}: ${(err as Error).message}`, EXIT_USAGE);
+        }
+        let url = flags.control.replace(/\/+$/, '');
+        if (!/^https?:\/\//.test(url)) url = `http://${url}`;
+        control = {
+          url,
+          token,
+          namespace: flags.namespace,
+          advertise: flags.advertise ?? advertiseAddress(inbound),
+          labels: parseLabels(flags.label),
+          stateDir: flags.stateDir ?? join('.mycel', 'proxies', `${flags.namespace}-${flags.service}`),
+          proxyId: `${flags.service}-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+        };
+      }
       let sidecar: Sidecar;
       try {
         sidecar = await Sidecar.start({
           service: flags.service,
           appPort,
-          configFiles: flags.config,
-          inbound: address('--inbound', flags.inbound),
+          configFiles: flags.config ?? [],
+          ...(control !== undefined ? { control } : {}),
+          inbound,
           outbound: address('--outbound', flags.outbound),
           admin: address('--admin', flags.admin),
           upstreams: flags.upstream.map(parseUpstream),

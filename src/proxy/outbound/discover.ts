@@ -8,6 +8,11 @@ import type { HttpLayer, HttpService } from '../stack/service.js';
 
 export interface PlanHolder {
   readonly current: ProxyPlan;
+  /**
+   * With a control plane: asks it about a host the plan does not know and resolves once it answered (true: look again).
+   * Absent when the config comes from files, where an unknown host is unknown for good.
+   */
+  discover?(host: string): Promise<boolean>;
 }
 
 /** A local port that always leads to one service (`--upstream api=9191`). */
@@ -51,9 +56,28 @@ class Discover implements HttpService {
     ex.source = this.self;
     const r = resolveDestination(this.plans.current, ex.authority, this.binding);
     if (r instanceof MycelError) {
-      ex.fail(r);
+      if (r.code === 'unknown-service' && this.plans.discover !== undefined) this.discoverThenCall(ex, r);
+      else ex.fail(r);
       return;
     }
+    this.resolved(ex, r);
+  }
+
+  /** Off the hot path: the first request to a host this proxy has not used yet waits for the control plane's answer. */
+  private discoverThenCall(ex: HttpExchange, miss: MycelError): void {
+    const host = this.binding?.service ?? splitAuthority(ex.authority)?.host;
+    if (host === undefined) {
+      ex.fail(miss);
+      return;
+    }
+    void this.plans.discover!(host).then((again) => {
+      const r = again ? resolveDestination(this.plans.current, ex.authority, this.binding) : miss;
+      if (r instanceof MycelError) ex.fail(r);
+      else this.resolved(ex, r);
+    });
+  }
+
+  private resolved(ex: HttpExchange, r: { service: ServiceTarget; port: PortTarget }): void {
     ex.service = r.service;
     ex.port = r.port;
     ex.destination = r.service.name;

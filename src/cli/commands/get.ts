@@ -1,0 +1,157 @@
+// `mycel get KIND [NAME]`, `mycel get proxies`, `mycel get endpoints SERVICE` and `mycel delete KIND NAME`: read and
+// remove what the control plane holds, as a table or as YAML/JSON.
+
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { apiError, controlClient, table, type ClientFlags } from '../control-client.js';
+import { CliError, EXIT_USAGE } from '../exit.js';
+
+interface GetFlags extends ClientFlags {
+  output?: string;
+  namespace: string;
+}
+
+type Resource = { kind: string; metadata: { name: string; namespace: string }; spec?: Record<string, unknown> };
+
+function print(value: unknown, output: string | undefined): boolean {
+  if (output === 'json') {
+    process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+    return true;
+  }
+  if (output === 'yaml') {
+    process.stdout.write(stringify(value));
+    return true;
+  }
+  if (output !== undefined && output !== 'wide') throw new CliError(`unknown output format "${output}": use yaml or json`, EXIT_USAGE);
+  return false;
+}
+
+function ago(iso: string | null): string {
+  if (iso === null) return '-';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
+interface ProxyRow {
+  proxyId: string;
+  service: string;
+  namespace: string;
+  endpoint: { address: string; port: number } | null;
+  state: string;
+  sentVersion: number | null;
+  ackedVersion: number | null;
+  nack: { version: number; reason: string } | null;
+  lastContact: string;
+  replica: string;
+}
+
+async function getProxies(flags: GetFlags): Promise<void> {
+  const { status, body } = await controlClient(flags).request<{ items: ProxyRow[]; revision: number; replica: string }>('GET', '/api/v1/proxies');
+  if (status !== 200) throw apiError(status, body, 'get proxies');
+  if (print(body, flags.output)) return;
+  const rows = body.items.map((p) => [
+    `${p.namespace}/${p.service}`,
+    p.proxyId,
+    p.endpoint ? `${p.endpoint.address}:${p.endpoint.port}` : '-',
+    String(p.sentVersion ?? '-'),
+    p.state,
+    ago(p.lastContact),
+    p.nack ? `v${p.nack.version}: ${p.nack.reason}` : '',
+  ]);
+  process.stdout.write(table(['SERVICE', 'PROXY', 'ENDPOINT', 'VERSION', 'STATE', 'LAST CONTACT', 'REASON'], rows));
+  process.stdout.write(`(${body.items.length} proxies on replica ${body.replica}, store revision ${body.revision})\n`);
+}
+
+async function getEndpoints(service: string | undefined, flags: GetFlags): Promise<void> {
+  if (service === undefined) throw new CliError('usage: mycel get endpoints SERVICE', EXIT_USAGE);
+  const { status, body } = await controlClient(flags).request<{ items: Array<{ address: string; port: number; labels: Record<string, string>; source: string; ready: boolean; proxyId?: string; leaseExpires?: string }> }>(
+    'GET',
+    `/api/v1/endpoints/${encodeURIComponent(flags.namespace)}/${encodeURIComponent(service)}`,
+  );
+  if (status !== 200) throw apiError(status, body, `get endpoints ${service}`);
+  if (print(body, flags.output)) return;
+  const rows = body.items.map((e) => [
+    `${e.address}:${e.port}`,
+    Object.entries(e.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+    e.source,
+    e.ready ? 'yes' : 'no',
+    e.proxyId ?? '-',
+  ]);
+  process.stdout.write(table(['ENDPOINT', 'LABELS', 'SOURCE', 'READY', 'PROXY'], rows));
+}
+
+function summary(r: Resource): string {
+  const spec = r.spec ?? {};
+  switch (r.kind) {
+    case 'Service':
+      return `ports ${((spec.ports as Array<{ port: number; appProtocol?: string }>) ?? []).map((p) => `${p.port}${p.appProtocol ? '/' + p.appProtocol : ''}`).join(',')}`;
+    default: {
+      const parents = (spec.parentRefs as Array<{ name: string }> | undefined)?.map((p) => p.name);
+      const target = (spec.targetRef as { name?: string } | undefined)?.name;
+      return parents ? `parents ${parents.join(',')}` : target ? `target ${target}` : '';
+    }
+  }
+}
+
+async function getResources(kind: string, name: string | undefined, flags: GetFlags): Promise<void> {
+  const client = controlClient(flags);
+  const path = name === undefined ? `/api/v1/resources/${encodeURIComponent(kind)}` : `/api/v1/resources/${encodeURIComponent(kind)}/${encodeURIComponent(flags.namespace)}/${encodeURIComponent(name)}`;
+  const { status, body } = await client.request<{ items?: Resource[] } & Resource>('GET', path);
+  if (status === 404) throw new CliError((body as unknown as { message?: string }).message ?? 'not found');
+  if (status !== 200) throw apiError(status, body, `get ${kind}`);
+  if (print(name === undefined ? body.items : body, flags.output)) return;
+  const items = name === undefined ? (body.items ?? []) : [body as Resource];
+  if (items.length === 0) {
+    process.stdout.write(`No ${kind} found.\n`);
+    return;
+  }
+  process.stdout.write(table(['KIND', 'NAMESPACE', 'NAME', 'SUMMARY'], items.map((r) => [r.kind, r.metadata.namespace, r.metadata.name, summary(r)])));
+}
+
+export function registerGetCommand(program: Command): void {
+  const common = (c: Command) =>
+    c
+      .option('-n, --namespace <ns>', 'namespace', 'default')
+      .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
+      .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)');
+  common(
+    program
+      .command('get')
+      .description('show resources, proxies (config version, ACK/NACK, last contact) or a service\'s endpoints')
+      .argument('<kind>', 'a resource kind (service, httproute, ...), proxies, or endpoints')
+      .argument('[name]', 'one object (for endpoints: the service)')
+      .option('-o, --output <format>', 'yaml or json'),
+  ).action(async (kind: string, name: string | undefined, flags: GetFlags) => {
+    const k = kind.toLowerCase();
+    if (k === 'proxies' || k === 'proxy') return getProxies(flags);
+    if (k === 'endpoints' || k === 'endpoint' || k === 'ep') return getEndpoints(name, flags);
+    return getResources(kind, name, flags);
+  });
+  common(
+    program
+      .command('delete')
+      .description('delete a resource from the control plane')
+      .argument('<kind>', 'a resource kind')
+      .argument('<name>', 'its name'),
+  ).action(async (kind: string, name: string, flags: GetFlags) => {
+    const { status, body } = await controlClient(flags).request<{ deleted?: { kind: string; name: string }; message?: string }>(
+      'DELETE',
+      `/api/v1/resources/${encodeURIComponent(kind)}/${encodeURIComponent(flags.namespace)}/${encodeURIComponent(name)}`,
+    );
+    if (status === 404) throw new CliError(body.message ?? `${kind} ${name} not found`);
+    if (status !== 200 || !body.deleted) throw apiError(status, body, `delete ${kind} ${name}`);
+    process.stdout.write(`${body.deleted.kind.toLowerCase()}/${body.deleted.name} deleted\n`);
+  });
+  common(
+    program
+      .command('token')
+      .description('join tokens for proxies on other hosts')
+      .argument('<action>', 'create')
+      .requiredOption('--service <name>', 'the service the token lets a proxy register for'),
+  ).action(async (action: string, flags: GetFlags & { service: string }) => {
+    if (action !== 'create') throw new CliError(`unknown token action "${action}": use create`, EXIT_USAGE);
+    const { status, body } = await controlClient(flags).request<{ token?: string }>('POST', '/api/v1/tokens', { service: flags.service, namespace: flags.namespace });
+    if (status !== 200 || !body.token) throw apiError(status, body, 'token create');
+    process.stdout.write(body.token + '\n');
+  });
+}

@@ -1,0 +1,93 @@
+// How client commands reach the control plane: --control URL, else MYCEL_CONTROL, else the local mesh's state
+// directory (.mycel/control.json), else 127.0.0.1:7400; the admin token from --token FILE, MYCEL_TOKEN or .mycel/admin-token.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CliError, EXIT_FAILURE } from './exit.js';
+
+export interface ClientFlags {
+  control?: string;
+  token?: string;
+  stateDir?: string;
+}
+
+export interface ControlClient {
+  url: string;
+  request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export function controlClient(flags: ClientFlags): ControlClient {
+  const dir = flags.stateDir ?? '.mycel';
+  let url = flags.control ?? process.env.MYCEL_CONTROL;
+  if (url === undefined) {
+    const local = readText(join(dir, 'control.json'));
+    if (local !== undefined) {
+      try {
+        url = (JSON.parse(local) as { url?: string }).url;
+      } catch {
+        /* a torn file: fall through to the default */
+      }
+    }
+  }
+  url ??= 'http://127.0.0.1:7400';
+  if (!/^https?:\/\//.test(url)) url = `http://${url}`;
+  url = url.replace(/\/+$/, '');
+  let token: string | undefined;
+  if (flags.token !== undefined) {
+    token = readText(flags.token);
+    if (token === undefined) throw new CliError(`cannot read the token file ${flags.token}`, EXIT_FAILURE);
+  } else {
+    token = process.env.MYCEL_TOKEN ?? readText(join(dir, 'admin-token'));
+  }
+  const base = url;
+  return {
+    url: base,
+    async request<T>(method: string, path: string, body?: unknown) {
+      let res: Response;
+      try {
+        res = await fetch(base + path, {
+          method,
+          headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          signal: AbortSignal.timeout(30_000),
+        });
+      } catch (err) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        throw new CliError(`cannot reach the control plane at ${base}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n  fix: start it (mycel control or mycel up), or point to it with --control URL or MYCEL_CONTROL`, EXIT_FAILURE);
+      }
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON: keep the text */
+      }
+      if (res.status === 401) {
+        throw new CliError(`the control plane at ${base} refused the token (${token === undefined ? 'none found' : 'invalid'})\n  fix: pass --token FILE with the admin token (written to .mycel/admin-token by mycel control), or set MYCEL_TOKEN`, EXIT_FAILURE);
+      }
+      return { status: res.status, body: parsed as T };
+    },
+  };
+}
+
+/** Fails with the API's own message for an unexpected status. */
+export function apiError(status: number, body: unknown, what: string): CliError {
+  const b = body as { error?: string; message?: string } | string;
+  const msg = typeof b === 'string' ? b.trim() : `${b.message ?? JSON.stringify(b)}`;
+  return new CliError(`${what} failed (${status}): ${msg}`, EXIT_FAILURE);
+}
+
+/** Left-aligned columns, like kubectl's tables. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('   ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}

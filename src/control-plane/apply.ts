@@ -1,0 +1,73 @@
+// Apply and delete: validates a set of resources as one unit against the schemas and, together with what is stored,
+// the cross-checks; then writes all of it in one commit, reporting created / configured / unchanged per object.
+
+import { crossCheck, type ConfigProblem, type LoadedResource } from '../api/v1alpha1/load.js';
+import { KINDS, type Resource } from '../api/v1alpha1/resources.js';
+import { validateValues, type ValueProblem } from '../api/v1alpha1/validate-values.js';
+import { StoreError, type Store, type StoreExpectation, type StoreOp } from './store/store.js';
+
+export type ApplyAction = 'created' | 'configured' | 'unchanged';
+export interface ApplyResult {
+  kind: string;
+  namespace: string;
+  name: string;
+  action: ApplyAction;
+}
+
+export type ApplyProblem = ValueProblem;
+
+export type ApplyOutcome = { ok: true; revision: number; results: ApplyResult[] } | { ok: false; problems: ApplyProblem[] };
+
+function canonical(x: unknown): string {
+  return JSON.stringify(x, (_k, val: unknown) => (val !== null && typeof val === 'object' && !Array.isArray(val) ? Object.fromEntries(Object.entries(val as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : val));
+}
+
+/** Stored resources as the cross-checks see them (without positions: problems are reported for the request only). */
+function storedResources(store: Store, replaced: ReadonlySet<string>): LoadedResource[] {
+  const out: LoadedResource[] = [];
+  for (const kind of Object.keys(KINDS)) {
+    for (const o of store.list(kind)) {
+      if (replaced.has(`${o.kind}/${o.namespace}/${o.name}`)) continue;
+      out.push({ resource: o.value as Resource, source: { file: '(stored)', line: 0, column: 0 } });
+    }
+  }
+  return out;
+}
+
+export async function applyResources(store: Store, values: readonly unknown[], dryRun = false): Promise<ApplyOutcome> {
+  const { resources, problems } = validateValues(values);
+  if (problems.length > 0) return { ok: false, problems };
+  for (let attempt = 0; ; attempt++) {
+    const keys = new Set(resources.map((r) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`));
+    const applied: LoadedResource[] = resources.map((resource, i) => ({ resource, source: { file: '#request', line: i, column: 0 } }));
+    const cross = crossCheck([...storedResources(store, keys), ...applied]).filter((p) => p.file === '#request');
+    if (cross.length > 0) return { ok: false, problems: cross.map((p: ConfigProblem) => ({ index: p.line, path: p.path, message: p.message })) };
+
+    const ops: StoreOp[] = [];
+    const expect: StoreExpectation[] = [];
+    const results: ApplyResult[] = [];
+    for (const r of resources) {
+      const { namespace, name } = r.metadata;
+      const stored = store.get(r.kind, namespace, name);
+      const action: ApplyAction = stored === undefined ? 'created' : canonical(stored.value) === canonical(r) ? 'unchanged' : 'configured';
+      results.push({ kind: r.kind, namespace, name, action });
+      if (action === 'unchanged') continue;
+      ops.push({ op: 'put', kind: r.kind, namespace, name, value: r });
+      expect.push({ kind: r.kind, namespace, name, revision: stored?.revision ?? 0 });
+    }
+    if (dryRun || ops.length === 0) return { ok: true, revision: store.revision(), results };
+    try {
+      return { ok: true, revision: await store.commit(ops, expect), results };
+    } catch (err) {
+      // Another replica wrote one of these objects in between: look again with its change in view.
+      if (err instanceof StoreError && err.code === 'conflict' && attempt < 3) continue;
+      throw err;
+    }
+  }
+}
+
+export async function deleteResource(store: Store, kind: string, namespace: string, name: string): Promise<number | undefined> {
+  const stored = store.get(kind, namespace, name);
+  if (stored === undefined) return undefined;
+  return store.commit([{ op: 'delete', kind, namespace, name }]);
+}

@@ -1,0 +1,129 @@
+// One control-plane replica: opens the store, indexes it, serves the API and the proxies' config streams, keeps the
+// registry's leases, and pushes each change to the proxies whose views it touches. This file only wires.
+
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../core/log.js';
+import { SECRET_KIND, TokenAuthority } from './auth/tokens.js';
+import { createApiServer } from './http-api/server.js';
+import { ControlMetrics } from './metrics.js';
+import { PushServer } from './push/push-server.js';
+import { Registry } from './registry/registry.js';
+import type { Store } from './store/store.js';
+import { MeshIndex } from './translate/mesh-index.js';
+
+export interface ControlPlaneOptions {
+  store: Store;
+  listen: { host: string; port: number };
+  /** Where the admin token and the address file go (`.mycel` by default), for the CLI on this machine. */
+  stateDir: string | null;
+  leaseMs?: number;
+  heartbeatMs?: number;
+  /** Whether the registry expires restored endpoints itself (file store) or the store's leases do (etcd). */
+  expireRestored: boolean;
+  log: Logger;
+}
+
+export class ControlPlane {
+  readonly replica = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  readonly metrics = new ControlMetrics();
+  private readonly index = new MeshIndex(new Set([SECRET_KIND]));
+  private tokens: TokenAuthority | undefined;
+  private ready = false;
+  private unwatch: (() => void) | null = null;
+  private server!: Server;
+  private push!: PushServer;
+  private registry!: Registry;
+  address!: { host: string; port: number };
+
+  private constructor(private readonly o: ControlPlaneOptions) {}
+
+  static async start(o: ControlPlaneOptions): Promise<ControlPlane> {
+    const cp = new ControlPlane(o);
+    await cp.run();
+    return cp;
+  }
+
+  get url(): string {
+    const h = this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host;
+    return `http://${h}:${this.address.port}`;
+  }
+
+  adminToken(): string {
+    if (this.tokens === undefined) throw new Error('not started');
+    return this.tokens.adminToken();
+  }
+
+  private async run(): Promise<void> {
+    const o = this.o;
+    const leaseMs = o.leaseMs ?? 10_000;
+    const heartbeatMs = o.heartbeatMs ?? Math.floor(leaseMs / 3);
+    this.registry = new Registry({ store: o.store, replica: this.replica, leaseMs, log: o.log, expireRestored: o.expireRestored });
+    this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, log: o.log });
+    this.server = createApiServer({
+      store: o.store,
+      index: this.index,
+      push: this.push,
+      registry: this.registry,
+      tokens: () => this.tokens,
+      metrics: this.metrics,
+      ready: () => this.ready,
+      replica: this.replica,
+      log: o.log,
+    });
+    // Listen first so that /healthz answers and /readyz says why it is not ready while the store loads.
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(o.listen.port, o.listen.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = this.server.address();
+    this.address = typeof a === 'object' && a !== null ? { host: a.address, port: a.port } : o.listen;
+
+    const started = Date.now();
+    await o.store.open();
+    // Index what is stored, then follow every change; no proxy is served before this point, so none ever sees the
+    // empty state of a replica that has not loaded yet.
+    this.index.load(o.store.list());
+    this.unwatch = o.store.watch((events, revision) => {
+      this.metrics.revision.set(revision);
+      this.push.changed(this.index.apply(events));
+    });
+    this.metrics.revision.set(o.store.revision());
+    this.tokens = await TokenAuthority.fromStore(o.store);
+    this.registry.start();
+    if (o.stateDir !== null) await this.writeStateFiles(o.stateDir);
+    this.ready = true;
+    o.log.info('control plane ready', { replica: this.replica, url: this.url, store: o.store.description, revision: o.store.revision(), loadMs: Date.now() - started });
+  }
+
+  /** `.mycel/admin-token` (0600) and `.mycel/control.json`, so that the CLI on this machine finds and may use this replica. */
+  private async writeStateFiles(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tokenFile = join(dir, 'admin-token');
+    await writeFile(`${tokenFile}.tmp`, this.adminToken() + '\n', { mode: 0o600 });
+    await chmod(`${tokenFile}.tmp`, 0o600);
+    await rename(`${tokenFile}.tmp`, tokenFile);
+    const host = this.address.host === '0.0.0.0' || this.address.host === '::' ? '127.0.0.1' : this.address.host;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${this.address.port}`;
+    await writeFile(join(dir, 'control.json'), JSON.stringify({ url, replica: this.replica, pid: process.pid }, null, 2) + '\n');
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+    this.unwatch?.();
+    this.registry.stop();
+    this.push.close();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      // Open config streams would hold close() forever; their proxies reconnect to another replica.
+      setTimeout(resolve, 1000).unref();
+    });
+    await this.o.store.close();
+  }
+}

@@ -1,0 +1,241 @@
+// The control plane's HTTP API on one port (HTTP/2 and HTTP/1.1): health, metrics, the resource API behind the admin
+// token, and the proxies' config streams behind their join tokens.
+
+import http from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import net from 'node:net';
+import { STREAM_PATH } from '../../api/v1alpha1/stream-messages.js';
+import { KINDS } from '../../api/v1alpha1/resources.js';
+import type { Logger } from '../../core/log.js';
+import { applyResources, deleteResource } from '../apply.js';
+import type { Principal, TokenAuthority } from '../auth/tokens.js';
+import type { ControlMetrics } from '../metrics.js';
+import type { PushServer } from '../push/push-server.js';
+import type { Registry } from '../registry/registry.js';
+import { StoreError, type Store } from '../store/store.js';
+import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
+
+export interface ApiDeps {
+  store: Store;
+  index: MeshIndex;
+  push: PushServer;
+  registry: Registry;
+  tokens: () => TokenAuthority | undefined;
+  metrics: ControlMetrics;
+  ready: () => boolean;
+  replica: string;
+  log: Logger;
+}
+
+const MAX_BODY = 8 * 1024 * 1024;
+
+type Req = Http2ServerRequest;
+type Res = Http2ServerResponse;
+
+function send(res: Res, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+function json(res: Res, status: number, value: unknown): void {
+  send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
+}
+
+function problem(res: Res, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
+  json(res, status, { error: code, message, ...extra });
+}
+
+function readBody(req: Req): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new Error(`request body over ${MAX_BODY} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+function storeFailure(res: Res, err: unknown, deps: ApiDeps): void {
+  if (err instanceof StoreError) {
+    deps.metrics.storeErrors.inc([err.code]);
+    const status = err.code === 'conflict' ? 409 : err.code === 'disk-full' ? 507 : 503;
+    problem(res, status, `store-${err.code}`, `the store did not take the change: ${err.message}`);
+    return;
+  }
+  deps.log.error('API request failed', { reason: (err as Error).stack ?? String(err) });
+  problem(res, 500, 'internal', (err as Error).message);
+}
+
+/** A kind as users type it (httproute, HTTPRoutes, svc) -> its canonical name, or undefined. */
+export function canonicalKind(text: string): string | undefined {
+  const t = text.toLowerCase();
+  const aliases: Record<string, string> = { svc: 'Service', services: 'Service', meshconfigs: 'MeshConfig' };
+  if (aliases[t]) return aliases[t];
+  for (const k of Object.keys(KINDS)) {
+    const l = k.toLowerCase();
+    if (t === l || t === `${l}s` || t === `${l}es`) return k;
+  }
+  return undefined;
+}
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/**
+ * One port for both protocols in clear text (Node's HTTP/2 server negotiates HTTP/1.1 only over TLS): the first bytes
+ * of a connection tell the HTTP/2 preface from an HTTP/1.1 request line, and the socket goes to the matching server.
+ */
+export function createApiServer(deps: ApiDeps): net.Server {
+  const onRequest = (req: Req, res: Res) => {
+    void handle(req, res, deps).catch((err: unknown) => storeFailure(res, err, deps));
+  };
+  const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } }, onRequest);
+  // Config streams live long: no idle timeout on the sessions that carry them (heartbeats keep them honest).
+  h2.setTimeout(0);
+  const h1 = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, onRequest as unknown as http.RequestListener);
+  return net.createServer({ noDelay: true }, (socket) => {
+    socket.setTimeout(10_000, () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const h2Like = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (h2Like && seen.length < H2_PREFACE.length) return; // need more bytes to decide
+      socket.off('data', onData);
+      socket.pause();
+      socket.setTimeout(0);
+      socket.unshift(seen);
+      (h2Like ? h2 : h1).emit('connection', socket);
+      socket.resume();
+    };
+    socket.on('data', onData);
+    socket.on('error', () => socket.destroy());
+  });
+}
+
+function authenticate(req: Req, deps: ApiDeps): Principal | undefined {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string' || !h.startsWith('Bearer ')) return undefined;
+  return deps.tokens()?.verify(h.slice(7).trim());
+}
+
+async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://control');
+  const path = url.pathname;
+  const method = req.method;
+  if (path === '/healthz') return send(res, 200, 'ok\n');
+  if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, `not ready: loading the store (${deps.store.description})\n`);
+  if (path === '/metrics') {
+    deps.metrics.revision.set(deps.store.revision());
+    return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+  }
+  if (!path.startsWith('/api/v1/')) return problem(res, 404, 'not-found', `no ${path}; the API lives under /api/v1/`);
+  if (!deps.ready()) return problem(res, 503, 'not-ready', 'the control plane is still loading its store; try again in a moment');
+  const principal = authenticate(req, deps);
+  if (principal === undefined) return problem(res, 401, 'unauthorized', 'missing or invalid bearer token: use the admin token (.mycel/admin-token) or a join token from `mycel token create`');
+
+  if (path === STREAM_PATH && method === 'POST') {
+    if (req.httpVersionMajor !== 2) return problem(res, 505, 'http2-required', 'the config stream needs HTTP/2');
+    deps.push.accept(req, res, principal);
+    return;
+  }
+  if (principal.role !== 'admin') return problem(res, 403, 'forbidden', 'a join token only opens a config stream; this request needs the admin token');
+
+  const parts = path.slice('/api/v1/'.length).split('/').filter((p) => p.length > 0).map(decodeURIComponent);
+  const [top, ...rest] = parts;
+  switch (top) {
+    case 'apply': {
+      if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST a JSON body {"resources": [...]}');
+      let body: { resources?: unknown; dryRun?: unknown };
+      try {
+        body = JSON.parse((await readBody(req)).toString('utf8')) as typeof body;
+      } catch (err) {
+        return problem(res, 400, 'bad-request', `the body is not JSON: ${(err as Error).message}`);
+      }
+      if (!Array.isArray(body.resources)) return problem(res, 400, 'bad-request', 'expected {"resources": [...]}');
+      try {
+        const out = await applyResources(deps.store, body.resources, body.dryRun === true);
+        if (!out.ok) {
+          deps.metrics.applies.inc(['invalid']);
+          return problem(res, 422, 'invalid', 'the resources are invalid; nothing was stored', { problems: out.problems });
+        }
+        deps.metrics.applies.inc(['ok']);
+        return json(res, 200, { revision: out.revision, results: out.results });
+      } catch (err) {
+        deps.metrics.applies.inc(['failed']);
+        return storeFailure(res, err, deps);
+      }
+    }
+    case 'resources': {
+      const [kindText, namespace, name] = rest;
+      if (kindText === undefined) {
+        if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+        return json(res, 200, { revision: deps.store.revision(), items: Object.keys(KINDS).flatMap((k) => deps.store.list(k).map((o) => o.value)) });
+      }
+      const kind = canonicalKind(kindText);
+      if (kind === undefined) return problem(res, 404, 'unknown-kind', `unknown kind "${kindText}"; kinds: ${Object.keys(KINDS).join(', ')}`);
+      if (namespace === undefined) {
+        if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+        return json(res, 200, { revision: deps.store.revision(), items: deps.store.list(kind).map((o) => o.value) });
+      }
+      if (name === undefined || rest.length > 3) return problem(res, 404, 'not-found', 'expected /api/v1/resources/KIND/NAMESPACE/NAME');
+      if (method === 'GET') {
+        const o = deps.store.get(kind, namespace, name);
+        return o === undefined ? problem(res, 404, 'not-found', `${kind} ${namespace}/${name} not found`) : json(res, 200, o.value);
+      }
+      if (method === 'DELETE') {
+        try {
+          const revision = await deleteResource(deps.store, kind, namespace, name);
+          if (revision === undefined) return problem(res, 404, 'not-found', `${kind} ${namespace}/${name} not found`);
+          deps.metrics.applies.inc(['deleted']);
+          return json(res, 200, { revision, deleted: { kind, namespace, name } });
+        } catch (err) {
+          return storeFailure(res, err, deps);
+        }
+      }
+      return problem(res, 405, 'method-not-allowed', 'GET or DELETE');
+    }
+    case 'proxies':
+      return json(res, 200, { replica: deps.replica, revision: deps.store.revision(), items: deps.push.status() });
+    case 'endpoints': {
+      const [namespace, service] = rest.length === 1 ? ['default', rest[0]] : rest;
+      if (namespace === undefined || service === undefined) return problem(res, 404, 'not-found', 'expected /api/v1/endpoints/[NAMESPACE/]SERVICE');
+      const svc = deps.index.service(serviceKey(namespace, service));
+      if (svc === undefined) return problem(res, 404, 'not-found', `no service ${namespace}/${service}`);
+      const spec = (svc.resource?.value as { spec?: { endpoints?: Array<{ address: string; port: number; labels?: Record<string, string> }> } } | undefined)?.spec;
+      const items = [
+        ...(spec?.endpoints ?? []).map((e) => ({ address: e.address, port: e.port, labels: e.labels ?? {}, source: 'static', ready: true })),
+        ...[...svc.endpoints.values()].map((e) => {
+          const lease = deps.registry.leaseOf(e.proxyId);
+          return { address: e.address, port: e.port, labels: e.labels, source: 'registered', ready: e.ready, proxyId: e.proxyId, replica: e.replica, ...(lease ? { leaseExpires: new Date(lease.expiresAt).toISOString(), streamOpen: lease.attached } : {}) };
+        }),
+      ];
+      return json(res, 200, { service, namespace, items });
+    }
+    case 'tokens': {
+      if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
+      let body: { service?: unknown; namespace?: unknown };
+      try {
+        body = JSON.parse((await readBody(req)).toString('utf8')) as typeof body;
+      } catch {
+        return problem(res, 400, 'bad-request', 'expected {"service": NAME}');
+      }
+      const svc = body.service;
+      const ns = body.namespace ?? 'default';
+      if (typeof svc !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(svc) || typeof ns !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) {
+        return problem(res, 400, 'bad-request', 'service and namespace must be DNS labels');
+      }
+      return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
+    }
+    default:
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens`);
+  }
+}

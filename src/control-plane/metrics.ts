@@ -1,0 +1,20 @@
+// The control plane's own metrics (ARCHITECTURE.md section 6): connected proxies, pushes and their ACK/NACK, push
+// duration from a change to the proxy's ACK, and the store revision.
+
+import { Counter, Gauge, Histogram, Registry } from '../telemetry/registry.js';
+
+const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class ControlMetrics {
+  readonly registry = new Registry();
+  readonly connectedProxies = this.registry.register(new Gauge('mycel_control_connected_proxies', 'Proxies with an open config stream to this replica'));
+  readonly pushDuration = this.registry.register(new Histogram('mycel_control_push_duration_seconds', 'From a config change reaching this replica to a proxy ACKing the version it produced', [], PUSH_BUCKETS));
+  readonly pushes = this.registry.register(new Counter('mycel_control_pushes_total', 'Config versions answered by proxies, by answer', ['result']));
+  readonly revision = this.registry.register(new Gauge('mycel_control_config_revision', 'Store revision this replica has seen'));
+  readonly applies = this.registry.register(new Counter('mycel_control_applies_total', 'Apply and delete requests, by result', ['result']));
+  readonly storeErrors = this.registry.register(new Counter('mycel_control_store_errors_total', 'Store writes that failed, by reason', ['reason']));
+
+  render(): string {
+    return this.registry.render();
+  }
+}

@@ -1,0 +1,386 @@
+// Push: one long-lived HTTP/2 stream per proxy. Registers the proxy's endpoint, computes its scoped view (shared by
+// every proxy that asks for the same one), sends a new version only when the view's content changed, and records
+// each proxy's ACK or NACK. A NACKed version is never re-sent; the next change brings the next version.
+
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { encodeMessage, LineDecoder, parseProxyMessage, type ProxyMessage } from '../../api/v1alpha1/stream-messages.js';
+import type { Logger } from '../../core/log.js';
+import type { Principal } from '../auth/tokens.js';
+import type { ControlMetrics } from '../metrics.js';
+import type { Registry } from '../registry/registry.js';
+import type { Store } from '../store/store.js';
+import type { Changes, MeshIndex } from '../translate/mesh-index.js';
+import { computeView } from '../translate/view.js';
+
+export interface ProxyStatus {
+  proxyId: string;
+  service: string;
+  namespace: string;
+  address: string | null;
+  endpoint: { address: string; port: number; labels: Record<string, string> } | null;
+  replica: string;
+  connected: boolean;
+  connectedAt: string;
+  lastContact: string;
+  subscriptions: string[];
+  /** The last version sent, and the proxy's answer to it. */
+  sentVersion: number | null;
+  ackedVersion: number | null;
+  nack: { version: number; reason: string; at: string } | null;
+  state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+}
+
+class ViewState {
+  readonly sessions = new Set<Session>();
+  /** The resources JSON of the current version: a new version is sent only when this text changes. */
+  body = '';
+  message = '';
+  version = -1;
+  deps = new Set<string>();
+  unresolved = 0;
+  dirty = true;
+  /** When the change that produced the current version reached this replica (for the push duration metric). */
+  changedAt = 0;
+  constructor(
+    readonly key: string,
+    readonly service: string,
+    readonly namespace: string,
+    readonly subscriptions: readonly string[],
+  ) {}
+}
+
+class Session {
+  view: ViewState | null = null;
+  subscriptions = new Set<string>();
+  sentVersion: number | null = null;
+  sentBody = '';
+  sentAt = 0;
+  ackedVersion: number | null = null;
+  nack: ProxyStatus['nack'] = null;
+  lastContact = Date.now();
+  readonly connectedAt = new Date();
+  closed = false;
+  registered = false;
+  ready = true;
+  appPort: number | undefined = undefined;
+  endpoint: ProxyStatus['endpoint'] = null;
+  /** A message that waits for the stream to drain (only the newest is kept). */
+  pending: string | null = null;
+  constructor(
+    readonly proxyId: string,
+    readonly service: string,
+    readonly namespace: string,
+    readonly address: string | null,
+    readonly res: Http2ServerResponse,
+  ) {}
+
+  send(message: string): void {
+    if (this.closed) return;
+    if (this.pending !== null) {
+      this.pending = message;
+      return;
+    }
+    if (!this.res.write(message)) {
+      this.pending = '';
+      this.res.once('drain', () => {
+        const next = this.pending;
+        this.pending = null;
+        if (next) this.send(next);
+      });
+    }
+  }
+}
+
+export interface PushServerOptions {
+  store: Store;
+  index: MeshIndex;
+  registry: Registry;
+  replica: string;
+  heartbeatMs: number;
+  leaseMs: number;
+  metrics: ControlMetrics;
+  log: Logger;
+}
+
+export class PushServer {
+  private readonly sessions = new Map<string, Session>();
+  private readonly views = new Map<string, ViewState>();
+  private readonly byDep = new Map<string, Set<ViewState>>();
+  private flushScheduled = false;
+  private allDirty = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly o: PushServerOptions) {
+    this.timer = setInterval(() => this.checkHeartbeats(), Math.max(50, Math.floor(o.heartbeatMs / 2)));
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const s of this.sessions.values()) this.end(s, 'the control plane is shutting down');
+  }
+
+  get connected(): number {
+    return this.sessions.size;
+  }
+
+  /** Store changes (already applied to the index): mark the views they touch and push soon. */
+  changed(changes: Changes): void {
+    if (changes.global || changes.hosts) this.allDirty = true;
+    else {
+      for (const svc of changes.services) {
+        const views = this.byDep.get(svc);
+        if (views !== undefined) for (const v of views) v.dirty = true;
+      }
+    }
+    this.scheduleFlush();
+  }
+
+  /** A new config stream (POST /api/v1/stream over HTTP/2), already authenticated as `principal`. */
+  accept(req: Http2ServerRequest, res: Http2ServerResponse, principal: Principal): void {
+    const decoder = new LineDecoder();
+    let session: Session | null = null;
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    const fail = (code: string, message: string) => {
+      res.end(encodeMessage({ type: 'error', code, message }));
+      if (session !== null) this.drop(session);
+    };
+    req.on('data', (chunk: Buffer) => {
+      let lines: string[];
+      try {
+        lines = decoder.push(chunk);
+      } catch (err) {
+        fail('bad-message', (err as Error).message);
+        return;
+      }
+      for (const line of lines) {
+        if (line.length === 0) continue;
+        const m = parseProxyMessage(line);
+        if (m instanceof Error) {
+          fail('bad-message', m.message);
+          return;
+        }
+        if (session === null) {
+          if (m.type !== 'hello') {
+            fail('bad-message', 'the first message must be hello');
+            return;
+          }
+          if (principal.role === 'proxy' && (principal.service !== m.service || principal.namespace !== m.namespace)) {
+            fail('forbidden', `the join token is for service ${principal.namespace}/${principal.service}, not ${m.namespace}/${m.service}`);
+            return;
+          }
+          session = this.hello(m, req, res);
+        } else {
+          this.message(session, m);
+        }
+      }
+    });
+    const closed = () => {
+      if (session !== null) this.drop(session);
+    };
+    req.on('close', closed);
+    res.on('close', closed);
+    req.on('error', closed);
+  }
+
+  private hello(m: Extract<ProxyMessage, { type: 'hello' }>, req: Http2ServerRequest, res: Http2ServerResponse): Session {
+    const old = this.sessions.get(m.proxyId);
+    if (old !== undefined) this.end(old, 'replaced by a new stream from the same proxy');
+    const s = new Session(m.proxyId, m.service, m.namespace, req.socket?.remoteAddress ?? null, res);
+    this.sessions.set(s.proxyId, s);
+    this.o.metrics.connectedProxies.set(this.sessions.size);
+    s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs }));
+    for (const n of m.subscribe) s.subscriptions.add(n.toLowerCase());
+    if (m.endpoint !== undefined) {
+      s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
+      void this.register(s, m.endpoint.ready, m.endpoint.appPort);
+    }
+    this.o.log.info('proxy connected', { proxyId: s.proxyId, service: s.service, namespace: s.namespace, version: m.version ?? null });
+    this.attach(s);
+    return s;
+  }
+
+  private async register(s: Session, ready: boolean, appPort: number | undefined): Promise<void> {
+    if (s.endpoint === null) return;
+    s.ready = ready;
+    s.appPort = appPort;
+    try {
+      await this.o.registry.register({ service: s.service, namespace: s.namespace, address: s.endpoint.address, port: s.endpoint.port, labels: s.endpoint.labels, ready, ...(appPort !== undefined ? { appPort } : {}), proxyId: s.proxyId, replica: this.o.replica });
+      s.registered = true;
+    } catch (err) {
+      // The proxy still gets its config; the registration is retried on its next heartbeat.
+      this.o.log.warn('could not register an endpoint; retrying on the next heartbeat', { proxyId: s.proxyId, reason: (err as Error).message });
+    }
+  }
+
+  private message(s: Session, m: ProxyMessage): void {
+    s.lastContact = Date.now();
+    this.o.registry.renew(s.proxyId);
+    switch (m.type) {
+      case 'heartbeat':
+        if (!s.registered && s.endpoint !== null) void this.register(s, s.ready, s.appPort);
+        return;
+      case 'ack':
+        if (m.version === s.sentVersion) {
+          s.ackedVersion = m.version;
+          s.nack = null;
+          this.o.metrics.pushes.inc(['ack']);
+          if (s.sentAt > 0) this.o.metrics.pushDuration.child().observe((Date.now() - (s.view?.changedAt || s.sentAt)) / 1000);
+        }
+        return;
+      case 'nack':
+        s.nack = { version: m.version, reason: m.reason, at: new Date().toISOString() };
+        this.o.metrics.pushes.inc(['nack']);
+        this.o.log.warn('proxy rejected a config version; it keeps serving its last good one', { proxyId: s.proxyId, service: s.service, version: m.version, reason: m.reason });
+        return;
+      case 'subscribe': {
+        let added = false;
+        for (const n of m.names) {
+          const name = n.toLowerCase();
+          if (!s.subscriptions.has(name)) {
+            s.subscriptions.add(name);
+            added = true;
+          }
+        }
+        if (added) this.attach(s);
+        return;
+      }
+      case 'register':
+        s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
+        void this.register(s, m.endpoint.ready, m.endpoint.appPort);
+        return;
+      case 'ready':
+        void this.o.registry.setReady(s.proxyId, m.ready).catch((err: Error) => this.o.log.warn('could not record readiness', { proxyId: s.proxyId, reason: err.message }));
+        return;
+      case 'goodbye':
+        s.closed = true;
+        void this.o.registry.deregister(s.proxyId).catch(() => {});
+        this.drop(s);
+        s.res.end();
+        return;
+      case 'hello':
+        return;
+    }
+  }
+
+  /** Puts the session on the view for its (service, subscriptions) and sends that view if it differs from what it has. */
+  private attach(s: Session): void {
+    const subs = [...s.subscriptions].sort();
+    const key = `${s.namespace}/${s.service}|${subs.join(',')}`;
+    if (s.view?.key === key) return;
+    if (s.view !== null) this.leaveView(s);
+    let view = this.views.get(key);
+    if (view === undefined) {
+      view = new ViewState(key, s.service, s.namespace, subs);
+      this.views.set(key, view);
+    }
+    view.sessions.add(s);
+    s.view = view;
+    if (view.dirty) this.refresh(view, Date.now());
+    this.deliver(s);
+  }
+
+  private leaveView(s: Session): void {
+    const view = s.view;
+    if (view === null) return;
+    view.sessions.delete(s);
+    s.view = null;
+    if (view.sessions.size === 0) {
+      this.views.delete(view.key);
+      for (const d of view.deps) this.byDep.get(d)?.delete(view);
+    }
+  }
+
+  /** Recomputes a view; returns whether its content changed. */
+  private refresh(view: ViewState, changedAt: number): boolean {
+    view.dirty = false;
+    const v = computeView(this.o.index, { service: view.service, namespace: view.namespace, subscriptions: view.subscriptions });
+    for (const d of view.deps) if (!v.deps.has(d)) this.byDep.get(d)?.delete(view);
+    for (const d of v.deps) {
+      let set = this.byDep.get(d);
+      if (set === undefined) this.byDep.set(d, (set = new Set()));
+      set.add(view);
+    }
+    view.deps = v.deps;
+    const body = JSON.stringify(v.resources) + '|' + JSON.stringify(v.unresolved);
+    if (body === view.body) return false;
+    view.body = body;
+    view.version = this.o.store.revision();
+    view.unresolved = v.unresolved.length;
+    view.changedAt = changedAt;
+    view.message = encodeMessage({ type: 'config', version: view.version, resources: v.resources, unresolved: v.unresolved });
+    return true;
+  }
+
+  private deliver(s: Session): void {
+    const view = s.view;
+    if (view === null || view.body === s.sentBody) return;
+    s.sentBody = view.body;
+    s.sentVersion = view.version;
+    s.sentAt = Date.now();
+    s.send(view.message);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const started = Date.now();
+    const all = this.allDirty;
+    this.allDirty = false;
+    for (const view of this.views.values()) {
+      if (!all && !view.dirty) continue;
+      if (this.refresh(view, started)) for (const s of view.sessions) this.deliver(s);
+    }
+  }
+
+  private checkHeartbeats(): void {
+    const limit = Date.now() - this.o.leaseMs;
+    for (const s of this.sessions.values()) {
+      if (s.lastContact < limit) this.end(s, `no message for ${this.o.leaseMs} ms`);
+    }
+  }
+
+  private end(s: Session, why: string): void {
+    this.drop(s);
+    try {
+      s.res.end(encodeMessage({ type: 'error', code: 'closed', message: why }));
+    } catch {
+      /* the stream is already gone */
+    }
+  }
+
+  private drop(s: Session): void {
+    if (this.sessions.get(s.proxyId) === s) {
+      this.sessions.delete(s.proxyId);
+      this.o.metrics.connectedProxies.set(this.sessions.size);
+      this.o.registry.detach(s.proxyId);
+      if (!s.closed) this.o.log.info('proxy disconnected', { proxyId: s.proxyId, service: s.service });
+    }
+    s.closed = true;
+    this.leaveView(s);
+  }
+
+  status(): ProxyStatus[] {
+    return [...this.sessions.values()].map((s) => ({
+      proxyId: s.proxyId,
+      service: s.service,
+      namespace: s.namespace,
+      address: s.address,
+      endpoint: s.endpoint,
+      replica: this.o.replica,
+      connected: !s.closed,
+      connectedAt: s.connectedAt.toISOString(),
+      lastContact: new Date(s.lastContact).toISOString(),
+      subscriptions: [...s.subscriptions].sort(),
+      sentVersion: s.sentVersion,
+      ackedVersion: s.ackedVersion,
+      nack: s.nack,
+      state: s.sentVersion === null ? 'NONE' : s.nack !== null && s.nack.version === s.sentVersion ? 'NACK' : s.ackedVersion === s.sentVersion ? 'ACK' : 'PENDING',
+    }));
+  }
+}

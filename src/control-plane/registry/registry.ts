@@ -1,0 +1,140 @@
+// The service registry: endpoints registered by sidecars over their config stream, held under a lease that each
+// message renews. A lapsed lease or a clean goodbye removes the endpoint from the store, and so from every view.
+
+import type { Logger } from '../../core/log.js';
+import type { EndpointRecord } from '../translate/mesh-index.js';
+import type { Store } from '../store/store.js';
+
+export const ENDPOINT_KIND = 'Endpoint';
+
+interface Lease {
+  record: EndpointRecord;
+  /** Renewed by every message from the proxy; when it passes, the endpoint goes. */
+  expiresAt: number;
+  /** The proxy's stream is open on this replica. */
+  attached: boolean;
+}
+
+export interface RegistryOptions {
+  store: Store;
+  replica: string;
+  leaseMs: number;
+  log: Logger;
+  /**
+   * Whether this replica also expires endpoints it did not register itself (restored from the store at start). True for
+   * the file store, which has no leases of its own; false for etcd, where each replica's lease expires its own entries.
+   */
+  expireRestored: boolean;
+  now?: () => number;
+}
+
+export class Registry {
+  private readonly leases = new Map<string, Lease>();
+  /** Endpoints found in the store at start that no proxy has claimed yet, with the time they expire. */
+  private readonly restored = new Map<string, { namespace: string; expiresAt: number }>();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly now: () => number;
+
+  constructor(private readonly o: RegistryOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Takes over what the store already holds: each restored endpoint gets one lease period to be claimed again. */
+  start(): void {
+    if (this.o.expireRestored) {
+      const deadline = this.now() + this.o.leaseMs;
+      for (const e of this.o.store.list(ENDPOINT_KIND)) this.restored.set(e.name, { namespace: e.namespace, expiresAt: deadline });
+    }
+    const tick = Math.max(50, Math.min(1000, Math.floor(this.o.leaseMs / 5)));
+    this.timer = setInterval(() => void this.sweep(), tick);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Registers (or refreshes) an endpoint; resolves once it is durable. Skips the write when nothing changed. */
+  async register(record: EndpointRecord): Promise<void> {
+    const id = record.proxyId;
+    this.restored.delete(id);
+    const lease = this.leases.get(id);
+    const expiresAt = this.now() + this.o.leaseMs;
+    const stored = this.o.store.get(ENDPOINT_KIND, record.namespace, id);
+    this.leases.set(id, { record, expiresAt, attached: true });
+    if (lease !== undefined && stored !== undefined && sameRecord(stored.value as EndpointRecord, record)) return;
+    await this.o.store.commit([{ op: 'put', kind: ENDPOINT_KIND, namespace: record.namespace, name: id, value: record, ephemeral: true }]);
+  }
+
+  renew(proxyId: string): void {
+    const lease = this.leases.get(proxyId);
+    if (lease !== undefined) lease.expiresAt = this.now() + this.o.leaseMs;
+  }
+
+  /** The stream closed without a goodbye: the lease runs out unless the proxy reconnects in time. */
+  detach(proxyId: string): void {
+    const lease = this.leases.get(proxyId);
+    if (lease !== undefined) lease.attached = false;
+  }
+
+  /** A clean shutdown: gone from every view now. */
+  async deregister(proxyId: string): Promise<void> {
+    const lease = this.leases.get(proxyId);
+    if (lease === undefined) return;
+    this.leases.delete(proxyId);
+    await this.remove(lease.record.namespace, proxyId, 'goodbye');
+  }
+
+  async setReady(proxyId: string, ready: boolean): Promise<void> {
+    const lease = this.leases.get(proxyId);
+    if (lease === undefined || lease.record.ready === ready) return;
+    await this.register({ ...lease.record, ready });
+  }
+
+  leaseOf(proxyId: string): { expiresAt: number; attached: boolean } | undefined {
+    const l = this.leases.get(proxyId);
+    return l === undefined ? undefined : { expiresAt: l.expiresAt, attached: l.attached };
+  }
+
+  private async remove(namespace: string, proxyId: string, why: string): Promise<void> {
+    if (this.o.store.get(ENDPOINT_KIND, namespace, proxyId) === undefined) return;
+    try {
+      await this.o.store.commit([{ op: 'delete', kind: ENDPOINT_KIND, namespace, name: proxyId }]);
+      this.o.log.info('endpoint deregistered', { proxyId, namespace, why });
+    } catch (err) {
+      // The next sweep tries again; the endpoint stays visible until the store takes the delete.
+      this.o.log.warn('could not deregister an endpoint; will retry', { proxyId, why, reason: (err as Error).message });
+      throw err;
+    }
+  }
+
+  private sweeping = false;
+
+  /** Removes endpoints whose lease ran out. */
+  async sweep(): Promise<void> {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const now = this.now();
+      for (const [id, lease] of this.leases) {
+        if (lease.expiresAt > now) continue;
+        this.leases.delete(id);
+        await this.remove(lease.record.namespace, id, lease.attached ? 'no heartbeat within the lease' : 'lease lapsed after the stream closed').catch(() => {
+          if (!this.leases.has(id)) this.leases.set(id, { ...lease, expiresAt: 0 });
+        });
+      }
+      for (const [id, r] of this.restored) {
+        if (r.expiresAt > now) continue;
+        this.restored.delete(id);
+        await this.remove(r.namespace, id, 'restored at start and not claimed within the lease').catch(() => this.restored.set(id, r));
+      }
+    } finally {
+      this.sweeping = false;
+    }
+  }
+}
+
+function sameRecord(a: EndpointRecord, b: EndpointRecord): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}

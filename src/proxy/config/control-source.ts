@@ -1,0 +1,381 @@
+// Config from the control plane (`mycel proxy --control URL --token FILE`): one HTTP/2 stream that registers this
+// sidecar's endpoint, receives versioned views, ACKs or NACKs each, persists the last good one (so a restart without a
+// control plane still serves), and reconnects with jittered backoff when the stream breaks.
+
+import { EventEmitter } from 'node:events';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ConfigProblem } from '../../api/v1alpha1/load.js';
+import {
+  encodeMessage,
+  LineDecoder,
+  parseControlMessage,
+  STREAM_PATH,
+  STREAM_PROTOCOL,
+  type ControlMessage,
+  type EndpointRegistration,
+  type ProxyMessage,
+} from '../../api/v1alpha1/stream-messages.js';
+import { validateValues } from '../../api/v1alpha1/validate-values.js';
+import type { Logger } from '../../core/log.js';
+import { compilePlan, type ProxyPlan } from './plan.js';
+
+export interface ControlSourceOptions {
+  url: string;
+  token: string;
+  proxyId: string;
+  service: string;
+  namespace: string;
+  endpoint: EndpointRegistration | undefined;
+  /** Host names needed from the start (the upstream bindings). */
+  subscribe: string[];
+  /** Where the last good view is kept across restarts. */
+  stateDir: string;
+  log: Logger;
+  /** Reconnect backoff bounds. */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+export interface ControlSourceEvents {
+  plan: [ProxyPlan];
+  rejected: [ConfigProblem[]];
+}
+
+interface Persisted {
+  version: number;
+  resources: unknown[];
+  unresolved: string[];
+  subscriptions: string[];
+  savedAt: string;
+}
+
+export interface ControlStatus {
+  url: string;
+  connected: boolean;
+  replica: string | null;
+  lastError: string | null;
+  lastNack: { version: number; reason: string } | null;
+}
+
+export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
+  private plan: ProxyPlan | null = null;
+  private readonly subscriptions = new Set<string>();
+  private unresolved = new Set<string>();
+  private session: ClientHttp2Session | null = null;
+  private stream: ClientHttp2Stream | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private retry: NodeJS.Timeout | null = null;
+  private attempts = 0;
+  private closed = false;
+  private replica: string | null = null;
+  private lastError: string | null = null;
+  private lastNack: { version: number; reason: string } | null = null;
+  /** Callers waiting for a host name to be resolved (or declared unknown) by the control plane. */
+  private readonly waiters = new Map<string, Array<() => void>>();
+  private firstPlan: ((p: ProxyPlan) => void) | null = null;
+  private ready = true;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: ControlSourceOptions & { endpoint: EndpointRegistration | undefined }) {
+    super();
+    for (const s of o.subscribe) this.subscriptions.add(s.toLowerCase());
+  }
+
+  get current(): ProxyPlan {
+    if (this.plan === null) throw new Error('config not loaded yet');
+    return this.plan;
+  }
+
+  status(): ControlStatus {
+    return { url: this.o.url, connected: this.stream !== null && this.replica !== null, replica: this.replica, lastError: this.lastError, lastNack: this.lastNack };
+  }
+
+  private get file(): string {
+    return join(this.o.stateDir, 'last-good.json');
+  }
+
+  /**
+   * Resolves with the first plan: the persisted last good view if there is one (the stream then updates it), else the
+   * first view the control plane sends. Connecting starts here and goes on in the background.
+   */
+  async load(): Promise<ProxyPlan> {
+    const saved = await this.readPersisted();
+    this.connect();
+    if (saved !== null) {
+      for (const s of saved.subscriptions) this.subscriptions.add(s);
+      const r = this.compile(saved.resources, saved.version);
+      if (!(r instanceof Error)) {
+        this.plan = r;
+        this.unresolved = new Set(saved.unresolved);
+        this.o.log.info('serving the persisted last good config until the control plane answers', { version: saved.version, savedAt: saved.savedAt });
+        return r;
+      }
+      this.o.log.warn('the persisted config is not usable; waiting for the control plane', { reason: r.message });
+    }
+    return new Promise<ProxyPlan>((resolve) => {
+      this.firstPlan = resolve;
+      const tick = setInterval(() => {
+        if (this.plan !== null) clearInterval(tick);
+        else this.o.log.warn('still waiting for a first config from the control plane', { url: this.o.url, lastError: this.lastError });
+      }, 5000);
+      tick.unref();
+    });
+  }
+
+  private async readPersisted(): Promise<Persisted | null> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch {
+      return null;
+    }
+    try {
+      const p = JSON.parse(text) as Persisted;
+      if (typeof p.version !== 'number' || !Array.isArray(p.resources)) throw new Error('missing version or resources');
+      return { ...p, unresolved: p.unresolved ?? [], subscriptions: p.subscriptions ?? [] };
+    } catch (err) {
+      this.o.log.warn('ignoring an unreadable persisted config', { file: this.file, reason: (err as Error).message });
+      return null;
+    }
+  }
+
+  private persist(version: number, resources: unknown[], unresolved: string[]): void {
+    const body: Persisted = { version, resources, unresolved, subscriptions: [...this.subscriptions].sort(), savedAt: new Date().toISOString() };
+    const file = this.file;
+    // Writes are chained so that an older view never lands after a newer one; tmp + rename keeps the file whole.
+    this.saving = this.saving.then(async () => {
+      try {
+        await mkdir(this.o.stateDir, { recursive: true });
+        await writeFile(`${file}.tmp`, JSON.stringify(body));
+        await rename(`${file}.tmp`, file);
+      } catch (err) {
+        this.o.log.warn('could not persist the last good config', { file, reason: (err as Error).message });
+      }
+    });
+  }
+
+  private compile(resources: unknown[], version: number): ProxyPlan | Error {
+    const { resources: valid, problems } = validateValues(resources);
+    if (problems.length > 0) {
+      const p = problems[0]!;
+      return new Error(`resource #${p.index}${p.path ? ` ${p.path}` : ''}: ${p.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}`);
+    }
+    try {
+      return compilePlan(valid, this.o.service, version);
+    } catch (err) {
+      return new Error(`cannot compile: ${(err as Error).message}`);
+    }
+  }
+
+  // ---- the stream --------------------------------------------------------------------------------------------------
+
+  private connect(): void {
+    if (this.closed) return;
+    const session = http2.connect(this.o.url);
+    this.session = session;
+    session.on('error', (err) => this.broken(`control plane ${this.o.url}: ${err.message}`));
+    session.on('close', () => this.broken('the connection to the control plane closed'));
+    session.on('goaway', () => this.broken('the control plane is going away'));
+    const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, authorization: `Bearer ${this.o.token}`, 'content-type': 'application/x-ndjson' });
+    this.stream = stream;
+    const decoder = new LineDecoder();
+    let status = 0;
+    let errorBody = '';
+    stream.on('response', (h) => {
+      status = Number(h[':status']);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (status !== 200) {
+        if (errorBody.length < 2000) errorBody += chunk.toString('utf8');
+        return;
+      }
+      let lines: string[];
+      try {
+        lines = decoder.push(chunk);
+      } catch (err) {
+        this.broken((err as Error).message);
+        return;
+      }
+      for (const line of lines) if (line.length > 0) this.onMessage(line);
+    });
+    stream.on('end', () => this.broken(status !== 200 && status !== 0 ? `the control plane refused the stream (${status}): ${errorBody.trim().slice(0, 500)}` : 'the control plane ended the stream'));
+    stream.on('error', (err) => this.broken(err.message));
+    this.send({
+      type: 'hello',
+      protocol: STREAM_PROTOCOL,
+      proxyId: this.o.proxyId,
+      service: this.o.service,
+      namespace: this.o.namespace,
+      ...(this.o.endpoint !== undefined ? { endpoint: { ...this.o.endpoint, ready: this.ready } } : {}),
+      subscribe: [...this.subscriptions].sort(),
+      ...(this.plan !== null ? { version: this.plan.version } : {}),
+    });
+  }
+
+  private send(m: ProxyMessage): void {
+    const s = this.stream;
+    if (s !== null && !s.destroyed && s.writable) s.write(encodeMessage(m));
+  }
+
+  private onMessage(line: string): void {
+    const m = parseControlMessage(line);
+    if (m instanceof Error) {
+      this.o.log.warn('ignoring a malformed message from the control plane', { reason: m.message });
+      return;
+    }
+    this.handle(m);
+  }
+
+  private handle(m: ControlMessage): void {
+    switch (m.type) {
+      case 'welcome': {
+        this.replica = m.replica;
+        this.attempts = 0;
+        this.lastError = null;
+        if (this.heartbeat !== null) clearInterval(this.heartbeat);
+        this.heartbeat = setInterval(() => this.send({ type: 'heartbeat' }), Math.max(100, m.heartbeatMs));
+        this.heartbeat.unref();
+        this.o.log.info('connected to the control plane', { url: this.o.url, replica: m.replica });
+        return;
+      }
+      case 'config':
+        this.applyConfig(m.version, m.resources, m.unresolved);
+        return;
+      case 'error':
+        this.lastError = `${m.code}: ${m.message}`;
+        this.o.log.warn('the control plane closed the stream', { code: m.code, reason: m.message });
+        return;
+    }
+  }
+
+  private applyConfig(version: number, resources: unknown[], unresolved: string[]): void {
+    const r = this.compile(resources, version);
+    if (r instanceof Error) {
+      this.lastNack = { version, reason: r.message };
+      this.send({ type: 'nack', version, reason: r.message });
+      this.o.log.error('config version rejected; the running config stays', { version, reason: r.message, runningVersion: this.plan?.version ?? null });
+      this.emit('rejected', [{ file: this.o.url, line: 0, column: 0, path: '', message: `version ${version}: ${r.message}` }]);
+      return;
+    }
+    this.unresolved = new Set(unresolved);
+    const prev = this.plan;
+    this.plan = r;
+    this.send({ type: 'ack', version });
+    this.persist(version, resources, unresolved);
+    if (this.firstPlan !== null) {
+      const resolve = this.firstPlan;
+      this.firstPlan = null;
+      resolve(r);
+    } else if (prev === null || prev.hash !== r.hash || prev.version !== r.version) {
+      this.emit('plan', r);
+    }
+    this.wake(false);
+  }
+
+  private broken(reason: string): void {
+    if (this.session === null) return;
+    const session = this.session;
+    this.session = null;
+    this.stream = null;
+    this.replica = null;
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    session.destroy();
+    if (this.closed) return;
+    this.lastError = this.lastError ?? reason;
+    // Full jitter over an exponentially growing window: many proxies losing one replica do not come back in step.
+    const min = this.o.backoffMinMs ?? 200;
+    const max = this.o.backoffMaxMs ?? 10_000;
+    const window = Math.min(max, min * 2 ** Math.min(this.attempts, 16));
+    const delay = min + Math.random() * (window - min);
+    this.attempts++;
+    this.o.log.warn('control plane stream lost; serving the last good config and reconnecting', { reason, retryInMs: Math.round(delay), version: this.plan?.version ?? null });
+    this.lastError = reason;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.connect();
+    }, delay);
+    this.retry.unref();
+    this.wake(true);
+  }
+
+  // ---- on-demand discovery -------------------------------------------------------------------------------------------
+
+  /**
+   * A request named a host this proxy has no service for: ask the control plane (once per name) and wait until it
+   * answers or `timeoutMs` passes. Resolves true when the plan may now know the host.
+   */
+  discover(host: string, timeoutMs: number): Promise<boolean> {
+    const name = host.toLowerCase();
+    if (this.unresolved.has(name) && this.subscriptions.has(name)) return Promise.resolve(false);
+    if (this.stream === null || this.replica === null) return Promise.resolve(false);
+    if (!this.subscriptions.has(name)) {
+      this.subscriptions.add(name);
+      this.send({ type: 'subscribe', names: [name] });
+    }
+    return new Promise<boolean>((resolve) => {
+      let done = false;
+      const finish = (v: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        resolve(v);
+      };
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      let list = this.waiters.get(name);
+      if (list === undefined) this.waiters.set(name, (list = []));
+      list.push(() => finish(true));
+    });
+  }
+
+  /** Releases the waiters whose name the control plane has now answered (all of them when the stream broke). */
+  private wake(all: boolean): void {
+    if (this.waiters.size === 0) return;
+    for (const [name, list] of this.waiters) {
+      if (!all && this.plan?.lookupHost(name) === undefined && !this.unresolved.has(name)) continue;
+      this.waiters.delete(name);
+      for (const w of list) w();
+    }
+  }
+
+  /** Registers this sidecar's endpoint now and on every reconnect. */
+  register(endpoint: EndpointRegistration): void {
+    this.o.endpoint = endpoint;
+    this.send({ type: 'register', endpoint: { ...endpoint, ready: this.ready } });
+  }
+
+  /** Config comes from the stream; there is nothing to re-read. */
+  reload(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The app's readiness as this sidecar sees it (reported so that callers skip an endpoint that is not ready). */
+  setReady(ready: boolean): void {
+    if (this.ready === ready) return;
+    this.ready = ready;
+    this.send({ type: 'ready', ready });
+  }
+
+  /** Clean shutdown: deregister now, then close the stream. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    const stream = this.stream;
+    const session = this.session;
+    this.session = null;
+    this.stream = null;
+    if (stream !== null && !stream.destroyed) {
+      await new Promise<void>((resolve) => {
+        stream.end(encodeMessage({ type: 'goodbye' }), () => resolve());
+        setTimeout(resolve, 500).unref();
+      });
+    }
+    session?.close();
+    setTimeout(() => session?.destroy(), 500).unref();
+    await this.saving;
+  }
+}
