@@ -1,31 +1,20 @@
 // Test harness: real `mycel proxy` processes on 127.0.0.1 with throwaway certificates, a config per sidecar, and
 // their addresses read from the ready line; everything is stopped and removed by close().
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
+import { MYCEL_BIN, REPO, spawnMycel, type MycelProcess } from './mycel-process.js';
 
-export const REPO = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
-export const MYCEL_BIN = join(REPO, 'bin', 'mycel.js');
+export { REPO, MYCEL_BIN };
 
-export interface SidecarProcess {
+export interface SidecarProcess extends MycelProcess {
   service: string;
   outbound: string;
   inbound: string;
   admin: string;
   upstreams: Record<string, string>;
-  proc: ChildProcess;
-  /** stderr lines so far (structured JSON logs). */
-  logs: string[];
-  /** Parsed JSON log records so far. */
-  records(): Array<Record<string, unknown>>;
-  /** Resolves with the first log record (past or future) matching `pred`; rejects after timeoutMs. */
-  waitForLog(pred: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export interface StartSidecarOptions {
@@ -33,6 +22,8 @@ export interface StartSidecarOptions {
   service: string;
   appPort: number;
   configFiles: string[];
+  /** Take config from a control plane instead of (or with no) config files. */
+  control?: { url: string; tokenFile: string; stateDir?: string; labels?: Record<string, string> };
   upstreams?: string[];
   extraArgs?: string[];
   env?: Record<string, string>;
@@ -41,10 +32,9 @@ export interface StartSidecarOptions {
 }
 
 /** Starts `mycel proxy` and resolves once it prints its ready line (rejects with its stderr if it exits first). */
-export function startSidecar(o: StartSidecarOptions): Promise<SidecarProcess> {
+export async function startSidecar(o: StartSidecarOptions): Promise<SidecarProcess> {
   const args = [
-    ...(o.nodeArgs ?? []),
-    MYCEL_BIN, 'proxy',
+    'proxy',
     '--service', o.service,
     '--app-port', String(o.appPort),
     '--inbound', '127.0.0.1:0',
@@ -54,93 +44,17 @@ export function startSidecar(o: StartSidecarOptions): Promise<SidecarProcess> {
     '--key', join(o.dir, `${o.service}.key`),
     '--ca', join(o.dir, 'ca.crt'),
     ...o.configFiles.flatMap((f) => ['--config', f]),
+    ...(o.control !== undefined ? ['--control', o.control.url, '--token', o.control.tokenFile, '--state-dir', o.control.stateDir ?? join(o.dir, `state-${o.service}`), ...Object.entries(o.control.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`])] : []),
     ...(o.upstreams ?? []).flatMap((u) => ['--upstream', u]),
     ...(o.extraArgs ?? []),
   ];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MYCEL_LOG_LEVEL: 'info', MYCEL_EXIT_WITH_PARENT: '1', ...o.env } });
-  const logs: string[] = [];
-  const waiters = new Set<(line: string) => void>();
-  let errBuf = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    errBuf += d;
-    let nl;
-    while ((nl = errBuf.indexOf('\n')) !== -1) {
-      const line = errBuf.slice(0, nl);
-      logs.push(line);
-      errBuf = errBuf.slice(nl + 1);
-      for (const w of waiters) w(line);
-    }
-  });
-  const parse = (l: string): Record<string, unknown> | null => {
-    try {
-      return JSON.parse(l) as Record<string, unknown>;
-    } catch {
-      return null;
-    }
-  };
-  const waitForLog = (pred: (r: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> => {
-    for (const l of logs) {
-      const r = parse(l);
-      if (r !== null && pred(r)) return Promise.resolve(r);
-    }
-    return new Promise((resolveWait, rejectWait) => {
-      const timer = setTimeout(() => {
-        waiters.delete(check);
-        rejectWait(new Error(`no matching log line from ${o.service} within ${timeoutMs} ms; last lines:\n${logs.slice(-5).join('\n')}`));
-      }, timeoutMs);
-      const check = (line: string) => {
-        const r = parse(line);
-        if (r !== null && pred(r)) {
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolveWait(r);
-        }
-      };
-      waiters.add(check);
-    });
-  };
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.once('exit', (code, signal) => res({ code, signal })));
-  return new Promise((resolveStart, rejectStart) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL');
-      rejectStart(new Error(`sidecar ${o.service} did not get ready in 15 s:\n${logs.join('\n')}${errBuf}`));
-    }, 15_000);
-    void exited.then((r) => {
-      clearTimeout(timer);
-      rejectStart(new Error(`sidecar ${o.service} exited (${r.code ?? r.signal}) before ready:\n${logs.join('\n')}${errBuf}`));
-    });
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /ready: outbound (\S+) inbound (\S+) admin (\S+)((?: upstream \S+)*)/.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      const upstreams: Record<string, string> = {};
-      for (const u of (m[4] ?? '').trim().split(/\s+/)) {
-        const mm = /^([^=]+)=(\S+)$/.exec(u);
-        if (mm) upstreams[mm[1] as string] = mm[2] as string;
-      }
-      resolveStart({
-        service: o.service,
-        outbound: m[1] as string,
-        inbound: m[2] as string,
-        admin: m[3] as string,
-        upstreams,
-        proc,
-        logs,
-        records: () => logs.flatMap((l) => {
-          const r = parse(l);
-          return r === null ? [] : [r];
-        }),
-        waitForLog,
-        exited,
-        stop(signal: NodeJS.Signals = 'SIGTERM') {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-          return exited;
-        },
-      });
-    });
-  });
+  const { p, match: m } = await spawnMycel(`sidecar ${o.service}`, args, /ready: outbound (\S+) inbound (\S+) admin (\S+)((?: upstream \S+)*)\n/, { ...(o.env ? { env: o.env } : {}), ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}) });
+  const upstreams: Record<string, string> = {};
+  for (const u of (m[4] ?? '').trim().split(/\s+/)) {
+    const mm = /^([^=]+)=(\S+)$/.exec(u);
+    if (mm) upstreams[mm[1] as string] = mm[2] as string;
+  }
+  return { ...p, service: o.service, outbound: m[1] as string, inbound: m[2] as string, admin: m[3] as string, upstreams };
 }
 
 export function portOf(addr: string): number {
