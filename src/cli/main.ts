@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   proxy: async () => (await import('./commands/proxy.js')).registerProxyCommand,
   'dev-certs': async () => (await import('./commands/dev-certs.js')).registerDevCertsCommand,
   example: async () => (await import('./commands/example.js')).registerExampleCommand,
+  control: async () => (await import('./commands/control.js')).registerControlCommand,
   apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
   get: async () => (await import('./commands/get.js')).registerGetCommand,
 };

@@ -51,6 +51,7 @@ export interface ConfigSource {
   on(event: 'rejected', listener: (problems: ConfigProblem[]) => void): unknown;
   reload(): Promise<void>;
   watch?(): void;
+  check: (plan: ProxyPlan) => string | undefined;
   close(): void | Promise<void>;
 }
 
@@ -177,6 +178,9 @@ export class Sidecar implements PlanHolder {
       throw new SidecarConfigError(`workload identity from ${files.cert}, ${files.key}, ${files.ca}: ${(err as Error).message}`);
     }
     const sidecar = new Sidecar(options, source, plan, identity, files);
+    const mismatch = sidecar.checkPlan(plan);
+    if (mismatch !== undefined) throw new SidecarConfigError(mismatch);
+    source.check = (next) => sidecar.checkPlan(next);
     if (control !== null) sidecar.discover = (host) => control.discover(host, 2000);
     await sidecar.listenAll();
     source.on('plan', (p) => sidecar.apply(p));
@@ -365,6 +369,18 @@ export class Sidecar implements PlanHolder {
     this.options.log.info('config applied', { version: plan.version, hash: plan.hash, services: plan.services.size, ...(restartNeeded ? { note: 'changed limits apply to new listeners only; restart the sidecar to apply them everywhere' } : {}) });
   }
 
+  /**
+   * What a valid config must not do to a running sidecar: switch the trust domain away from the one of its own
+   * certificate (every mTLS handshake would then fail). Changing it needs new certificates first.
+   */
+  checkPlan(plan: ProxyPlan): string | undefined {
+    const own = parseSpiffeId(this.identity.current.spiffeId)?.trustDomain;
+    if (own !== undefined && plan.mesh.trustDomain !== own) {
+      return `the config's trust domain "${plan.mesh.trustDomain}" differs from this proxy's identity ${this.identity.current.spiffeId}; issue certificates in the new trust domain before changing it`;
+    }
+    return undefined;
+  }
+
   private rejected(problems: string[]): void {
     this.metrics.configRejected.inc();
     this.lastRejected = { at: new Date().toISOString(), problems };
@@ -423,7 +439,7 @@ export class Sidecar implements PlanHolder {
     const timeoutMs = this.plan.mesh.timeouts.drainMs;
     log.info('draining', { reason, inFlight: this.inFlight(), timeoutMs });
     // Deregister first, so that callers stop picking this endpoint while in-flight requests finish.
-    if (this.source instanceof ControlConfigSource) void this.source.close();
+    const deregistered = this.source instanceof ControlConfigSource ? this.source.close() : Promise.resolve();
     for (const l of this.listeners) l.close();
     for (const f of this.frontends) f.drain();
     this.drainPromise = new Promise<void>((resolveDrain) => {
@@ -434,8 +450,11 @@ export class Sidecar implements PlanHolder {
           if (left > 0) log.warn('drain timeout: closing what is still open', { inFlight: left });
           this.stop();
           log.info('drained', { ms: Date.now() - started });
-          resolveDrain();
-          this.onStopped();
+          // The goodbye to the control plane must leave before the process does (close() bounds this wait).
+          void deregistered.finally(() => {
+            resolveDrain();
+            this.onStopped();
+          });
           return;
         }
         // Idle keep-alive connections that became idle since the last look close now.

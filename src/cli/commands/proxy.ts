@@ -140,6 +140,7 @@ export function registerProxyCommand(program: Command): void {
       } catch (err) {
         if (err instanceof ConfigInvalidError) throw new CliError(`invalid config:\n${err.problems.map(formatProblem).join('\n')}`, EXIT_USAGE);
         if (err instanceof SidecarConfigError) throw new CliError(err.message, EXIT_USAGE);
+        if (err instanceof Error && err.message.startsWith('the control plane refused')) throw new CliError(`${err.message}\n  fix: use a join token for this service (mycel token create --service ${flags.service})`, EXIT_USAGE);
         throw err;
       }
       const a = sidecar.addresses;

@@ -113,8 +113,12 @@ export function createApiServer(deps: ApiDeps): net.Server {
       socket.pause();
       socket.setTimeout(0);
       socket.unshift(seen);
-      (h2Like ? h2 : h1).emit('connection', socket);
-      socket.resume();
+      // The HTTP/2 session reads the bytes put back itself; resuming would deliver them twice.
+      if (h2Like) h2.emit('connection', socket);
+      else {
+        h1.emit('connection', socket);
+        socket.resume();
+      }
     };
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());

@@ -75,8 +75,11 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   /** Callers waiting for a host name to be resolved (or declared unknown) by the control plane. */
   private readonly waiters = new Map<string, Array<() => void>>();
   private firstPlan: ((p: ProxyPlan) => void) | null = null;
+  private firstPlanFailed: ((err: Error) => void) | null = null;
   private ready = true;
   private saving: Promise<void> = Promise.resolve();
+  /** A last check by the sidecar of a compiled plan against what it runs with; a reason rejects the version. */
+  check: (plan: ProxyPlan) => string | undefined = () => undefined;
 
   constructor(private readonly o: ControlSourceOptions & { endpoint: EndpointRegistration | undefined }) {
     super();
@@ -114,13 +117,14 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       }
       this.o.log.warn('the persisted config is not usable; waiting for the control plane', { reason: r.message });
     }
-    return new Promise<ProxyPlan>((resolve) => {
+    return new Promise<ProxyPlan>((resolve, reject) => {
       this.firstPlan = resolve;
+      this.firstPlanFailed = reject;
+      // Also keeps the process alive while there is nothing else to do but wait.
       const tick = setInterval(() => {
-        if (this.plan !== null) clearInterval(tick);
+        if (this.plan !== null || this.closed) clearInterval(tick);
         else this.o.log.warn('still waiting for a first config from the control plane', { url: this.o.url, lastError: this.lastError });
       }, 5000);
-      tick.unref();
     });
   }
 
@@ -162,11 +166,14 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       const p = problems[0]!;
       return new Error(`resource #${p.index}${p.path ? ` ${p.path}` : ''}: ${p.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}`);
     }
+    let plan: ProxyPlan;
     try {
-      return compilePlan(valid, this.o.service, version);
+      plan = compilePlan(valid, this.o.service, version);
     } catch (err) {
       return new Error(`cannot compile: ${(err as Error).message}`);
     }
+    const reason = this.check(plan);
+    return reason === undefined ? plan : new Error(reason);
   }
 
   // ---- the stream --------------------------------------------------------------------------------------------------
@@ -200,7 +207,10 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       }
       for (const line of lines) if (line.length > 0) this.onMessage(line);
     });
-    stream.on('end', () => this.broken(status !== 200 && status !== 0 ? `the control plane refused the stream (${status}): ${errorBody.trim().slice(0, 500)}` : 'the control plane ended the stream'));
+    stream.on('end', () => {
+      if (status === 401 || status === 403) this.refused(`the control plane refused the token (${status}): ${errorBody.trim().slice(0, 300)}`);
+      this.broken(status !== 200 && status !== 0 ? `the control plane refused the stream (${status}): ${errorBody.trim().slice(0, 500)}` : 'the control plane ended the stream');
+    });
     stream.on('error', (err) => this.broken(err.message));
     this.send({
       type: 'hello',
@@ -246,8 +256,22 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       case 'error':
         this.lastError = `${m.code}: ${m.message}`;
         this.o.log.warn('the control plane closed the stream', { code: m.code, reason: m.message });
+        if (m.code === 'forbidden') this.refused(`the control plane refused this proxy: ${m.message}`);
         return;
     }
+  }
+
+  /**
+   * The control plane will not serve this proxy (wrong token or service). Before a first config that is fatal, so that
+   * the operator sees it at once; a proxy already serving keeps its config and keeps trying.
+   */
+  private refused(reason: string): void {
+    const fail = this.firstPlanFailed;
+    if (fail === null || this.plan !== null) return;
+    this.firstPlan = null;
+    this.firstPlanFailed = null;
+    this.closed = true;
+    fail(new Error(reason));
   }
 
   private applyConfig(version: number, resources: unknown[], unresolved: string[]): void {
@@ -267,6 +291,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (this.firstPlan !== null) {
       const resolve = this.firstPlan;
       this.firstPlan = null;
+      this.firstPlanFailed = null;
       resolve(r);
     } else if (prev === null || prev.hash !== r.hash || prev.version !== r.version) {
       this.emit('plan', r);

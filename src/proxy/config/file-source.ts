@@ -20,6 +20,8 @@ export class FileConfigSource extends EventEmitter<ConfigSourceEvents> {
   private loading: Promise<void> | null = null;
   private again = false;
   private plan: ProxyPlan | null = null;
+  /** A last check by the sidecar of a compiled plan against what it runs with; a reason rejects the change. */
+  check: (plan: ProxyPlan) => string | undefined = () => undefined;
 
   constructor(
     files: readonly string[],
@@ -98,6 +100,11 @@ export class FileConfigSource extends EventEmitter<ConfigSourceEvents> {
     const prev = this.plan;
     const next = compilePlan(resolveFilePaths(result.resources), this.selfService, (prev?.version ?? 0) + 1);
     if (prev !== null && next.hash === prev.hash) return; // the same content rewritten
+    const reason = this.check(next);
+    if (reason !== undefined) {
+      this.emit('rejected', [{ file: this.files[0] ?? '', line: 1, column: 1, path: '', message: reason }]);
+      return;
+    }
     this.plan = next;
     this.emit('plan', next);
   }

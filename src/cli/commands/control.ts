@@ -1,0 +1,70 @@
+// `mycel control`: runs one control-plane replica (API, config streams, registry) on port 7400 over the file store
+// (default, under .mycel/) or etcd shared with other replicas.
+
+import type { Command } from 'commander';
+import { parseDuration } from '../../api/v1alpha1/duration.js';
+import { createLogger } from '../../core/log.js';
+import { ControlPlane } from '../../control-plane/control-plane.js';
+import { openStore, parseStoreSpec } from '../../control-plane/store/open-store.js';
+import { CliError, EXIT_USAGE } from '../exit.js';
+
+interface ControlFlags {
+  store: string;
+  listen: string;
+  stateDir?: string;
+  lease: string;
+}
+
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text) ?? /^(\d{1,5})$/.exec(text);
+  if (!m) throw new CliError(`invalid --listen "${text}": expected HOST:PORT`, EXIT_USAGE);
+  if (m.length === 2) return { host: '127.0.0.1', port: Number(m[1]) };
+  return { host: (m[1] ?? m[2]) as string, port: Number(m[3]) };
+}
+
+export function registerControlCommand(program: Command): void {
+  program
+    .command('control')
+    .description('run a control-plane replica: resource API, config streams to proxies, service registry')
+    .option('--store <spec>', 'file:DIR (embedded, default) or etcd:URL[,URL...] (shared by replicas)', 'file:.mycel')
+    .option('--listen <addr>', 'API and config-stream address (use 0.0.0.0:7400 for proxies on other hosts)', '127.0.0.1:7400')
+    .option('--state-dir <dir>', 'where the admin token and the address file for local CLI use are written (default: the file store\'s DIR, else .mycel)')
+    .option('--lease <duration>', 'how long a registered endpoint lives without a heartbeat', '10s')
+    .action(async (flags: ControlFlags) => {
+      const spec = parseStoreSpec(flags.store);
+      if (spec instanceof Error) throw new CliError(`invalid --store: ${spec.message}`, EXIT_USAGE);
+      const leaseMs = parseDuration(flags.lease);
+      if (leaseMs === undefined || leaseMs < 500) throw new CliError(`invalid --lease "${flags.lease}": expected a duration of at least 500ms, e.g. 10s`, EXIT_USAGE);
+      const listen = parseListen(flags.listen);
+      const log = createLogger({ fields: { component: 'control' } });
+      const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
+      let cp: ControlPlane;
+      try {
+        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, expireRestored: spec.kind === 'file', log });
+      } catch (err) {
+        await store.close().catch(() => {});
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${flags.listen}: the address is in use (another mycel control?); pick another with --listen`);
+        throw new CliError(`the control plane could not start: ${e.message}`);
+      }
+      process.stdout.write(`mycel control ready: ${cp.url} (replica ${cp.replica}, store ${store.description}, revision ${store.revision()})\n`);
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (sig: string) => {
+          if (stopping) process.exit(1);
+          stopping = true;
+          log.info('stopping', { signal: sig });
+          void cp.close().finally(resolve);
+        };
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
+        if (process.env.MYCEL_EXIT_WITH_PARENT === '1') {
+          const parent = process.ppid;
+          setInterval(() => {
+            if (process.ppid !== parent) stop('the parent process exited');
+          }, 500).unref();
+        }
+      });
+      process.exit(0);
+    });
+}

@@ -1,0 +1,237 @@
+// The control plane end to end with the file store: real `mycel control` and `mycel proxy` processes, the registry,
+// config pushes, ACK/NACK, invalid applies, and the control plane going away and coming back.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeDevCertificates } from '../../src/security/dev-ca.js';
+import { startHttpApp, type TestApp } from '../helpers/apps.js';
+import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
+import { request } from '../helpers/http.js';
+import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
+
+const BASE = `apiVersion: mycel.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { trustDomain: mycel.local }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec:
+  ports: [ { port: 80, appProtocol: http } ]
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: web }
+spec:
+  ports: [ { port: 80, appProtocol: http } ]
+`;
+
+interface ProxyItem {
+  service: string;
+  state: string;
+  sentVersion: number | null;
+  nack: { reason: string } | null;
+}
+
+/** Sends two requests through one keep-alive connection, `between` running in between; proves the connection survived. */
+async function twoRequestsOnOneConnection(addr: string, hostA: string, hostB: string, between: () => Promise<void>): Promise<Array<{ status: number; reused: boolean }>> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const one = (host: string, path: string) =>
+    new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: portOf(addr), path, headers: { host }, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  try {
+    const first = await one(hostA, '/first');
+    await between();
+    return [first, await one(hostB, '/second')];
+  } finally {
+    agent.destroy();
+  }
+}
+
+describe('control plane (file store) with two sidecars', () => {
+  let dir: string;
+  let cp: ControlProcess;
+  let cpPort: number;
+  let app: TestApp;
+  let api: SidecarProcess;
+  let web: SidecarProcess;
+  let webToken: string;
+
+  const startWeb = async () =>
+    startSidecar({ dir, service: 'web', appPort: 9, configFiles: [], upstreams: ['api=127.0.0.1:0'], control: { url: cp.url, tokenFile: webToken, stateDir: join(dir, 'state-web') } });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mycel-cp-'));
+    await writeDevCertificates(dir, { services: ['web', 'api'] });
+    cp = await startControl({ stateDir: join(dir, 'cp'), lease: '3s' });
+    cpPort = Number(new URL(cp.url).port);
+    await writeFile(join(dir, 'base.yaml'), BASE);
+    const applied = await cp.cli(['apply', '-f', join(dir, 'base.yaml')]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.match(applied.stdout, /service\/api created/);
+    app = await startHttpApp();
+    api = await startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], control: { url: cp.url, tokenFile: await cp.joinTokenFile('api'), labels: { version: 'v1', zone: 'a' } } });
+    webToken = await cp.joinTokenFile('web');
+    web = await startWeb();
+  });
+
+  after(async () => {
+    await Promise.all([web?.stop(), api?.stop()]);
+    await cp?.stop();
+    await app?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a sidecar registered through the control plane is reachable from another one', async () => {
+    const reply = await eventually('a reply through web -> api', async () => {
+      const r = await request(web.upstreams.api as string, { path: '/hello' });
+      return r.status === 200 ? r : undefined;
+    });
+    assert.match(reply.body.toString(), /hello GET \/hello/);
+    assert.equal(app.seen.at(-1)?.headers['x-mycel-peer-identity'], 'spiffe://mycel.local/ns/default/svc/web');
+    const eps = await cp.cli(['get', 'endpoints', 'api', '-o', 'json']);
+    const items = (JSON.parse(eps.stdout) as { items: Array<{ port: number; labels: Record<string, string>; source: string }> }).items;
+    assert.deepEqual(items.map((e) => [e.port, e.labels.version, e.source]), [[portOf(api.inbound), 'v1', 'registered']]);
+  });
+
+  test('mycel get proxies shows every proxy with its version ACKed', async () => {
+    const items = await eventually('both proxies ACKed', async () => {
+      const r = await cp.api<{ items: ProxyItem[] }>('GET', '/api/v1/proxies');
+      const acked = r.body.items.filter((p) => p.state === 'ACK');
+      return acked.length === 2 ? r.body.items : undefined;
+    });
+    assert.deepEqual(items.map((p) => p.service).sort(), ['api', 'web']);
+    const table = await cp.cli(['get', 'proxies']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^SERVICE\s+PROXY\s+ENDPOINT\s+VERSION\s+STATE/m);
+    assert.match(table.stdout, /default\/api .* ACK/);
+  });
+
+  test('an applied change reaches the sidecars with no restart and no dropped connection', async () => {
+    const [first, second] = await twoRequestsOnOneConnection(web.outbound, 'api', 'api.example.test', async () => {
+      await writeFile(join(dir, 'hosts.yaml'), BASE.replace('ports: [ { port: 80, appProtocol: http } ]\n---', 'ports: [ { port: 80, appProtocol: http } ]\n  hosts: [ api.example.test ]\n---'));
+      const r = await cp.cli(['apply', '-f', join(dir, 'hosts.yaml')]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /service\/api configured/);
+      assert.match(r.stdout, /meshconfig\/mesh unchanged/);
+      await eventually('web to know api.example.test', async () => {
+        const c = await request(web.admin, { path: '/config' });
+        return c.body.toString().includes('api.example.test') ? true : undefined;
+      });
+    });
+    assert.deepEqual([first, second], [{ status: 200, reused: false }, { status: 200, reused: true }]);
+    assert.equal(app.seen.at(-1)?.url, '/second');
+    // Applying the same files again changes nothing.
+    const again = await cp.cli(['apply', '-f', join(dir, 'hosts.yaml')]);
+    assert.match(again.stdout, /service\/api unchanged/);
+  });
+
+  test('an invalid apply exits 2 with file:line:column and reason, and nothing of it is stored', async () => {
+    const before = await cp.api<{ revision: number }>('GET', '/api/v1/resources');
+    await writeFile(
+      join(dir, 'bad.yaml'),
+      `apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: extra }
+spec:
+  ports: [ { port: 81 } ]
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec:
+  ports:
+    - port: 99999
+`,
+    );
+    const r = await cp.cli(['apply', '-f', join(dir, 'bad.yaml')]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /bad\.yaml:12:13 spec\.ports\[0\]\.port: expected a port number <= 65535/);
+    const after = await cp.api<{ revision: number }>('GET', '/api/v1/resources');
+    assert.equal(after.body.revision, before.body.revision);
+    assert.equal((await cp.api('GET', '/api/v1/resources/service/default/extra')).status, 404);
+    assert.equal((await request(web.upstreams.api as string, { path: '/still' })).status, 200);
+  });
+
+  test('a version a sidecar cannot apply is NACKed with its reason, and the old config keeps serving', async () => {
+    await writeFile(join(dir, 'td.yaml'), BASE.replace('trustDomain: mycel.local', 'trustDomain: other.test'));
+    const r = await cp.cli(['apply', '-f', join(dir, 'td.yaml')]);
+    assert.equal(r.code, 0, r.stderr);
+    const nacked = await eventually('web to NACK', async () => {
+      const p = await cp.api<{ items: ProxyItem[] }>('GET', '/api/v1/proxies');
+      return p.body.items.find((x) => x.service === 'web' && x.state === 'NACK');
+    });
+    assert.match(nacked.nack?.reason ?? '', /trust domain "other\.test" differs from this proxy's identity spiffe:\/\/mycel\.local/);
+    const table = await cp.cli(['get', 'proxies']);
+    assert.match(table.stdout, /default\/web .* NACK .*trust domain/);
+    assert.equal((await request(web.upstreams.api as string, { path: '/after-nack' })).status, 200);
+    // Putting the trust domain back is a new version, which both take.
+    await writeFile(join(dir, 'td.yaml'), BASE);
+    assert.equal((await cp.cli(['apply', '-f', join(dir, 'td.yaml')])).code, 0);
+    await eventually('web to ACK again', async () => {
+      const p = await cp.api<{ items: ProxyItem[] }>('GET', '/api/v1/proxies');
+      return p.body.items.find((x) => x.service === 'web' && x.state === 'ACK');
+    });
+  });
+
+  test('a clean shutdown deregisters at once; a killed sidecar leaves when its lease lapses', async () => {
+    const count = async () => (await cp.api<{ items: unknown[] }>('GET', '/api/v1/endpoints/default/api')).body.items.length;
+    const token = await cp.joinTokenFile('api');
+    const second = await startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], control: { url: cp.url, tokenFile: token, stateDir: join(dir, 'state-api-2') } });
+    await eventually('two api endpoints', async () => ((await count()) === 2 ? true : undefined));
+    await second.stop('SIGTERM');
+    // Deregistered by its goodbye: well before the 3 s lease could lapse.
+    const t0 = Date.now();
+    await eventually('one api endpoint after a clean stop', async () => ((await count()) === 1 ? true : undefined), 2500);
+    const cleanMs = Date.now() - t0;
+    const third = await startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], control: { url: cp.url, tokenFile: token, stateDir: join(dir, 'state-api-3') } });
+    await eventually('two api endpoints again', async () => ((await count()) === 2 ? true : undefined));
+    await third.stop('SIGKILL');
+    await eventually('the killed sidecar\'s endpoint to expire', async () => ((await count()) === 1 ? true : undefined), 10_000);
+    assert.ok(cleanMs < 2500);
+  });
+
+  test('a sidecar may only register for the service of its join token', async () => {
+    const wrong = await cp.joinTokenFile('web');
+    await assert.rejects(
+      startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], control: { url: cp.url, tokenFile: wrong, stateDir: join(dir, 'state-wrong') } }),
+      /exited \(2\)[\s\S]*the join token is for service default\/web, not default\/api/,
+    );
+    const eps = await cp.api<{ items: unknown[] }>('GET', '/api/v1/endpoints/default/api');
+    assert.equal(eps.body.items.length, 1);
+  });
+
+  test('without the control plane: traffic goes on, a restarted sidecar serves its persisted config, and both resync', async () => {
+    await cp.stop('SIGKILL');
+    assert.equal((await request(web.upstreams.api as string, { path: '/cp-down' })).status, 200);
+    // Restart web while the control plane is down: it must come up from .../state-web/last-good.json.
+    await web.stop('SIGTERM');
+    web = await startWeb();
+    assert.equal((await request(web.upstreams.api as string, { path: '/cp-down-restarted' })).status, 200);
+    await web.waitForLog((r) => r.msg === 'serving the persisted last good config until the control plane answers');
+    // The control plane comes back on the same port and state: proxies reconnect and a new change reaches them.
+    cp = await startControl({ stateDir: join(dir, 'cp'), lease: '3s', listen: `127.0.0.1:${cpPort}` });
+    await eventually('both proxies reconnected', async () => {
+      const r = await cp.api<{ items: ProxyItem[] }>('GET', '/api/v1/proxies');
+      return r.body.items.filter((p) => p.state === 'ACK').length === 2 ? true : undefined;
+    }, 20_000);
+    await writeFile(join(dir, 'resync.yaml'), BASE.replace('ports: [ { port: 80, appProtocol: http } ]\n---', 'ports: [ { port: 80, appProtocol: http } ]\n  hosts: [ api.resync.test ]\n---'));
+    assert.equal((await cp.cli(['apply', '-f', join(dir, 'resync.yaml')])).code, 0);
+    const r = await eventually('a request by the new host name', async () => {
+      const x = await request(web.outbound, { path: '/resynced', headers: { host: 'api.resync.test' } });
+      return x.status === 200 ? x : undefined;
+    });
+    assert.match(r.body.toString(), /hello GET \/resynced/);
+  });
+});

@@ -1,0 +1,87 @@
+// Test harness for the control plane: a real `mycel control` process on 127.0.0.1 (file store in a temp dir, or
+// etcd), its admin token, join tokens, the HTTP API, and the CLI pointed at it.
+
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from './http.js';
+import { MYCEL_BIN, spawnMycel, type MycelProcess } from './mycel-process.js';
+
+export interface ControlProcess extends MycelProcess {
+  url: string;
+  replica: string;
+  stateDir: string;
+  adminTokenFile: string;
+  adminToken: string;
+  /** Calls the API with the admin token; returns status and parsed JSON (or text). */
+  api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  /** Runs `mycel ARGS --control URL --token ADMIN`; for apply/get/delete/token. */
+  cli(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  /** Writes a join token for a service to a file and returns its path. */
+  joinTokenFile(service: string, namespace?: string): Promise<string>;
+}
+
+export interface StartControlOptions {
+  stateDir: string;
+  /** Default: file:<stateDir>. */
+  store?: string;
+  listen?: string;
+  lease?: string;
+  env?: Record<string, string>;
+}
+
+export async function startControl(o: StartControlOptions): Promise<ControlProcess> {
+  const args = ['control', '--store', o.store ?? `file:${o.stateDir}`, '--state-dir', o.stateDir, '--listen', o.listen ?? '127.0.0.1:0', '--lease', o.lease ?? '10s'];
+  const { p, match } = await spawnMycel('control', args, /mycel control ready: (\S+) \(replica (\S+),/, { ...(o.env ? { env: o.env } : {}), timeoutMs: 30_000 });
+  const url = match[1] as string;
+  const adminTokenFile = join(o.stateDir, 'admin-token');
+  const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
+  const api = async <T,>(method: string, path: string, body?: unknown) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* text */
+    }
+    return { status: res.status, body: parsed as T };
+  };
+  return {
+    ...p,
+    url,
+    replica: match[2] as string,
+    stateDir: o.stateDir,
+    adminTokenFile,
+    adminToken,
+    api,
+    cli: (cliArgs, input) => run(process.execPath, [MYCEL_BIN, ...cliArgs, '--control', url, '--token', adminTokenFile], input),
+    async joinTokenFile(service, namespace = 'default') {
+      const r = await api<{ token: string }>('POST', '/api/v1/tokens', { service, namespace });
+      if (r.status !== 200) throw new Error(`token create failed: ${r.status} ${JSON.stringify(r.body)}`);
+      const file = join(o.stateDir, `join-${namespace}-${service}.token`);
+      await writeFile(file, r.body.token + '\n', { mode: 0o600 });
+      return file;
+    },
+  };
+}
+
+/** Polls `check` every 50 ms until it returns a value other than undefined, or fails after timeoutMs with `what`. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
