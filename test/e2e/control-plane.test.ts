@@ -118,6 +118,18 @@ describe('control plane (file store) with two sidecars', () => {
     assert.match(table.stdout, /default\/api .* ACK/);
   });
 
+  test('the control plane reports its own health and metrics', async () => {
+    assert.equal((await fetch(cp.url + '/healthz')).status, 200);
+    assert.equal((await fetch(cp.url + '/readyz')).status, 200);
+    const text = await (await fetch(cp.url + '/metrics')).text();
+    assert.match(text, /^mycel_control_connected_proxies 2$/m);
+    assert.match(text, /^mycel_control_pushes_total\{result="ack"\} [1-9]\d*$/m);
+    assert.match(text, /^mycel_control_config_revision [1-9]\d*$/m);
+    assert.match(text, /^mycel_control_push_duration_seconds_count [1-9]\d*$/m);
+    // The API itself wants a token.
+    assert.equal((await fetch(cp.url + '/api/v1/resources')).status, 401);
+  });
+
   test('an applied change reaches the sidecars with no restart and no dropped connection', async () => {
     const [first, second] = await twoRequestsOnOneConnection(web.outbound, 'api', 'api.example.test', async () => {
       await writeFile(join(dir, 'hosts.yaml'), BASE.replace('ports: [ { port: 80, appProtocol: http } ]\n---', 'ports: [ { port: 80, appProtocol: http } ]\n  hosts: [ api.example.test ]\n---'));
