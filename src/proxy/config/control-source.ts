@@ -57,6 +57,8 @@ export interface ControlStatus {
   replica: string | null;
   lastError: string | null;
   lastNack: { version: number; reason: string } | null;
+  /** Names this proxy asked for that no service answers to. */
+  unresolved: string[];
 }
 
 export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
@@ -92,7 +94,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   }
 
   status(): ControlStatus {
-    return { url: this.o.url, connected: this.stream !== null && this.replica !== null, replica: this.replica, lastError: this.lastError, lastNack: this.lastNack };
+    return { url: this.o.url, connected: this.stream !== null && this.replica !== null, replica: this.replica, lastError: this.lastError, lastNack: this.lastNack, unresolved: [...this.unresolved].sort() };
   }
 
   private get file(): string {

@@ -6,7 +6,7 @@ import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MycelError, toMycelError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import type { EndpointTarget, ServiceTarget } from '../config/plan.js';
+import { splitAuthority, type EndpointTarget, type ServiceTarget } from '../config/plan.js';
 import { requestHeaderList } from '../transport/h1/server-response.js';
 import { refuseRaw } from '../transport/http-frontend.js';
 import { splice, type SpliceResult } from '../transport/splice.js';
@@ -50,6 +50,24 @@ function pick(deps: TunnelDeps, authority: string, binding: Binding | null): { s
   return { svc: r.service, ep };
 }
 
+type Target = { svc: ServiceTarget; ep: EndpointTarget } | MycelError;
+
+/** `pick`, but a host the plan does not know is first asked of the control plane (when there is one). */
+function pickThen(deps: TunnelDeps, authority: string, binding: Binding | null, then: (t: Target) => void): void {
+  const t = pick(deps, authority, binding);
+  const discover = deps.plans.discover;
+  if (!(t instanceof MycelError) || t.code !== 'unknown-service' || discover === undefined) {
+    then(t);
+    return;
+  }
+  const host = binding?.service ?? splitAuthority(authority)?.host;
+  if (host === undefined) {
+    then(t);
+    return;
+  }
+  void discover.call(deps.plans, host).then((again) => then(again ? pick(deps, authority, binding) : t));
+}
+
 /** Connects `client` to the destination as an opaque byte stream; `established` runs once the far side is up. */
 function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, svc: ServiceTarget, ep: EndpointTarget, established: () => void, failed: (err: MycelError) => void, idleMs: number): void {
   const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
@@ -85,8 +103,10 @@ function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, 
 
 /** HTTP CONNECT host:port on the outbound listener (what HTTPS_PROXY clients send). */
 export function handleConnect(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const client = socket as Socket;
-  const target = pick(deps, req.url ?? '', null);
+  pickThen(deps, req.url ?? '', null, (target) => connectTo(deps, req, socket as Socket, head, target));
+}
+
+function connectTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head: Buffer, target: Target): void {
   if (target instanceof MycelError) {
     deps.log.warn('request failed', { direction: 'outbound', method: 'CONNECT', authority: req.url, error: target.code, reason: target.message });
     refuseRaw(client, target.code, target.message);
@@ -109,19 +129,22 @@ export function handleConnect(deps: TunnelDeps, req: IncomingMessage, socket: Du
 
 /** Raw TCP on an upstream binding whose service port is `tcp` (or undetected). */
 export function handleTcpBinding(deps: TunnelDeps, client: Socket, binding: Binding): void {
-  const target = pick(deps, '', binding);
-  if (target instanceof MycelError) {
-    deps.log.warn('tunnel failed', { kind: 'tcp', destination: binding.service, error: target.code, reason: target.message });
-    client.destroy();
-    return;
-  }
-  tunnelTo(deps, 'tcp', client, target.svc, target.ep, () => client.resume(), () => client.destroy(), deps.plans.current.mesh.timeouts.idleMs);
+  pickThen(deps, '', binding, (target) => {
+    if (target instanceof MycelError) {
+      deps.log.warn('tunnel failed', { kind: 'tcp', destination: binding.service, error: target.code, reason: target.message });
+      client.destroy();
+      return;
+    }
+    tunnelTo(deps, 'tcp', client, target.svc, target.ep, () => client.resume(), () => client.destroy(), deps.plans.current.mesh.timeouts.idleMs);
+  });
 }
 
 /** WebSocket and other HTTP/1.1 upgrades on the outbound listener or an HTTP binding. */
 export function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer, binding: Binding | null): void {
-  const client = socket as Socket;
-  const target = pick(deps, req.headers.host ?? '', binding);
+  pickThen(deps, req.headers.host ?? '', binding, (target) => upgradeTo(deps, req, socket as Socket, head, target));
+}
+
+function upgradeTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head: Buffer, target: Target): void {
   if (target instanceof MycelError) {
     refuseRaw(client, target.code, target.message);
     return;
