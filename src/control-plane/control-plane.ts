@@ -12,6 +12,7 @@ import { createApiServer } from './http-api/server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushServer } from './push/push-server.js';
 import { Registry } from './registry/registry.js';
+import { announceReplica, REPLICA_KIND, withdrawReplica } from './replicas.js';
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
 
@@ -24,13 +25,15 @@ export interface ControlPlaneOptions {
   heartbeatMs?: number;
   /** Whether the registry expires restored endpoints itself (file store) or the store's leases do (etcd). */
   expireRestored: boolean;
+  /** The URL other replicas reach this one on (default: the listen address, loopback for a wildcard). */
+  advertiseUrl?: string;
   log: Logger;
 }
 
 export class ControlPlane {
   readonly replica = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   readonly metrics = new ControlMetrics();
-  private readonly index = new MeshIndex(new Set([SECRET_KIND]));
+  private readonly index = new MeshIndex(new Set([SECRET_KIND, REPLICA_KIND]));
   private tokens: TokenAuthority | undefined;
   private ready = false;
   private unwatch: (() => void) | null = null;
@@ -97,9 +100,17 @@ export class ControlPlane {
     this.metrics.revision.set(o.store.revision());
     this.tokens = await TokenAuthority.fromStore(o.store);
     this.registry.start();
+    await announceReplica(o.store, { replica: this.replica, url: this.reachableUrl(), startedAt: new Date().toISOString() }, o.expireRestored);
     if (o.stateDir !== null) await this.writeStateFiles(o.stateDir);
     this.ready = true;
     o.log.info('control plane ready', { replica: this.replica, url: this.url, store: o.store.description, revision: o.store.revision(), loadMs: Date.now() - started });
+  }
+
+  /** The URL other replicas and local clients use: a wildcard listen address is reached on loopback. */
+  private reachableUrl(): string {
+    if (this.o.advertiseUrl !== undefined) return this.o.advertiseUrl;
+    const host = this.address.host === '0.0.0.0' || this.address.host === '::' ? '127.0.0.1' : this.address.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${this.address.port}`;
   }
 
   /** `.mycel/admin-token` (0600) and `.mycel/control.json`, so that the CLI on this machine finds and may use this replica. */
@@ -109,9 +120,7 @@ export class ControlPlane {
     await writeFile(`${tokenFile}.tmp`, this.adminToken() + '\n', { mode: 0o600 });
     await chmod(`${tokenFile}.tmp`, 0o600);
     await rename(`${tokenFile}.tmp`, tokenFile);
-    const host = this.address.host === '0.0.0.0' || this.address.host === '::' ? '127.0.0.1' : this.address.host;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${this.address.port}`;
-    await writeFile(join(dir, 'control.json'), JSON.stringify({ url, replica: this.replica, pid: process.pid }, null, 2) + '\n');
+    await writeFile(join(dir, 'control.json'), JSON.stringify({ url: this.reachableUrl(), replica: this.replica, pid: process.pid }, null, 2) + '\n');
   }
 
   async close(): Promise<void> {
@@ -119,6 +128,7 @@ export class ControlPlane {
     this.unwatch?.();
     this.registry.stop();
     this.push.close();
+    await withdrawReplica(this.o.store, this.replica).catch(() => {});
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       // Open config streams would hold close() forever; their proxies reconnect to another replica.

@@ -13,6 +13,7 @@ interface ControlFlags {
   listen: string;
   stateDir?: string;
   lease: string;
+  advertise?: string;
 }
 
 function parseListen(text: string): { host: string; port: number } {
@@ -29,6 +30,7 @@ export function registerControlCommand(program: Command): void {
     .option('--store <spec>', 'file:DIR (embedded, default) or etcd:URL[,URL...] (shared by replicas)', 'file:.mycel')
     .option('--listen <addr>', 'API and config-stream address (use 0.0.0.0:7400 for proxies on other hosts)', '127.0.0.1:7400')
     .option('--state-dir <dir>', 'where the admin token and the address file for local CLI use are written (default: the file store\'s DIR, else .mycel)')
+    .option('--advertise <url>', 'the URL other replicas reach this one on (default: the --listen address)')
     .option('--lease <duration>', 'how long a registered endpoint lives without a heartbeat', '10s')
     .action(async (flags: ControlFlags) => {
       const spec = parseStoreSpec(flags.store);
@@ -40,7 +42,7 @@ export function registerControlCommand(program: Command): void {
       const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
       let cp: ControlPlane;
       try {
-        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, expireRestored: spec.kind === 'file', log });
+        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, expireRestored: spec.kind === 'file', ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
       } catch (err) {
         await store.close().catch(() => {});
         const e = err as NodeJS.ErrnoException;

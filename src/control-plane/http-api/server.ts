@@ -12,6 +12,7 @@ import type { Principal, TokenAuthority } from '../auth/tokens.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
+import { proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
 
@@ -207,8 +208,13 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       }
       return problem(res, 405, 'method-not-allowed', 'GET or DELETE');
     }
-    case 'proxies':
-      return json(res, 200, { replica: deps.replica, revision: deps.store.revision(), items: deps.push.status() });
+    case 'proxies': {
+      const local = deps.push.status();
+      if (url.searchParams.get('scope') === 'local') return json(res, 200, { replica: deps.replica, revision: deps.store.revision(), items: local });
+      // Proxies connected to the other replicas too, so that any replica answers for the whole mesh.
+      const others = await proxiesOfOthers(deps.store, deps.replica, deps.tokens()!.adminToken());
+      return json(res, 200, { replica: deps.replica, revision: deps.store.revision(), items: [...local, ...others.items], unreachableReplicas: others.unreachable });
+    }
     case 'endpoints': {
       const [namespace, service] = rest.length === 1 ? ['default', rest[0]] : rest;
       if (namespace === undefined || service === undefined) return problem(res, 404, 'not-found', 'expected /api/v1/endpoints/[NAMESPACE/]SERVICE');

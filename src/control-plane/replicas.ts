@@ -1,0 +1,50 @@
+// The control-plane replicas sharing one store: each announces itself (an ephemeral object with its API URL), so that
+// `mycel get proxies` asked of any replica can list the proxies connected to all of them.
+
+import type { Store } from './store/store.js';
+
+export const REPLICA_KIND = 'ControlReplica';
+const NS = 'mycel-system';
+
+export interface ReplicaRecord {
+  replica: string;
+  url: string;
+  startedAt: string;
+}
+
+/** Announces this replica; with a store that has no leases (file), older announcements are this replica's past lives. */
+export async function announceReplica(store: Store, self: ReplicaRecord, forgetOthers: boolean): Promise<void> {
+  const stale = forgetOthers ? store.list(REPLICA_KIND).filter((o) => o.name !== self.replica) : [];
+  await store.commit([
+    ...stale.map((o) => ({ op: 'delete' as const, kind: REPLICA_KIND, namespace: NS, name: o.name })),
+    { op: 'put', kind: REPLICA_KIND, namespace: NS, name: self.replica, value: self, ephemeral: true },
+  ]);
+}
+
+export async function withdrawReplica(store: Store, replica: string): Promise<void> {
+  if (store.get(REPLICA_KIND, NS, replica) === undefined) return;
+  await store.commit([{ op: 'delete', kind: REPLICA_KIND, namespace: NS, name: replica }]);
+}
+
+export function otherReplicas(store: Store, self: string): ReplicaRecord[] {
+  return store.list(REPLICA_KIND).filter((o) => o.name !== self).map((o) => o.value as ReplicaRecord);
+}
+
+/** Asks the other replicas for their proxies; an unreachable one is reported, not fatal. */
+export async function proxiesOfOthers(store: Store, self: string, token: string): Promise<{ items: unknown[]; unreachable: Array<{ replica: string; url: string; reason: string }> }> {
+  const items: unknown[] = [];
+  const unreachable: Array<{ replica: string; url: string; reason: string }> = [];
+  await Promise.all(
+    otherReplicas(store, self).map(async (r) => {
+      try {
+        const res = await fetch(`${r.url}/api/v1/proxies?scope=local`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000) });
+        if (res.status !== 200) throw new Error(`status ${res.status}`);
+        items.push(...((await res.json()) as { items: unknown[] }).items);
+      } catch (err) {
+        const e = err as Error & { cause?: { code?: string } };
+        unreachable.push({ replica: r.replica, url: r.url, reason: e.cause?.code ?? e.message });
+      }
+    }),
+  );
+  return { items, unreachable };
+}
