@@ -6,8 +6,10 @@ import * as v from 'valibot';
 export const STREAM_PATH = '/api/v1/stream';
 /** Bumped on an incompatible change; a control plane refuses a proxy speaking another one (they ship in lockstep). */
 export const STREAM_PROTOCOL = 'mycel-stream-v1';
-/** A single message larger than this is a protocol error (a scoped view is far smaller). */
-export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** A view larger than this is a protocol error (a scoped view is far smaller). */
+export const MAX_CONTROL_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** What a proxy sends is small (a hello with its subscriptions at most); the control plane refuses more. */
+export const MAX_PROXY_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 const str = v.string();
 const labels = v.record(v.string(), v.string());
@@ -82,7 +84,9 @@ export class LineDecoder {
   private buffered: Buffer[] = [];
   private size = 0;
 
-  /** Returns complete lines; throws when one grows beyond MAX_MESSAGE_BYTES. */
+  constructor(private readonly maxBytes: number) {}
+
+  /** Returns complete lines; throws when one grows beyond maxBytes. */
   push(chunk: Buffer): string[] {
     const lines: string[] = [];
     let start = 0;
@@ -101,7 +105,7 @@ export class LineDecoder {
     if (start < chunk.length) {
       const rest = chunk.subarray(start);
       this.size += rest.length;
-      if (this.size > MAX_MESSAGE_BYTES) throw new Error(`a stream message exceeds ${MAX_MESSAGE_BYTES} bytes`);
+      if (this.size > this.maxBytes) throw new Error(`a stream message exceeds ${this.maxBytes} bytes`);
       this.buffered.push(rest);
     }
     return lines;

@@ -3,7 +3,7 @@
 // each proxy's ACK or NACK. A NACKed version is never re-sent; the next change brings the next version.
 
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { encodeMessage, LineDecoder, parseProxyMessage, type ProxyMessage } from '../../api/v1alpha1/stream-messages.js';
+import { encodeMessage, LineDecoder, MAX_PROXY_MESSAGE_BYTES, parseProxyMessage, type ProxyMessage } from '../../api/v1alpha1/stream-messages.js';
 import type { Logger } from '../../core/log.js';
 import type { Principal } from '../auth/tokens.js';
 import type { ControlMetrics } from '../metrics.js';
@@ -138,14 +138,17 @@ export class PushServer {
 
   /** A new config stream (POST /api/v1/stream over HTTP/2), already authenticated as `principal`. */
   accept(req: Http2ServerRequest, res: Http2ServerResponse, principal: Principal): void {
-    const decoder = new LineDecoder();
+    const decoder = new LineDecoder(MAX_PROXY_MESSAGE_BYTES);
     let session: Session | null = null;
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    let failed = false;
     const fail = (code: string, message: string) => {
+      failed = true;
       res.end(encodeMessage({ type: 'error', code, message }));
       if (session !== null) this.drop(session);
     };
     req.on('data', (chunk: Buffer) => {
+      if (failed) return; // the rest of a refused stream is read and dropped
       let lines: string[];
       try {
         lines = decoder.push(chunk);
@@ -154,7 +157,7 @@ export class PushServer {
         return;
       }
       for (const line of lines) {
-        if (line.length === 0) continue;
+        if (line.length === 0 || failed) continue;
         const m = parseProxyMessage(line);
         if (m instanceof Error) {
           fail('bad-message', m.message);

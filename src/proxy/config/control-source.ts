@@ -10,6 +10,7 @@ import type { ConfigProblem } from '../../api/v1alpha1/load.js';
 import {
   encodeMessage,
   LineDecoder,
+  MAX_CONTROL_MESSAGE_BYTES,
   parseControlMessage,
   STREAM_PATH,
   STREAM_PROTOCOL,
@@ -189,7 +190,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     session.on('goaway', () => this.broken('the control plane is going away'));
     const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, authorization: `Bearer ${this.o.token}`, 'content-type': 'application/x-ndjson' });
     this.stream = stream;
-    const decoder = new LineDecoder();
+    const decoder = new LineDecoder(MAX_CONTROL_MESSAGE_BYTES);
     let status = 0;
     let errorBody = '';
     stream.on('response', (h) => {

@@ -1,0 +1,220 @@
+// The config stream protocol against a real control plane (file store in a temp dir) with raw HTTP/2 clients:
+// versions are sent only when a view changes, a NACKed version is never re-sent, views are scoped, bad input is refused.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from '../../core/log.js';
+import { STREAM_PATH, STREAM_PROTOCOL, type ControlMessage } from '../../api/v1alpha1/stream-messages.js';
+import { ControlPlane } from '../control-plane.js';
+import { FileStore } from '../store/file-store.js';
+
+interface Client {
+  messages: ControlMessage[];
+  bytes: number;
+  ended: Promise<void>;
+  send(m: unknown): void;
+  raw(text: string): void;
+  next(pred: (m: ControlMessage) => boolean, timeoutMs?: number): Promise<ControlMessage>;
+  close(): void;
+}
+
+function connect(url: string, token: string): Client {
+  const session = http2.connect(url);
+  session.on('error', () => {});
+  const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, authorization: `Bearer ${token}` });
+  const messages: ControlMessage[] = [];
+  const waiters = new Set<() => void>();
+  let buf = '';
+  const client: Client = {
+    messages,
+    bytes: 0,
+    ended: new Promise((resolve) => {
+      stream.on('close', () => resolve());
+      stream.on('end', () => resolve());
+    }),
+    send: (m) => stream.write(JSON.stringify(m) + '\n'),
+    raw: (text) => stream.write(text),
+    next(pred, timeoutMs = 5000) {
+      return new Promise((resolve, reject) => {
+        const take = (): boolean => {
+          const i = messages.findIndex(pred);
+          if (i === -1) return false;
+          resolve(messages.splice(i, 1)[0] as ControlMessage);
+          return true;
+        };
+        if (take()) return;
+        const waiter = () => {
+          if (take()) {
+            clearTimeout(timer);
+            waiters.delete(waiter);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no matching message in ${timeoutMs} ms; have ${JSON.stringify(messages).slice(0, 300)}`));
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+    close: () => session.destroy(),
+  };
+  stream.setEncoding('utf8');
+  stream.on('data', (d: string) => {
+    client.bytes += Buffer.byteLength(d);
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      messages.push(JSON.parse(buf.slice(0, nl)) as ControlMessage);
+      buf = buf.slice(nl + 1);
+    }
+    for (const w of [...waiters]) w();
+  });
+  stream.on('error', () => {});
+  return client;
+}
+
+const hello = (service: string, subscribe: string[]) => ({ type: 'hello', protocol: STREAM_PROTOCOL, proxyId: `${service}-${Math.random().toString(36).slice(2)}`, service, subscribe });
+const svc = (name: string, extra: Record<string, unknown> = {}) => ({ apiVersion: 'mycel.dev/v1alpha1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ port: 80 }], ...extra } });
+
+describe('config stream', () => {
+  let dir: string;
+  let cp: ControlPlane;
+  let token: string;
+  const apply = async (resources: unknown[]) => {
+    const res = await fetch(`${cp.url}/api/v1/apply`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ resources }) });
+    assert.equal(res.status, 200, await res.text());
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mycel-push-'));
+    cp = await ControlPlane.start({ store: new FileStore(dir, { log: silentLogger }), listen: { host: '127.0.0.1', port: 0 }, stateDir: null, expireRestored: true, log: silentLogger, leaseMs: 5000 });
+    token = cp.adminToken();
+    await apply([svc('web'), svc('api'), svc('db'), svc('rare')]);
+  });
+  after(async () => {
+    await cp.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a proxy gets its scoped view once, and a new version only when its view changes', async () => {
+    const c = connect(cp.url, token);
+    c.send(hello('web', ['api']));
+    await c.next((m) => m.type === 'welcome');
+    const first = await c.next((m) => m.type === 'config');
+    assert.ok(first.type === 'config');
+    const names = first.resources.map((r) => (r as { metadata: { name: string } }).metadata.name).sort();
+    assert.deepEqual(names, ['api', 'web'], 'only its own service and what it calls');
+    c.send({ type: 'ack', version: first.version });
+    // A change to a service web does not call sends web nothing ...
+    await apply([svc('db', { hosts: ['db.example'] })]);
+    // ... and a change to one it calls sends the next version.
+    await apply([svc('api', { hosts: ['api.example'] })]);
+    const second = await c.next((m) => m.type === 'config');
+    assert.ok(second.type === 'config' && second.version > first.version);
+    assert.match(JSON.stringify(second.resources), /api\.example/);
+    assert.equal(c.messages.length, 0, 'nothing else was sent');
+    c.close();
+  });
+
+  test('a NACKed version is not sent again; the next change brings the next one', async () => {
+    const c = connect(cp.url, token);
+    c.send(hello('web', ['rare']));
+    const v1 = await c.next((m) => m.type === 'config');
+    assert.ok(v1.type === 'config');
+    c.send({ type: 'nack', version: v1.version, reason: 'cannot apply it here' });
+    const status = await eventuallyStatus(cp.url, token, (items) => items.find((p) => p.nack?.reason === 'cannot apply it here'));
+    assert.equal(status.state, 'NACK');
+    // Unrelated writes and a reconnect-free wait: the NACKed version never comes back.
+    await apply([svc('db', { hosts: ['db2.example'] })]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(c.messages.filter((m) => m.type === 'config').length, 0);
+    await apply([svc('rare', { hosts: ['rare.example'] })]);
+    const v2 = await c.next((m) => m.type === 'config');
+    assert.ok(v2.type === 'config' && v2.version > v1.version);
+    c.send({ type: 'ack', version: v2.version });
+    await eventuallyStatus(cp.url, token, (items) => items.find((p) => p.sentVersion === v2.version && p.state === 'ACK'));
+    c.close();
+  });
+
+  test('proxies that ask for the same view get the same bytes, and views grow with what a proxy uses', async () => {
+    const a = connect(cp.url, token);
+    const b = connect(cp.url, token);
+    const lone = connect(cp.url, token);
+    a.send(hello('web', ['api', 'db']));
+    b.send(hello('web', ['db', 'api']));
+    lone.send(hello('web', []));
+    const [ca, cb, cl] = await Promise.all([a.next((m) => m.type === 'config'), b.next((m) => m.type === 'config'), lone.next((m) => m.type === 'config')]);
+    assert.equal(JSON.stringify(ca), JSON.stringify(cb));
+    assert.ok(JSON.stringify(cl).length < JSON.stringify(ca).length);
+    for (const c of [a, b, lone]) c.close();
+  });
+
+  test('a name no service answers to comes back as unresolved, and resolves once the service appears', async () => {
+    const c = connect(cp.url, token);
+    c.send(hello('web', []));
+    await c.next((m) => m.type === 'config');
+    c.send({ type: 'subscribe', names: ['later'] });
+    const miss = await c.next((m) => m.type === 'config');
+    assert.ok(miss.type === 'config');
+    assert.deepEqual(miss.unresolved, ['later']);
+    await apply([svc('later')]);
+    const hit = await c.next((m) => m.type === 'config');
+    assert.ok(hit.type === 'config');
+    assert.deepEqual(hit.unresolved, []);
+    assert.ok(hit.resources.some((r) => (r as { metadata: { name: string } }).metadata.name === 'later'));
+    c.close();
+  });
+
+  test('bad input ends the stream with the reason', async () => {
+    const notHello = connect(cp.url, token);
+    notHello.send({ type: 'ack', version: 1 });
+    const e1 = await notHello.next((m) => m.type === 'error');
+    assert.ok(e1.type === 'error' && /first message must be hello/.test(e1.message));
+    await notHello.ended;
+
+    const garbage = connect(cp.url, token);
+    garbage.raw('{"type": "hello", \n');
+    const e2 = await garbage.next((m) => m.type === 'error');
+    assert.ok(e2.type === 'error' && e2.code === 'bad-message');
+
+    const wrongProtocol = connect(cp.url, token);
+    wrongProtocol.send({ ...hello('web', []), protocol: 'mycel-stream-v0' });
+    const e3 = await wrongProtocol.next((m) => m.type === 'error');
+    assert.ok(e3.type === 'error' && /protocol/.test(e3.message));
+
+    const huge = connect(cp.url, token);
+    huge.raw('x'.repeat(5 * 1024 * 1024));
+    const e4 = await huge.next((m) => m.type === 'error', 20_000);
+    assert.ok(e4.type === 'error' && /exceeds/.test(e4.message));
+    for (const c of [notHello, garbage, wrongProtocol, huge]) c.close();
+  });
+
+  test('the stream needs a token, and a join token only serves its own service', async () => {
+    const res = await fetch(`${cp.url}/api/v1/proxies`);
+    assert.equal(res.status, 401);
+    const joined = await (await fetch(`${cp.url}/api/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ service: 'api' }) })).json() as { token: string };
+    const c = connect(cp.url, joined.token);
+    c.send(hello('web', []));
+    const e = await c.next((m) => m.type === 'error');
+    assert.ok(e.type === 'error' && e.code === 'forbidden');
+    // The join token cannot use the admin API either.
+    assert.equal((await fetch(`${cp.url}/api/v1/resources`, { headers: { authorization: `Bearer ${joined.token}` } })).status, 403);
+    c.close();
+  });
+});
+
+type ProxyItem = { state: string; sentVersion: number | null; nack: { reason: string } | null };
+
+async function eventuallyStatus(url: string, token: string, pick: (items: ProxyItem[]) => ProxyItem | undefined): Promise<ProxyItem> {
+  for (let i = 0; i < 100; i++) {
+    const r = (await (await fetch(`${url}/api/v1/proxies`, { headers: { authorization: `Bearer ${token}` } })).json()) as { items: ProxyItem[] };
+    const found = pick(r.items);
+    if (found !== undefined) return found;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  throw new Error('proxy status never matched');
+}
