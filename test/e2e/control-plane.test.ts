@@ -246,6 +246,20 @@ spec:
     assert.equal(eps.body.items.length, 1);
   });
 
+  test('a control plane that stops answering without closing the connection is noticed, and traffic goes on', async () => {
+    cp.proc.kill('SIGSTOP');
+    try {
+      await web.waitForLog((r) => r.msg === 'control plane stream lost; serving the last good config and reconnecting' && /no answer from the control plane/.test(String(r.reason)), 15_000);
+      assert.equal((await request(web.upstreams.api as string, { path: '/cp-frozen' })).status, 200);
+    } finally {
+      cp.proc.kill('SIGCONT');
+    }
+    await eventually('web connected and ACKed again', async () => {
+      const r = await cp.api<{ items: Array<ProxyItem & { proxyId: string }> }>('GET', '/api/v1/proxies');
+      return r.body.items.some((p) => p.service === 'web' && p.state === 'ACK') ? true : undefined;
+    }, 20_000);
+  });
+
   test('without the control plane: traffic goes on, a restarted sidecar serves its persisted config, and both resync', async () => {
     await cp.stop('SIGKILL');
     assert.equal((await request(web.upstreams.api as string, { path: '/cp-down' })).status, 200);

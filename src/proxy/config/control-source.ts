@@ -37,6 +37,8 @@ export interface ControlSourceOptions {
   /** Reconnect backoff bounds. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** How long a new stream may wait for the control plane's welcome. */
+  welcomeTimeoutMs?: number;
 }
 
 export interface ControlSourceEvents {
@@ -70,6 +72,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   private stream: ClientHttp2Stream | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private retry: NodeJS.Timeout | null = null;
+  private welcomeTimer: NodeJS.Timeout | null = null;
   private attempts = 0;
   private closed = false;
   private replica: string | null = null;
@@ -188,6 +191,12 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     session.on('error', (err) => this.broken(`control plane ${this.o.url}: ${err.message}`));
     session.on('close', () => this.broken('the connection to the control plane closed'));
     session.on('goaway', () => this.broken('the control plane is going away'));
+    // A control plane that accepts the connection but never answers (frozen, or a black hole) must not hold us.
+    const welcomeMs = this.o.welcomeTimeoutMs ?? 10_000;
+    this.welcomeTimer = setTimeout(() => {
+      if (this.session === session && this.replica === null) this.broken(`no welcome from the control plane within ${welcomeMs} ms`);
+    }, welcomeMs);
+    this.welcomeTimer.unref();
     const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, authorization: `Bearer ${this.o.token}`, 'content-type': 'application/x-ndjson' });
     this.stream = stream;
     const decoder = new LineDecoder(MAX_CONTROL_MESSAGE_BYTES);
@@ -244,11 +253,26 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   private handle(m: ControlMessage): void {
     switch (m.type) {
       case 'welcome': {
+        if (this.welcomeTimer !== null) clearTimeout(this.welcomeTimer);
         this.replica = m.replica;
         this.attempts = 0;
         this.lastError = null;
         if (this.heartbeat !== null) clearInterval(this.heartbeat);
-        this.heartbeat = setInterval(() => this.send({ type: 'heartbeat' }), Math.max(100, m.heartbeatMs));
+        // A heartbeat renews the lease; an HTTP/2 PING tells a control plane that vanished without closing the
+        // connection (a partition, a frozen host) from a quiet one.
+        let lastPong = Date.now();
+        this.heartbeat = setInterval(() => {
+          this.send({ type: 'heartbeat' });
+          const session = this.session;
+          if (session === null || session.destroyed) return;
+          if (Date.now() - lastPong > m.leaseMs) {
+            this.broken(`no answer from the control plane for ${m.leaseMs} ms`);
+            return;
+          }
+          session.ping((err) => {
+            if (err === null) lastPong = Date.now();
+          });
+        }, Math.max(100, m.heartbeatMs));
         this.heartbeat.unref();
         this.o.log.info('connected to the control plane', { url: this.o.url, replica: m.replica });
         return;
