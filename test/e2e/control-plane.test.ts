@@ -172,6 +172,27 @@ spec:
     assert.deepEqual(config.control.unresolved, ['nosuch.example']);
   });
 
+  test('get, get -o yaml|json, apply from stdin, and delete', async () => {
+    const yaml = await cp.cli(['get', 'service', 'api', '-o', 'yaml']);
+    assert.equal(yaml.code, 0, yaml.stderr);
+    assert.match(yaml.stdout, /^kind: Service$/m);
+    assert.match(yaml.stdout, /^ {2}name: api$/m);
+    const list = await cp.cli(['get', 'services']);
+    assert.match(list.stdout, /^KIND\s+NAMESPACE\s+NAME\s+SUMMARY$/m);
+    assert.match(list.stdout, /^Service\s+default\s+billing\s+ports 80\/http$/m);
+    const stdin = await cp.cli(['apply', '-f', '-'], 'apiVersion: mycel.dev/v1alpha1\nkind: Service\nmetadata: { name: scratch }\nspec: { ports: [ { port: 7 } ] }\n');
+    assert.equal(stdin.code, 0, stdin.stderr);
+    assert.equal(stdin.stdout.trim(), 'service/scratch created');
+    const del = await cp.cli(['delete', 'service', 'scratch']);
+    assert.equal(del.stdout.trim(), 'service/scratch deleted');
+    const gone = await cp.cli(['get', 'service', 'scratch']);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /Service default\/scratch not found/);
+    const unknownKind = await cp.cli(['get', 'gizmos']);
+    assert.equal(unknownKind.code, 1);
+    assert.match(unknownKind.stderr, /unknown kind "gizmos"/);
+  });
+
   test('an invalid apply exits 2 with file:line:column and reason, and nothing of it is stored', async () => {
     const before = await cp.api<{ revision: number }>('GET', '/api/v1/resources');
     await writeFile(
