@@ -203,7 +203,12 @@ export const TrafficPolicy = mycelKind('TrafficPolicy', TrafficPolicySpec);
 export type TrafficPolicy = v.InferOutput<typeof TrafficPolicy>;
 export type TrafficPolicySpec = v.InferOutput<typeof TrafficPolicySpec>;
 export type LoadBalancer = v.InferOutput<typeof LoadBalancer>;
+export type ConnectionPool = v.InferOutput<typeof ConnectionPool>;
+export type OutlierDetection = v.InferOutput<typeof OutlierDetection>;
+export type HealthCheck = v.InferOutput<typeof HealthCheck>;
 export type RetryPolicy = v.InferOutput<typeof RetryPolicy>;
+export type RateLimit = v.InferOutput<typeof RateLimit>;
+export type Locality = v.InferOutput<typeof Locality>;
 
 // ---- PeerAuthentication ----------------------------------------------------------------------------------------
 
