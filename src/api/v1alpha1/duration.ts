@@ -18,3 +18,6 @@ export function parseDuration(text: string): number | undefined {
   }
   return pos === 0 ? undefined : Math.round(total);
 }
+
+/** The strings parseDuration accepts, as a JSON Schema `pattern` (editors check durations with it). */
+export const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';

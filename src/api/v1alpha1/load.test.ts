@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseResources, crossCheck, formatProblem } from './load.js';
+import { parseResources, parseResourceValues, crossCheck, formatProblem } from './load.js';
 
 const good = `apiVersion: mycel.dev/v1alpha1
 kind: Service
@@ -81,6 +81,7 @@ test('cross-checks find duplicate names and a second MeshConfig', () => {
   const problems = crossCheck([...a.resources, ...b.resources]);
   assert.equal(problems.length, 3);
   assert.match(problems[0]!.message, /duplicate Service "default\/api", first defined at a\.yaml:1/);
+  assert.deepEqual([problems[0]!.file, problems[0]!.line, problems[0]!.column], ['b.yaml', 4, 9], 'at the duplicate name itself');
   assert.match(problems[2]!.message, /a second MeshConfig/);
 });
 
@@ -90,4 +91,53 @@ test('empty files and empty documents are a valid empty set', () => {
   assert.equal(r.resources.length, 0);
   const r2 = parseResources('---\n---\n', 'empty2.yaml');
   assert.ok(r2.ok);
+});
+
+test('locate finds a field of a loaded document, or the deepest part of its path that exists', () => {
+  const r = parseResources(good, 'good.yaml');
+  assert.ok(r.ok);
+  const [svc, mesh] = r.resources as [(typeof r.resources)[0], (typeof r.resources)[0]];
+  assert.deepEqual(svc.locate(['spec', 'endpoints', 0, 'port']), { file: 'good.yaml', line: 11, column: 13 });
+  assert.deepEqual(svc.locate(['spec', 'ports', 0]), { file: 'good.yaml', line: 7, column: 7 });
+  assert.deepEqual(svc.locate(['spec', 'ports', 5, 'port']), { file: 'good.yaml', line: 7, column: 5 }, 'no 6th port: the list');
+  assert.deepEqual(mesh.locate(['spec', 'timeouts', 'drain']), { file: 'good.yaml', line: 17, column: 13 }, 'a defaulted field: its mapping');
+  assert.deepEqual(mesh.locate([]), mesh.source);
+});
+
+test('a missing required field is named, at the mapping that lacks it', () => {
+  const r = parseResources('apiVersion: mycel.dev/v1alpha1\nkind: Service\nmetadata: { namespace: x }\nspec: { ports: [{ port: 1 }] }\n', 'm.yaml');
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.deepEqual(r.problems.map(formatProblem), ['m.yaml:3:11 metadata.name: missing field "name"']);
+});
+
+test('parseResourceValues validates JSON values like documents, reporting origin#index and the field path', () => {
+  const svc = { apiVersion: 'mycel.dev/v1alpha1', kind: 'Service', metadata: { name: 'api' }, spec: { ports: [{ port: 8080 }] } };
+  const ok = parseResourceValues([svc, { apiVersion: 'mycel.dev/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'mesh' } }], 'apply');
+  assert.ok(ok.ok);
+  assert.deepEqual(ok.resources[0]!.resource.metadata, { name: 'api', namespace: 'default' });
+  assert.deepEqual(ok.resources[1]!.resource.spec, { mtls: { mode: 'STRICT' } });
+  assert.deepEqual(ok.resources[1]!.source, { file: 'apply#1', line: 0, column: 0 });
+  assert.deepEqual(ok.resources[0]!.locate(['spec', 'ports', 0]), { file: 'apply#0', line: 0, column: 0 });
+  assert.equal(svc.metadata.name, 'api', 'the input is not modified');
+  assert.equal('namespace' in svc.metadata, false);
+
+  const bad = parseResourceValues([svc, { ...svc, spec: { ports: [{ port: 70000 }], extra: 1 } }, 'text', { kind: 'HTTPRoute' }, { kind: 'Nope' }, null], 'apply');
+  assert.equal(bad.ok, false);
+  if (bad.ok) return;
+  assert.deepEqual(bad.problems.map(formatProblem), [
+    'apply#1 spec.ports[0].port: expected a port number <= 65535',
+    'apply#1 spec.extra: unknown field "extra"',
+    'apply#2: expected a resource: a mapping with apiVersion, kind, metadata and spec',
+    'apply#3 kind: kind HTTPRoute is not supported by this version of Mycel yet',
+    'apply#4 kind: unknown kind "Nope", expected one of Service, MeshConfig, TrafficPolicy, PeerAuthentication, AuthorizationPolicy',
+    'apply#5: expected a resource: a mapping with apiVersion, kind, metadata and spec',
+  ]);
+});
+
+test('parseResourceValues and parseResources agree on the same document', () => {
+  const yaml = 'apiVersion: mycel.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: { name: p }\nspec:\n  targetRef: { kind: Service, name: api }\n  retry: { attempts: 1 }\n';
+  const fromYaml = parseResources(yaml, 'p.yaml');
+  const fromJson = parseResourceValues([{ apiVersion: 'mycel.dev/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'p' }, spec: { targetRef: { kind: 'Service', name: 'api' }, retry: { attempts: 1 } } }], 'api');
+  assert.ok(fromYaml.ok && fromJson.ok);
+  assert.deepEqual(fromJson.resources[0]!.resource, fromYaml.resources[0]!.resource);
 });

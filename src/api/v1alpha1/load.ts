@@ -1,13 +1,17 @@
-// Parses resource YAML (several documents per file) and validates each document, keeping source positions so that
-// every problem is reported as file:line:column, field path and reason. A set with any problem is rejected whole.
+// Parses resource YAML (several documents per file), or takes already-parsed JSON values, and validates each document,
+// keeping source positions so that every problem is reported as file:line:column, field path and reason. A set with any
+// problem is rejected whole.
 
 import { readFile } from 'node:fs/promises';
 import { isMap, isNode, isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import * as v from 'valibot';
 import { KINDS, PLANNED_KINDS, type KindName, type Resource } from './resources.js';
+import { checkPolicies } from './policy-checks.js';
 
 export interface SourcePosition {
+  /** The file, or for values that came without one (the HTTP API) the origin and the index: `request#2`. */
   file: string;
+  /** 1-based; 0 when there are no lines to point at (JSON values), and then column is 0 too. */
   line: number;
   column: number;
 }
@@ -20,13 +24,26 @@ export interface ConfigProblem extends SourcePosition {
 
 export interface LoadedResource {
   resource: Resource;
+  /** Where the document starts. */
   source: SourcePosition;
+  /** Where a field of this document is (the deepest node along `path` that exists), for problems found later. */
+  locate(path: readonly (string | number)[]): SourcePosition;
 }
 
 export type LoadResult = { ok: true; resources: LoadedResource[] } | { ok: false; problems: ConfigProblem[] };
 
+/** `file:line`, or only the file when there are no lines: where another definition is, in a message. */
+export function formatLine(p: SourcePosition): string {
+  return p.line > 0 ? `${p.file}:${p.line}` : p.file;
+}
+
+/** `file:line:column`, or only the file (origin#index) when there are no lines. */
+export function formatPosition(p: SourcePosition): string {
+  return p.line > 0 ? `${p.file}:${p.line}:${p.column}` : p.file;
+}
+
 export function formatProblem(p: ConfigProblem): string {
-  return `${p.file}:${p.line}:${p.column}${p.path ? ' ' + p.path : ''}: ${p.message}`;
+  return `${formatPosition(p)}${p.path ? ' ' + p.path : ''}: ${p.message}`;
 }
 
 export class ConfigInvalidError extends Error {
@@ -71,6 +88,69 @@ function positionOfKey(doc: Document, path: readonly PropertyKey[], key: string,
   return positionOf(doc, path, lc, file);
 }
 
+/** Where the fields of one document are: what validation needs to report a problem at its place. */
+interface DocumentPositions {
+  /** The deepest existing node along `path`. */
+  at(path: readonly PropertyKey[]): SourcePosition;
+  /** The key `key` of the mapping at `path` (an unknown field is reported at its name). */
+  atKey(path: readonly PropertyKey[], key: string): SourcePosition;
+}
+
+function yamlPositions(doc: Document, lc: LineCounter, file: string): DocumentPositions {
+  return {
+    at: (path) => positionOf(doc, path, lc, file),
+    atKey: (path, key) => positionOfKey(doc, path, key, lc, file),
+  };
+}
+
+/** Values without a source text: every field is reported at `origin#index`. */
+function valuePositions(file: string): DocumentPositions {
+  const at = (): SourcePosition => ({ file, line: 0, column: 0 });
+  return { at, atKey: at };
+}
+
+/** Validates one document against the schema of its kind; returns the resource with defaults applied, or adds problems. */
+function validateDocument(value: unknown, where: DocumentPositions, problems: ConfigProblem[]): Resource | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push({ ...where.at([]), path: '', message: 'expected a resource: a mapping with apiVersion, kind, metadata and spec' });
+    return undefined;
+  }
+  const kind = (value as { kind?: unknown }).kind;
+  if (typeof kind !== 'string') {
+    problems.push({ ...where.at(['kind']), path: 'kind', message: `expected a kind, one of ${Object.keys(KINDS).join(', ')}` });
+    return undefined;
+  }
+  if (!(kind in KINDS)) {
+    const planned = PLANNED_KINDS.includes(kind);
+    problems.push({
+      ...where.at(['kind']),
+      path: 'kind',
+      message: planned
+        ? `kind ${kind} is not supported by this version of Mycel yet`
+        : `unknown kind "${kind}", expected one of ${Object.keys(KINDS).join(', ')}`,
+    });
+    return undefined;
+  }
+  const schema = KINDS[kind as KindName] as v.GenericSchema<unknown, Resource>;
+  const parsed = v.safeParse(schema, value);
+  if (parsed.success) return parsed.output;
+  for (const issue of parsed.issues) {
+    const path = (issue.path ?? []).map((p) => p.key as PropertyKey);
+    const last = issue.path?.[issue.path.length - 1] as { origin?: string } | undefined;
+    if (issue.type === 'strict_object' && last?.origin === 'key' && issue.expected === 'never') {
+      // An unknown key is reported at the key itself, not at its value.
+      const key = String(path[path.length - 1]);
+      problems.push({ ...where.atKey(path.slice(0, -1), key), path: formatPath(path), message: `unknown field "${key}"` });
+    } else if (issue.type === 'strict_object' && last?.origin === 'key' && issue.input === undefined) {
+      // A required key is absent: say which, at the mapping that lacks it.
+      problems.push({ ...where.at(path), path: formatPath(path), message: `missing field "${String(path[path.length - 1])}"` });
+    } else {
+      problems.push({ ...where.at(path), path: formatPath(path), message: issue.message });
+    }
+  }
+  return undefined;
+}
+
 /** Validates the documents of one YAML text. `file` names the source in messages. */
 export function parseResources(text: string, file: string): LoadResult {
   const lc = new LineCounter();
@@ -90,50 +170,32 @@ export function parseResources(text: string, file: string): LoadResult {
     }
     const value: unknown = doc.toJS({ maxAliasCount: 50 });
     if (value === null || value === undefined) continue; // an empty document between separators
-    const at = (path: readonly PropertyKey[]) => positionOf(doc, path, lc, file);
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      problems.push({ ...at([]), path: '', message: 'expected a resource: a mapping with apiVersion, kind, metadata and spec' });
-      continue;
-    }
-    const kind = (value as { kind?: unknown }).kind;
-    if (typeof kind !== 'string') {
-      problems.push({ ...at(['kind']), path: 'kind', message: `expected a kind, one of ${Object.keys(KINDS).join(', ')}` });
-      continue;
-    }
-    if (!(kind in KINDS)) {
-      const planned = PLANNED_KINDS.includes(kind);
-      problems.push({
-        ...at(['kind']),
-        path: 'kind',
-        message: planned
-          ? `kind ${kind} is not supported by this version of Mycel yet`
-          : `unknown kind "${kind}", expected one of ${Object.keys(KINDS).join(', ')}`,
-      });
-      continue;
-    }
-    const schema = KINDS[kind as KindName] as v.GenericSchema<unknown, Resource>;
-    const parsed = v.safeParse(schema, value);
-    if (!parsed.success) {
-      for (const issue of parsed.issues) {
-        const path = (issue.path ?? []).map((p) => p.key as PropertyKey);
-        const last = issue.path?.[issue.path.length - 1] as { origin?: string } | undefined;
-        if (issue.type === 'strict_object' && last?.origin === 'key') {
-          // An unknown key is reported at the key itself, not at its value.
-          const key = String(path[path.length - 1]);
-          const pos = positionOfKey(doc, path.slice(0, -1), key, lc, file);
-          problems.push({ ...pos, path: formatPath(path), message: `unknown field "${key}"` });
-        } else {
-          problems.push({ ...at(path), path: formatPath(path), message: issue.message });
-        }
-      }
-      continue;
-    }
-    resources.push({ resource: parsed.output, source: at([]) });
+    const where = yamlPositions(doc, lc, file);
+    const resource = validateDocument(value, where, problems);
+    if (resource) resources.push({ resource, source: where.at([]), locate: where.at });
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, resources };
 }
 
-/** Checks across documents: no two resources of one kind share a namespace and name; at most one MeshConfig. */
+/**
+ * Validates already-parsed values (a JSON request body of the control-plane API), as parseResources does a file:
+ * problems are reported at `origin#index` and the field path.
+ */
+export function parseResourceValues(values: readonly unknown[], origin: string): LoadResult {
+  const problems: ConfigProblem[] = [];
+  const resources: LoadedResource[] = [];
+  values.forEach((value, i) => {
+    const where = valuePositions(`${origin}#${i}`);
+    const resource = validateDocument(value, where, problems);
+    if (resource) resources.push({ resource, source: where.at([]), locate: where.at });
+  });
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, resources };
+}
+
+/**
+ * Checks across documents, the single entry point for every kind's cross-checks: no two resources of one kind share a
+ * namespace and name; at most one MeshConfig; policies name known services (policy-checks.ts).
+ */
 export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const seen = new Map<string, LoadedResource>();
@@ -143,15 +205,16 @@ export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[
     const key = `${kind}/${metadata.namespace}/${metadata.name}`;
     const first = seen.get(key);
     if (first) {
-      problems.push({ ...r.source, path: 'metadata.name', message: `duplicate ${kind} "${metadata.namespace}/${metadata.name}", first defined at ${first.source.file}:${first.source.line}` });
+      problems.push({ ...r.locate(['metadata', 'name']), path: 'metadata.name', message: `duplicate ${kind} "${metadata.namespace}/${metadata.name}", first defined at ${formatLine(first.source)}` });
     } else {
       seen.set(key, r);
     }
     if (kind === 'MeshConfig') {
-      if (mesh) problems.push({ ...r.source, path: '', message: `a second MeshConfig; the first is at ${mesh.source.file}:${mesh.source.line}` });
+      if (mesh) problems.push({ ...r.source, path: '', message: `a second MeshConfig; the first is at ${formatLine(mesh.source)}` });
       else mesh = r;
     }
   }
+  problems.push(...checkPolicies(resources));
   return problems;
 }
 

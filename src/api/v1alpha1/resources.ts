@@ -2,27 +2,10 @@
 // TS types. valibot rather than zod: a sidecar loads it, and it costs about 3 MB of memory where zod costs about 14.
 
 import * as v from 'valibot';
-import { parseDuration } from './duration.js';
+import { HOST, Metadata, TRUST_DOMAIN, about, bool, duration, durationOrder, fraction, int, labels, name, obj, percent, port, positiveDuration, str } from './schema-parts.js';
+import { AuthorizationPolicy, PeerAuthentication, TrafficPolicy } from './policies.js';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const HOST = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/;
-const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
-const str = (what = 'a string') => v.string(`expected ${what}`);
-const int = (what: string, min: number, max: number) =>
-  v.pipe(v.number(`expected a number`), v.integer(`expected an integer`), v.minValue(min, `expected ${what} >= ${min}`), v.maxValue(max, `expected ${what} <= ${max}`));
-const name = v.pipe(str(), v.maxLength(63, 'expected at most 63 characters'), v.regex(DNS_LABEL, 'expected a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit'));
-const port = int('a port number', 1, 65535);
-const duration = v.pipe(str('a duration'), v.check((s) => parseDuration(s) !== undefined, 'expected a duration such as "250ms", "10s", "1m"'));
-const labels = v.record(str(), str(), 'expected a mapping of strings');
-const obj = <E extends v.ObjectEntries>(entries: E) => v.strictObject(entries, 'expected a mapping');
-
-export const Metadata = obj({
-  name,
-  namespace: v.optional(name, 'default'),
-  labels: v.optional(labels),
-  annotations: v.optional(labels),
-});
+export { Metadata };
 
 export const AppProtocol = v.picklist(['http', 'http2', 'grpc', 'tcp'], 'expected one of http, http2, grpc, tcp');
 export type AppProtocol = v.InferOutput<typeof AppProtocol>;
@@ -91,6 +74,37 @@ export const MeshIdentityFiles = obj({
   key: v.pipe(str('a file path'), v.minLength(1, 'expected a file path')),
 });
 
+export const MeshCertificates = v.pipe(
+  obj({
+    workloadLifetime: v.optional(about('Lifetime of the workload certificates the mesh CA issues to sidecars.', positiveDuration), '24h'),
+    rootLifetime: v.optional(about('Lifetime of a root certificate the mesh generates (a root supplied by the user keeps its own).', positiveDuration), '8760h'),
+    renewAt: v.optional(about('A sidecar renews its certificate once this fraction of its lifetime has passed.', fraction), 0.5),
+  }),
+  durationOrder('workloadLifetime', 'rootLifetime'),
+);
+
+export const MeshTelemetry = obj({
+  otlp: v.optional(
+    about(
+      'Where sidecars and the control plane export traces (OTLP over HTTP); absent: traces stay in the control plane\'s recent-trace buffer only.',
+      obj({ endpoint: about('Base URL of an OTLP/HTTP collector, such as http://127.0.0.1:4318.', v.pipe(str('a URL'), v.url('expected a URL such as http://127.0.0.1:4318'), v.regex(/^https?:\/\//, 'expected an http:// or https:// URL'))) }),
+    ),
+  ),
+  accessLog: v.optional(
+    obj({
+      enabled: v.optional(about('Write one access-log line per request to the sidecar\'s stdout.', bool), false),
+      format: v.optional(about('json: one JSON object per line; text: one human-readable line.', v.picklist(['json', 'text'], 'expected json or text')), 'json'),
+    }),
+    {},
+  ),
+  tracing: v.optional(
+    obj({
+      sampling: v.optional(about('Percentage of requests that start a new trace (requests that arrive with a sampled trace context are always traced).', percent), 1),
+    }),
+    {},
+  ),
+});
+
 export const MeshConfigSpec = obj({
   trustDomain: v.optional(v.pipe(str('a DNS name'), v.maxLength(255, 'expected at most 255 characters'), v.regex(TRUST_DOMAIN, 'expected a lower-case DNS name such as mycel.local')), 'mycel.local'),
   /** Workload identity from files (per sidecar flags --cert/--key/--ca override it). Paths are relative to this file. */
@@ -104,6 +118,10 @@ export const MeshConfigSpec = obj({
     }),
     {},
   ),
+  /** The mesh CA: workload and root certificate lifetimes, renewal. */
+  certificates: v.optional(MeshCertificates, {}),
+  /** Telemetry sinks: trace export, access log, trace sampling. */
+  telemetry: v.optional(MeshTelemetry, {}),
 });
 
 export const MeshConfig = obj({
@@ -116,12 +134,12 @@ export type MeshConfig = v.InferOutput<typeof MeshConfig>;
 export type MeshConfigSpec = v.InferOutput<typeof MeshConfigSpec>;
 
 /** Every kind this version accepts, by kind name. */
-export const KINDS = { Service, MeshConfig } as const;
+export const KINDS = { Service, MeshConfig, TrafficPolicy, PeerAuthentication, AuthorizationPolicy } as const;
 export type KindName = keyof typeof KINDS;
-export type Resource = Service | MeshConfig;
+export type Resource = Service | MeshConfig | TrafficPolicy | PeerAuthentication | AuthorizationPolicy;
 
 /** Kinds defined by ARCHITECTURE.md that a later version of Mycel will accept. */
-export const PLANNED_KINDS = ['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TrafficPolicy', 'PeerAuthentication', 'AuthorizationPolicy'];
+export const PLANNED_KINDS = ['HTTPRoute', 'GRPCRoute', 'TCPRoute'];
 
 export function defaultMeshConfigSpec(): MeshConfigSpec {
   return v.parse(MeshConfigSpec, {});
