@@ -1,9 +1,8 @@
 // Apply and delete: validates a set of resources as one unit against the schemas and, together with what is stored,
 // the cross-checks; then writes all of it in one commit, reporting created / configured / unchanged per object.
 
-import { crossCheck, type ConfigProblem, type LoadedResource } from '../api/v1alpha1/load.js';
+import { crossCheck, parseResourceValues, type ConfigProblem, type LoadedResource } from '../api/v1alpha1/load.js';
 import { KINDS, type Resource } from '../api/v1alpha1/resources.js';
-import { validateValues, type ValueProblem } from '../api/v1alpha1/validate-values.js';
 import { StoreError, type Store, type StoreExpectation, type StoreOp } from './store/store.js';
 
 export type ApplyAction = 'created' | 'configured' | 'unchanged';
@@ -14,7 +13,24 @@ export interface ApplyResult {
   action: ApplyAction;
 }
 
-export type ApplyProblem = ValueProblem;
+/** A problem with one document of the request: its index in the list, the field path and the reason. */
+export interface ApplyProblem {
+  index: number;
+  path: string;
+  message: string;
+}
+
+const ORIGIN = 'request';
+
+/** Problems found in the request's documents (positions `request#INDEX`); those about stored objects are not its fault. */
+function requestProblems(problems: readonly ConfigProblem[]): ApplyProblem[] {
+  const out: ApplyProblem[] = [];
+  for (const p of problems) {
+    const m = /^request#(\d+)$/.exec(p.file);
+    if (m) out.push({ index: Number(m[1]), path: p.path, message: p.message });
+  }
+  return out;
+}
 
 export type ApplyOutcome = { ok: true; revision: number; results: ApplyResult[] } | { ok: false; problems: ApplyProblem[] };
 
@@ -22,26 +38,28 @@ function canonical(x: unknown): string {
   return JSON.stringify(x, (_k, val: unknown) => (val !== null && typeof val === 'object' && !Array.isArray(val) ? Object.fromEntries(Object.entries(val as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : val));
 }
 
-/** Stored resources as the cross-checks see them (without positions: problems are reported for the request only). */
+/** Stored resources as the cross-checks see them; they were validated when applied, so they carry no positions. */
 function storedResources(store: Store, replaced: ReadonlySet<string>): LoadedResource[] {
   const out: LoadedResource[] = [];
   for (const kind of Object.keys(KINDS)) {
     for (const o of store.list(kind)) {
       if (replaced.has(`${o.kind}/${o.namespace}/${o.name}`)) continue;
-      out.push({ resource: o.value as Resource, source: { file: '(stored)', line: 0, column: 0 } });
+      const source = { file: `stored ${o.kind} ${o.namespace}/${o.name}`, line: 0, column: 0 };
+      out.push({ resource: o.value as Resource, source, locate: () => source });
     }
   }
   return out;
 }
 
 export async function applyResources(store: Store, values: readonly unknown[], dryRun = false): Promise<ApplyOutcome> {
-  const { resources, problems } = validateValues(values);
-  if (problems.length > 0) return { ok: false, problems };
+  const parsed = parseResourceValues(values, ORIGIN);
+  if (!parsed.ok) return { ok: false, problems: requestProblems(parsed.problems) };
+  const applied = parsed.resources;
+  const resources = applied.map((l) => l.resource);
   for (let attempt = 0; ; attempt++) {
     const keys = new Set(resources.map((r) => `${r.kind}/${r.metadata.namespace}/${r.metadata.name}`));
-    const applied: LoadedResource[] = resources.map((resource, i) => ({ resource, source: { file: '#request', line: i, column: 0 } }));
-    const cross = crossCheck([...storedResources(store, keys), ...applied]).filter((p) => p.file === '#request');
-    if (cross.length > 0) return { ok: false, problems: cross.map((p: ConfigProblem) => ({ index: p.line, path: p.path, message: p.message })) };
+    const cross = requestProblems(crossCheck([...storedResources(store, keys), ...applied]));
+    if (cross.length > 0) return { ok: false, problems: cross };
 
     const ops: StoreOp[] = [];
     const expect: StoreExpectation[] = [];

@@ -220,6 +220,26 @@ spec:
     assert.equal((await request(web.upstreams.api as string, { path: '/still' })).status, 200);
   });
 
+  test('cross-checks run against what is stored, and point into the applied file', async () => {
+    await writeFile(join(dir, 'policy.yaml'), `apiVersion: mycel.dev/v1alpha1
+kind: TrafficPolicy
+metadata: { name: api-policy }
+spec:
+  targetRef: { kind: Service, name: api }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: TrafficPolicy
+metadata: { name: ghost-policy }
+spec:
+  targetRef: { kind: Service, name: ghost }
+`);
+    const bad = await cp.cli(['apply', '-f', join(dir, 'policy.yaml')]);
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /policy\.yaml:11:34 spec\.targetRef\.name: .*ghost/);
+    assert.doesNotMatch(bad.stderr, /api-policy|:5:/, 'api is stored, so its policy is fine');
+    assert.equal((await cp.api('GET', '/api/v1/resources/trafficpolicy/default/api-policy')).status, 404, 'nothing of a rejected set is stored');
+  });
+
   test('a version a sidecar cannot apply is NACKed with its reason, and the old config keeps serving', async () => {
     await writeFile(join(dir, 'td.yaml'), BASE.replace('trustDomain: mycel.local', 'trustDomain: other.test'));
     const r = await cp.cli(['apply', '-f', join(dir, 'td.yaml')]);

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crossCheck, formatProblem, parseResources, type ConfigProblem, type LoadedResource } from '../../api/v1alpha1/load.js';
+import { formatProblem, parseResources, type ConfigProblem, type LoadedResource } from '../../api/v1alpha1/load.js';
 import { apiError, controlClient, type ClientFlags } from '../control-client.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 
@@ -64,7 +64,7 @@ export function registerApplyCommand(program: Command): void {
         if (r.ok) loaded.push(...r.resources);
         else problems.push(...r.problems);
       }
-      if (problems.length === 0) problems.push(...crossCheck(loaded));
+      // Cross-checks (unknown services, duplicates, conflicting routes) need what is stored: the control plane runs them.
       if (problems.length > 0) fail(problems);
       if (loaded.length === 0) throw new CliError('no resources found in the given files', EXIT_USAGE);
 
@@ -87,13 +87,9 @@ export function registerApplyCommand(program: Command): void {
     });
 }
 
-/** file:line:column of a field of a loaded document, or of the document when the field cannot be found. */
+/** file:line:column of a field (`spec.rules[0].backendRefs[1].weight`) of a loaded document. */
 function locate(r: LoadedResource, path: string): { file: string; line: number; column: number } {
-  const withLocate = r as LoadedResource & { locate?: (p: Array<string | number>) => { file: string; line: number; column: number } };
-  if (typeof withLocate.locate === 'function') {
-    const segs: Array<string | number> = [];
-    for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) segs.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
-    return withLocate.locate(segs);
-  }
-  return r.source;
+  const segs: Array<string | number> = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) segs.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
+  return r.locate(segs);
 }

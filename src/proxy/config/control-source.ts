@@ -6,7 +6,6 @@ import { EventEmitter } from 'node:events';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ConfigProblem } from '../../api/v1alpha1/load.js';
 import {
   encodeMessage,
   LineDecoder,
@@ -18,7 +17,7 @@ import {
   type EndpointRegistration,
   type ProxyMessage,
 } from '../../api/v1alpha1/stream-messages.js';
-import { validateValues } from '../../api/v1alpha1/validate-values.js';
+import { formatProblem, parseResourceValues, type ConfigProblem } from '../../api/v1alpha1/load.js';
 import type { Logger } from '../../core/log.js';
 import { compilePlan, type ProxyPlan } from './plan.js';
 
@@ -167,14 +166,14 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   }
 
   private compile(resources: unknown[], version: number): ProxyPlan | Error {
-    const { resources: valid, problems } = validateValues(resources);
-    if (problems.length > 0) {
-      const p = problems[0]!;
-      return new Error(`resource #${p.index}${p.path ? ` ${p.path}` : ''}: ${p.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}`);
+    const parsed = parseResourceValues(resources, `version ${version}`);
+    if (!parsed.ok) {
+      const p = parsed.problems;
+      return new Error(`${formatProblem(p[0]!)}${p.length > 1 ? ` (and ${p.length - 1} more problems)` : ''}`);
     }
     let plan: ProxyPlan;
     try {
-      plan = compilePlan(valid, this.o.service, version);
+      plan = compilePlan(parsed.resources.map((l) => l.resource), this.o.service, version);
     } catch (err) {
       return new Error(`cannot compile: ${(err as Error).message}`);
     }
