@@ -235,7 +235,7 @@ spec:
 `);
     const bad = await cp.cli(['apply', '-f', join(dir, 'policy.yaml')]);
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
-    assert.match(bad.stderr, /policy\.yaml:11:34 spec\.targetRef\.name: .*ghost/);
+    assert.match(bad.stderr, /policy\.yaml:11:37 spec\.targetRef\.name: .*ghost/);
     assert.doesNotMatch(bad.stderr, /api-policy|:5:/, 'api is stored, so its policy is fine');
     assert.equal((await cp.api('GET', '/api/v1/resources/trafficpolicy/default/api-policy')).status, 404, 'nothing of a rejected set is stored');
   });
