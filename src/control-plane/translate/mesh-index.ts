@@ -92,6 +92,12 @@ export function hostsOf(svc: StoredObject): string[] {
   return [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`, ...extra];
 }
 
+function sameHosts(a: StoredObject, b: StoredObject): boolean {
+  const x = hostsOf(a);
+  const y = hostsOf(b);
+  return x.length === y.length && x.every((h, i) => h === y[i]);
+}
+
 export class MeshIndex {
   private readonly services = new Map<string, ServiceEntry>();
   /** Routes by the service they hang off. */
@@ -120,10 +126,14 @@ export class MeshIndex {
       if (this.internalKinds.has(kind)) continue;
       const key = `${kind}/${namespace}/${name}`;
       const old = this.objects.get(key);
+      const hostsBefore = changes.hosts;
       if (old !== undefined) this.remove(old, changes);
       if (e.type === 'put') {
         this.objects.set(key, e.object);
         this.add(e.object, changes);
+        // A Service changed in place under the same host names resolves as before: only its own dependants change,
+        // not every view (which re-resolving the names would force).
+        if (!hostsBefore && old?.kind === 'Service' && sameHosts(old, e.object)) changes.hosts = false;
       } else {
         this.objects.delete(key);
       }
