@@ -11,7 +11,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
 import type { Changes, MeshIndex } from '../translate/mesh-index.js';
 import { computeView } from '../translate/view.js';
-import { configMessage } from './config-message.js';
+import { configMessage, resourcesJson } from './config-message.js';
 
 export interface ProxyStatus {
   proxyId: string;
@@ -303,7 +303,7 @@ export class PushServer {
       set.add(view);
     }
     view.deps = v.deps;
-    const resources = JSON.stringify(v.resources);
+    const resources = resourcesJson(v.resources);
     const unresolved = JSON.stringify(v.unresolved);
     const body = resources + '|' + unresolved;
     if (body === view.body) return false;
