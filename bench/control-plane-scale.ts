@@ -128,6 +128,7 @@ async function runChange(ctx: Context, kind: 'all' | 'rare', rep: number): Promi
     acked: latencies.length,
     applyMs: answered - sent,
     lastAckMs: latencies.length > 0 ? Math.max(...latencies) : null,
+    lastAckFromSentMs: latencies.length > 0 ? Math.max(...latencies) + (answered - sent) : null,
     p50Ms: percentile(latencies, 50) ?? null,
     p99Ms: percentile(latencies, 99) ?? null,
     cpuS: cpu1 - cpu0,
@@ -277,7 +278,7 @@ async function main(): Promise<void> {
     method: [
       'one `mycel control` process per size, file store in a fresh temp dir, default log level; proxies speak the real stream protocol (hello, ACK of every config version, heartbeats at the welcome interval), each over its own HTTP/2 connection',
       'mesh: 50 services, each proxy runs one of them and calls 2-4 others (Zipf popularity, seeded); ~10% register an endpoint; 0.5% (at least 2) also call the external service rare-ledger',
-      'apply -> ACK: from the apply\'s HTTP response (runner) to the moment a simulated proxy wrote its ACK (wall clock shared by the processes); p50/p99 over the target proxies of one change, then the median over repetitions',
+      'apply -> ACK: from the apply\'s HTTP response (runner) to the moment a simulated proxy wrote its ACK (wall clock shared by the processes); p50/p99 over the target proxies of one change, then the median over repetitions. The push starts right after the commit, so a small change can be ACKed before the runner has read the response (a negative time); "from request sent" adds the apply\'s own round trip',
       'CPU per change: utime+stime of the control plane (/proc/PID/stat, 10 ms ticks) from just before the apply to the last target ACK, heartbeats included',
       'RSS: VmRSS of the control plane; "added" per proxy is (idle connected - before any proxy) / N; bytes: stream DATA received per proxy in the change window (HTTP/2 framing not counted)',
       'rare change: the other proxies must receive nothing within the change window plus 500 ms',
