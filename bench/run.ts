@@ -3,12 +3,13 @@
 // Usage: `npm run bench -- [flags]` or `node dist/bench/run.js --help` after a build (flags in `usage` below).
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, mkdirSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { aggregateScenario, type PathSeries, type RoundResult } from './lib/aggregate.js';
 import { makeCerts } from './lib/certs.js';
 import { preloadWorkers } from './lib/loadgen.js';
+import { loadNow, machineInfo } from './lib/machine.js';
 import { installCleanup, pinSelf, removeOnExit, repoRoot, sampleTree, stopAll, type Managed } from './lib/processes.js';
 import { haproxyPeer } from './peers/haproxy.js';
 import { mycelPeer } from './peers/mycel.js';
@@ -326,7 +327,7 @@ async function main(): Promise<void> {
   installCleanup();
   const started = Date.now();
   const date = new Date().toISOString();
-  const loadAtStart = loadavg()[0] ?? 0;
+  const loadAtStart = loadNow();
 
   for (const tool of ['wrk', 'h2load', 'openssl']) {
     if (!have(tool)) throw new Error(`${tool} is not installed (Debian: apt-get install wrk nghttp2-client openssl)`);
@@ -395,15 +396,9 @@ async function main(): Promise<void> {
   const report: ReportJson = {
     date,
     machine: {
-      cpus: cpuCount,
-      cpu_model: cpus()[0]?.model.trim() ?? 'unknown',
-      kernel: release(),
-      node: process.version,
+      ...machineInfo(loadAtStart),
       nginx: versionLine('nginx -v', /nginx version: (\S+)/, 'nginx (unknown version)'),
       haproxy: versionLine('haproxy -v', /HAProxy version (\S+)/, 'unknown').replace(/^(?!HAProxy)/, 'HAProxy '),
-      // 1-minute load average before and after the run: other work on the machine shows up here.
-      loadavg_start: Math.round(loadAtStart * 100) / 100,
-      loadavg_end: Math.round((loadavg()[0] ?? 0) * 100) / 100,
     },
     pinning,
     rounds: opts.rounds,

@@ -11,6 +11,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Store } from '../store/store.js';
 import type { Changes, MeshIndex } from '../translate/mesh-index.js';
 import { computeView } from '../translate/view.js';
+import { configMessage, resourcesJson } from './config-message.js';
 
 export interface ProxyStatus {
   proxyId: string;
@@ -305,13 +306,15 @@ export class PushServer {
       set.add(view);
     }
     view.deps = v.deps;
-    const body = JSON.stringify(v.resources) + '|' + JSON.stringify(v.unresolved);
+    const resources = resourcesJson(v.resources);
+    const unresolved = JSON.stringify(v.unresolved);
+    const body = resources + '|' + unresolved;
     if (body === view.body) return false;
     view.body = body;
     view.version = this.o.store.revision();
     view.unresolved = v.unresolved.length;
     view.changedAt = changedAt;
-    view.message = encodeMessage({ type: 'config', version: view.version, resources: v.resources, unresolved: v.unresolved });
+    view.message = configMessage(view.version, resources, unresolved);
     return true;
   }
 

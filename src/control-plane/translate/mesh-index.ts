@@ -36,6 +36,8 @@ export function serviceKey(namespace: string, name: string): string {
 interface ServiceEntry {
   resource: StoredObject | undefined;
   endpoints: Map<string, EndpointRecord>;
+  /** The service as views carry it (built by translate), shared by every view until the service or its endpoints change. */
+  forViews: { value: unknown } | undefined;
 }
 
 type Json = Record<string, unknown>;
@@ -92,6 +94,12 @@ export function hostsOf(svc: StoredObject): string[] {
   return [name, `${name}.${namespace}`, `${name}.${namespace}.svc`, `${name}.${namespace}.svc.cluster.local`, ...extra];
 }
 
+function sameHosts(a: StoredObject, b: StoredObject): boolean {
+  const x = hostsOf(a);
+  const y = hostsOf(b);
+  return x.length === y.length && x.every((h, i) => h === y[i]);
+}
+
 export class MeshIndex {
   private readonly services = new Map<string, ServiceEntry>();
   /** Routes by the service they hang off. */
@@ -120,10 +128,14 @@ export class MeshIndex {
       if (this.internalKinds.has(kind)) continue;
       const key = `${kind}/${namespace}/${name}`;
       const old = this.objects.get(key);
+      const hostsBefore = changes.hosts;
       if (old !== undefined) this.remove(old, changes);
       if (e.type === 'put') {
         this.objects.set(key, e.object);
         this.add(e.object, changes);
+        // A Service changed in place under the same host names resolves as before: only its own dependants change,
+        // not every view (which re-resolving the names would force).
+        if (!hostsBefore && old?.kind === 'Service' && sameHosts(old, e.object)) changes.hosts = false;
       } else {
         this.objects.delete(key);
       }
@@ -135,7 +147,7 @@ export class MeshIndex {
   private entry(svcKey: string): ServiceEntry {
     let e = this.services.get(svcKey);
     if (e === undefined) {
-      e = { resource: undefined, endpoints: new Map() };
+      e = { resource: undefined, endpoints: new Map(), forViews: undefined };
       this.services.set(svcKey, e);
     }
     return e;
@@ -146,7 +158,9 @@ export class MeshIndex {
     switch (o.kind) {
       case 'Service': {
         const k = serviceKey(o.namespace, o.name);
-        this.entry(k).resource = o;
+        const entry = this.entry(k);
+        entry.resource = o;
+        entry.forViews = undefined;
         changes.services.add(k);
         changes.hosts = true;
         return;
@@ -157,6 +171,7 @@ export class MeshIndex {
         const entry = this.entry(k);
         if (entry.resource === undefined && entry.endpoints.size === 0) changes.hosts = true; // a synthesized service appears
         entry.endpoints.set(o.name, rec);
+        entry.forViews = undefined;
         changes.services.add(k);
         return;
       }
@@ -176,6 +191,7 @@ export class MeshIndex {
         const e = this.services.get(k);
         if (e !== undefined) {
           e.resource = undefined;
+          e.forViews = undefined;
           if (e.endpoints.size === 0) this.services.delete(k);
         }
         changes.services.add(k);
@@ -188,6 +204,7 @@ export class MeshIndex {
         const e = this.services.get(k);
         if (e !== undefined) {
           e.endpoints.delete(o.name);
+          e.forViews = undefined;
           if (e.resource === undefined && e.endpoints.size === 0) {
             this.services.delete(k);
             changes.hosts = true;
@@ -273,6 +290,17 @@ export class MeshIndex {
 
   service(svcKey: string): { resource: StoredObject | undefined; endpoints: ReadonlyMap<string, EndpointRecord> } | undefined {
     return this.services.get(svcKey);
+  }
+
+  /**
+   * The service as views carry it: `build` runs once after each change of the service or its endpoints, and every view
+   * shares the result (which must therefore never be modified).
+   */
+  serviceForViews(svcKey: string, build: () => unknown): unknown {
+    const e = this.services.get(svcKey);
+    if (e === undefined) return build();
+    e.forViews ??= { value: build() };
+    return e.forViews.value;
   }
 
   routesOf(svcKey: string): Iterable<StoredObject> {

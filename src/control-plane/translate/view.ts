@@ -90,7 +90,7 @@ export function computeView(index: MeshIndex, req: ViewRequest): ProxyView {
   }
   for (const k of included.keys()) {
     deps.add(k);
-    const svc = serviceWithEndpoints(k, index);
+    const svc = index.serviceForViews(k, () => serviceWithEndpoints(k, index));
     if (svc !== undefined) out.push(svc);
     for (const p of index.policiesOf(k)) {
       // Inbound policies matter only to the service's own sidecars; traffic policies to its callers.
