@@ -2,7 +2,7 @@
 // of resources the real schemas accept.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { validateValues } from '../../src/api/v1alpha1/validate-values.js';
+import { parseResourceValues } from '../../src/api/v1alpha1/load.js';
 import { baseResources, buildModel, meshConfig, rareService, RARE_SERVICE, SERVICE_COUNT, serviceName } from './scale-model.js';
 
 test('the same size always draws the same mesh', () => {
@@ -48,8 +48,8 @@ test('about a tenth of the proxies register an endpoint, each with its own addre
 
 test('the applied resources pass the real schemas, and each change differs from the base', () => {
   const base = baseResources(buildModel(10).services, '300s', 20_000);
-  const { resources, problems } = validateValues([...base, meshConfig('301s'), rareService(20_001)]);
-  assert.deepEqual(problems, []);
-  assert.equal(resources.length, SERVICE_COUNT + 4);
+  const parsed = parseResourceValues([...base, meshConfig('301s'), rareService(20_001)], 'bench');
+  assert.deepEqual(parsed.ok ? [] : parsed.problems, []);
+  assert.equal(parsed.ok ? parsed.resources.length : 0, SERVICE_COUNT + 4);
   assert.notDeepEqual(rareService(20_001), base.at(-1));
 });

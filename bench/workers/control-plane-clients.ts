@@ -2,7 +2,7 @@
 // config stream to `mycel control`, speaks the real protocol (hello, an ACK per config version, heartbeats at the
 // welcome's interval) and records, per proxy, the bytes it receives and when it ACKed which version.
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import { encodeMessage, LineDecoder, STREAM_PATH, STREAM_PROTOCOL } from '../../src/api/v1alpha1/stream-messages.js';
+import { encodeMessage, LineDecoder, MAX_CONTROL_MESSAGE_BYTES, STREAM_PATH, STREAM_PROTOCOL } from '../../src/api/v1alpha1/stream-messages.js';
 import type { SimProxySpec } from '../lib/scale-model.js';
 import { wallMs } from '../lib/wall-clock.js';
 
@@ -56,7 +56,7 @@ const CONFIG_HEAD = '{"type":"config","version":';
 class SimProxy {
   session: ClientHttp2Session | null = null;
   stream: ClientHttp2Stream | null = null;
-  readonly decoder = new LineDecoder();
+  readonly decoder = new LineDecoder(MAX_CONTROL_MESSAGE_BYTES);
   connected = false;
   heartbeatBucket = 0;
   // The current measurement window.
