@@ -32,6 +32,21 @@ export const ERROR_CATALOGUE = {
     summary: 'The destination service is known but has no endpoints.',
     fix: 'Start an instance of the service, or list its endpoints in spec.endpoints.',
   },
+  'circuit-open': {
+    status: 503, grpcStatus: UNAVAILABLE, source: 'upstream', retryable: false,
+    summary: 'The destination\'s circuit breaker is open: this proxy already holds as many connections, pending requests, requests or retries to it as its TrafficPolicy allows.',
+    fix: 'The destination is slow or overloaded: add instances or find what slows it down; raise the TrafficPolicy connection pool limits if they are too tight.',
+  },
+  'budget-exhausted': {
+    status: 503, grpcStatus: UNAVAILABLE, source: 'upstream', retryable: false,
+    summary: 'The request failed and its retry policy would retry it, but the destination\'s retry budget is spent: many requests to it were retried lately.',
+    fix: 'The destination fails for many requests: look at its errors. The budget (TrafficPolicy retry budget ratio and minimum per second) keeps retries from multiplying the load.',
+  },
+  'rate-limited': {
+    status: 429, grpcStatus: RESOURCE_EXHAUSTED, source: 'downstream', retryable: false,
+    summary: 'The request is over a local rate limit of the TrafficPolicy (per destination, route or source identity); the response says in Retry-After when to try again.',
+    fix: 'Send fewer requests, honour Retry-After, or raise the limit in the TrafficPolicy.',
+  },
   'connect-failed': {
     status: 503, grpcStatus: UNAVAILABLE, source: 'upstream', retryable: true,
     summary: 'The proxy could not open a connection to the endpoint (refused, unreachable or reset during connect).',
