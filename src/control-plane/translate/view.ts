@@ -93,8 +93,9 @@ export function computeView(index: MeshIndex, req: ViewRequest): ProxyView {
     const svc = index.serviceForViews(k, () => serviceWithEndpoints(k, index));
     if (svc !== undefined) out.push(svc);
     for (const p of index.policiesOf(k)) {
-      // Inbound policies matter only to the service's own sidecars; traffic policies to its callers.
-      if (p.kind === 'TrafficPolicy' ? k !== self || included.get(k) === true : k === self) push(p);
+      // Traffic policies matter to callers and to the service's own sidecars (its inbound rate limit); authorization
+      // and peer authentication only to the service's own sidecars.
+      if (p.kind === 'TrafficPolicy' || k === self) push(p);
     }
   }
   return { resources: out, unresolved, deps };
