@@ -34,13 +34,8 @@ export class EtcdKeys {
 
 /** The first key after every key that starts with `prefix` (etcd's range_end for a prefix). */
 function rangeEnd(prefix: Buffer): Buffer {
+  // UTF-8 never contains the byte 0xff, so incrementing the last byte needs no carry.
   const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1;
-      return end.subarray(0, i + 1);
-    }
-  }
-  // All 0xff: the range runs to the end of the keyspace.
-  return Buffer.from([0]);
+  end[end.length - 1] = (end[end.length - 1] as number) + 1;
+  return end;
 }

@@ -279,6 +279,13 @@ describe('etcd store, one member', () => {
     const s = new EtcdStore({ endpoints: [url], commitTimeoutMs: 1000, log: silentLogger });
     await rejectsWith(s.open(), 'unavailable', new RegExp(`${url}.*nothing was written.*etcdctl --endpoints=${url} endpoint health`));
     await rejectsWith(s.commit([put('a', 1)]), 'closed');
+
+    // close() while open() is still retrying stops it (the commit timeout alone would take a minute).
+    const slow = new EtcdStore({ endpoints: [url], commitTimeoutMs: 60_000, log: silentLogger });
+    const opening = slow.open();
+    await slow.close();
+    await rejectsWith(opening, 'unavailable');
+    await rejectsWith(slow.commit([put('a', 1)]), 'closed');
   });
 });
 

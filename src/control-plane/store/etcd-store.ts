@@ -64,6 +64,7 @@ export class EtcdStore implements Store {
   private conn: EtcdConnection | undefined;
   private watcher: RangeWatch | undefined;
   private lease: EtcdLease | undefined;
+  private closing: Promise<void> | undefined;
   /** Aborted by close(), so that retry loops stop waiting at once. */
   private stopping = new AbortController();
 
@@ -101,6 +102,12 @@ export class EtcdStore implements Store {
       this.state = 'closed';
       throw this.unavailable('loading the state', reasonOf(err), err, false, 'then start the control plane again');
     }
+    if (this.state !== 'opening') {
+      // close() ran while the state was loading.
+      conn.close();
+      this.conn = undefined;
+      throw new StoreError('closed', `${this.description} was closed while opening`);
+    }
     this.lease = new EtcdLease(conn, this.leaseTtlSeconds, this.commitTimeoutMs, this.log, (id) => void this.reattach(id));
     this.watcher = new RangeWatch(conn, this.keys, { events: (evs) => this.onEvents(evs), compacted: () => void this.recover() }, this.log);
     this.watcher.start(this.rev + 1);
@@ -108,11 +115,18 @@ export class EtcdStore implements Store {
     this.log.info('etcd store open', { endpoints: this.endpoints, prefix: this.keys.prefix, revision: this.rev, objects: this.objects.size });
   }
 
-  async close(): Promise<void> {
-    if (this.state !== 'open') {
+  close(): Promise<void> {
+    if (this.state === 'open') {
+      this.closing = this.shutDown();
+    } else if (this.state !== 'closing') {
+      // While opening, this stops the load's retries; open() then closes the connection.
       this.state = 'closed';
-      return;
+      this.stopping.abort();
     }
+    return this.closing ?? Promise.resolve();
+  }
+
+  private async shutDown(): Promise<void> {
     this.state = 'closing';
     this.stopping.abort();
     this.watcher?.stop();
@@ -129,6 +143,7 @@ export class EtcdStore implements Store {
     this.lease = undefined;
     this.listeners.clear();
     this.state = 'closed';
+    this.closing = undefined;
   }
 
   revision(): number {
@@ -207,8 +222,15 @@ export class EtcdStore implements Store {
     const reasons = new Set<string>();
     for (let attempt = 0; ; attempt++) {
       let leaseId: string | undefined;
+      if (needsLease) {
+        try {
+          leaseId = await this.lease!.current(deadline);
+        } catch (err) {
+          if (this.state !== 'open') throw new StoreError('closed', `${this.description} was closed during the commit`, { cause: err });
+          throw this.unavailable('granting this replica\'s lease for the commit', reasonOf(err), err, false);
+        }
+      }
       try {
-        if (needsLease) leaseId = await this.lease!.current(deadline);
         const success: IRequestOp[] = ops.map((op) =>
           op.encoded === undefined ? { request_delete_range: { key: op.key } } : { request_put: { key: op.key, value: op.encoded, lease: op.ephemeral ? leaseId : 0 } },
         );
@@ -422,7 +444,7 @@ export class EtcdStore implements Store {
         return await this.load(deadline);
       } catch (err) {
         const delay = retryDelay(attempt);
-        if (Date.now() + delay >= deadline) throw err;
+        if (Date.now() + delay >= deadline || this.stopping.signal.aborted) throw err;
         await sleep(delay, this.stopping.signal);
       }
     }
