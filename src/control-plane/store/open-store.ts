@@ -34,8 +34,6 @@ export async function openStore(spec: StoreSpec, options: { leaseTtlSeconds?: nu
     const { FileStore } = await import('./file-store.js');
     return new FileStore(spec.dir ?? '.mycel');
   }
-  // Until the etcd store lands in this tree the import is by name, so that the file store builds without it.
-  const modulePath = './etcd-store.js';
-  const { EtcdStore } = (await import(modulePath)) as { EtcdStore: new (o: { endpoints: string[]; leaseTtlSeconds?: number }) => Store };
+  const { EtcdStore } = await import('./etcd-store.js');
   return new EtcdStore({ endpoints: spec.endpoints ?? [], ...(options.leaseTtlSeconds !== undefined ? { leaseTtlSeconds: options.leaseTtlSeconds } : {}) });
 }

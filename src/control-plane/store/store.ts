@@ -40,7 +40,10 @@ export type StoreEvent =
 export type StoreListener = (events: readonly StoreEvent[], revision: number) => void;
 
 export type StoreErrorCode =
-  /** The backing store cannot be reached or has no quorum; nothing was written. */
+  /**
+   * The backing store cannot be reached or has no quorum. Nothing was written, except after a commit timeout, when
+   * the write may still land (etcd had it in flight): the message says so, and a retry of the same apply is harmless.
+   */
   | 'unavailable'
   /** The disk is full; nothing was written, reads go on. */
   | 'disk-full'
