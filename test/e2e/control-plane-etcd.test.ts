@@ -9,23 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
+import { API_AND_WEB_SERVICES, eventually, startControl, type ControlProcess } from '../helpers/control.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { request } from '../helpers/http.js';
 import { startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
-const BASE = `apiVersion: mycel.dev/v1alpha1
-kind: Service
-metadata: { name: api }
-spec:
-  ports: [ { port: 80, appProtocol: http } ]
----
-apiVersion: mycel.dev/v1alpha1
-kind: Service
-metadata: { name: web }
-spec:
-  ports: [ { port: 80, appProtocol: http } ]
-`;
+const BASE = API_AND_WEB_SERVICES;
 
 const service = (name: string) => ({ apiVersion: 'mycel.dev/v1alpha1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ port: 80 }] } });
 
@@ -126,11 +115,15 @@ describe('control plane replicas on etcd', () => {
       const r = await write(b, 'quorum-back');
       return r.status === 200 ? r : undefined;
     }, 30_000);
-    // Every acknowledged write is there, seen from both replicas.
+    // Every acknowledged write is there, seen from both replicas (a replica whose watch was cut off catches up).
     for (const cp of [a, b]) {
-      const list = await cp.api<{ items: Array<{ metadata: { name: string } }> }>('GET', '/api/v1/resources/service');
-      const names = new Set(list.body.items.map((s) => s.metadata.name));
-      for (const name of acked) assert.ok(names.has(name), `${name} was acknowledged but is missing on ${cp.replica}`);
+      await eventually(`every acknowledged write on ${cp.replica}`, async () => {
+        const list = await cp.api<{ items: Array<{ metadata: { name: string } }> }>('GET', '/api/v1/resources/service');
+        const names = new Set(list.body.items.map((x) => x.metadata.name));
+        const missing = acked.filter((name) => !names.has(name));
+        if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}`);
+        return true;
+      }, 15_000);
     }
     assert.equal((await request(web.upstreams.api as string, { path: '/after' })).status, 200);
   });

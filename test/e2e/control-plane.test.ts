@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
+import { API_AND_WEB_SERVICES, eventually, startControl, type ControlProcess } from '../helpers/control.js';
 import { request } from '../helpers/http.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
@@ -18,18 +18,7 @@ kind: MeshConfig
 metadata: { name: mesh }
 spec: { trustDomain: mycel.local }
 ---
-apiVersion: mycel.dev/v1alpha1
-kind: Service
-metadata: { name: api }
-spec:
-  ports: [ { port: 80, appProtocol: http } ]
----
-apiVersion: mycel.dev/v1alpha1
-kind: Service
-metadata: { name: web }
-spec:
-  ports: [ { port: 80, appProtocol: http } ]
-`;
+${API_AND_WEB_SERVICES}`;
 
 interface ProxyItem {
   service: string;

@@ -85,3 +85,17 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The api and web Services of the control-plane tests (api first, so that tests can add fields after its ports). */
+export const API_AND_WEB_SERVICES = `apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec:
+  ports: [ { port: 80, appProtocol: http } ]
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: web }
+spec:
+  ports: [ { port: 80, appProtocol: http } ]
+`;
