@@ -67,7 +67,7 @@ test('YAML syntax errors, unknown and planned kinds are rejected with positions'
   const unknown = parseResources('apiVersion: x\nkind: Frobnicator\n', 'u.yaml');
   assert.equal(unknown.ok, false);
   if (!unknown.ok) assert.deepEqual([unknown.problems[0]!.line, unknown.problems[0]!.column, unknown.problems[0]!.path], [2, 7, 'kind']);
-  const planned = parseResources('apiVersion: x\nkind: HTTPRoute\n', 'p.yaml');
+  const planned = parseResources('apiVersion: x\nkind: TrafficPolicy\n', 'p.yaml');
   assert.equal(planned.ok, false);
   if (!planned.ok) assert.match(planned.problems[0]!.message, /not supported by this version/);
   const dupKeys = parseResources('kind: Service\nkind: Service\n', 'd.yaml');

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isNode, isScalar, LineCounter, parseAllDocuments, type Document } from 'yaml';
 import * as v from 'valibot';
 import { KINDS, PLANNED_KINDS, type KindName, type Resource } from './resources.js';
+import { crossCheckRoutes } from './route-checks.js';
 
 export interface SourcePosition {
   file: string;
@@ -21,6 +22,8 @@ export interface ConfigProblem extends SourcePosition {
 export interface LoadedResource {
   resource: Resource;
   source: SourcePosition;
+  /** Position of a field of this document (the deepest part of `path` that exists); absent when there is no source text. */
+  locate?(path: readonly (string | number)[]): SourcePosition;
 }
 
 export type LoadResult = { ok: true; resources: LoadedResource[] } | { ok: false; problems: ConfigProblem[] };
@@ -128,12 +131,15 @@ export function parseResources(text: string, file: string): LoadResult {
       }
       continue;
     }
-    resources.push({ resource: parsed.output, source: at([]) });
+    resources.push({ resource: parsed.output, source: at([]), locate: at });
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, resources };
 }
 
-/** Checks across documents: no two resources of one kind share a namespace and name; at most one MeshConfig. */
+/**
+ * Checks across documents: no two resources of one kind share a namespace and name; at most one MeshConfig; routes
+ * name services, subsets, ports and Faults that exist, send somewhere, and do not claim what another route claims.
+ */
 export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const seen = new Map<string, LoadedResource>();
@@ -152,6 +158,7 @@ export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[
       else mesh = r;
     }
   }
+  problems.push(...crossCheckRoutes(resources));
   return problems;
 }
 

@@ -2,27 +2,10 @@
 // TS types. valibot rather than zod: a sidecar loads it, and it costs about 3 MB of memory where zod costs about 14.
 
 import * as v from 'valibot';
-import { parseDuration } from './duration.js';
+import { HOST, Metadata, TRUST_DOMAIN, duration, int, labels, name, obj, pathOf, port, str } from './schema-parts.js';
+import { Fault, GRPCRoute, HTTPRoute, TCPRoute } from './routes.js';
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const HOST = /^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$/;
-const TRUST_DOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
-
-const str = (what = 'a string') => v.string(`expected ${what}`);
-const int = (what: string, min: number, max: number) =>
-  v.pipe(v.number(`expected a number`), v.integer(`expected an integer`), v.minValue(min, `expected ${what} >= ${min}`), v.maxValue(max, `expected ${what} <= ${max}`));
-const name = v.pipe(str(), v.maxLength(63, 'expected at most 63 characters'), v.regex(DNS_LABEL, 'expected a DNS label: lower-case letters, digits and "-", starting and ending with a letter or digit'));
-const port = int('a port number', 1, 65535);
-const duration = v.pipe(str('a duration'), v.check((s) => parseDuration(s) !== undefined, 'expected a duration such as "250ms", "10s", "1m"'));
-const labels = v.record(str(), str(), 'expected a mapping of strings');
-const obj = <E extends v.ObjectEntries>(entries: E) => v.strictObject(entries, 'expected a mapping');
-
-export const Metadata = obj({
-  name,
-  namespace: v.optional(name, 'default'),
-  labels: v.optional(labels),
-  annotations: v.optional(labels),
-});
+export { Metadata };
 
 export const AppProtocol = v.picklist(['http', 'http2', 'grpc', 'tcp'], 'expected one of http, http2, grpc, tcp');
 export type AppProtocol = v.InferOutput<typeof AppProtocol>;
@@ -42,12 +25,35 @@ export const StaticEndpoint = obj({
   labels: v.optional(labels),
 });
 
+/**
+ * A version subset of a service: the endpoints whose labels include all of `labels` (e.g. `{version: v2}`). Routes
+ * send to it with a backendRef `{group: mycel.dev, kind: ServiceSubset, name: <service>.<subset>}` (see routes.ts).
+ */
+export const ServiceSubset = obj({
+  name,
+  labels: v.pipe(labels, v.check((l) => Object.keys(l).length > 0, 'a subset selects endpoints by at least one label')),
+});
+
 export const ServiceSpec = obj({
   ports: v.pipe(v.array(ServicePort, 'expected a list of ports'), v.minLength(1, 'a Service needs at least one port')),
   /** Extra host names that lead to this service besides name, name.namespace and name.namespace.svc[.cluster.local]. */
   hosts: v.optional(v.array(v.pipe(str('a host name'), v.regex(HOST, 'expected a host name')), 'expected a list of host names')),
   /** Static endpoints: other sidecars' inbound listeners, or the servers of an external service. */
   endpoints: v.optional(v.array(StaticEndpoint, 'expected a list of endpoints')),
+  /** Named groups of endpoints by label (versions), for routes that split traffic between them. */
+  subsets: v.optional(
+    v.pipe(
+      v.array(ServiceSubset, 'expected a list of subsets'),
+      v.rawCheck(({ dataset, addIssue }) => {
+        if (!dataset.typed) return;
+        const seen = new Set<string>();
+        dataset.value.forEach((s, i) => {
+          if (seen.has(s.name)) addIssue({ message: `duplicate subset name "${s.name}"`, path: pathOf(dataset.value, [i, 'name']) });
+          seen.add(s.name);
+        });
+      }),
+    ),
+  ),
   /** The service is outside the mesh: its endpoints are reached in plain text, without mTLS. */
   external: v.optional(v.boolean('expected true or false'), false),
 });
@@ -116,12 +122,12 @@ export type MeshConfig = v.InferOutput<typeof MeshConfig>;
 export type MeshConfigSpec = v.InferOutput<typeof MeshConfigSpec>;
 
 /** Every kind this version accepts, by kind name. */
-export const KINDS = { Service, MeshConfig } as const;
+export const KINDS = { Service, MeshConfig, HTTPRoute, GRPCRoute, TCPRoute, Fault } as const;
 export type KindName = keyof typeof KINDS;
-export type Resource = Service | MeshConfig;
+export type Resource = Service | MeshConfig | HTTPRoute | GRPCRoute | TCPRoute | Fault;
 
 /** Kinds defined by ARCHITECTURE.md that a later version of Mycel will accept. */
-export const PLANNED_KINDS = ['HTTPRoute', 'GRPCRoute', 'TCPRoute', 'TrafficPolicy', 'PeerAuthentication', 'AuthorizationPolicy'];
+export const PLANNED_KINDS = ['TrafficPolicy', 'PeerAuthentication', 'AuthorizationPolicy'];
 
 export function defaultMeshConfigSpec(): MeshConfigSpec {
   return v.parse(MeshConfigSpec, {});
