@@ -88,6 +88,8 @@ const invalid: Array<[string, string, string | string[]]> = [
     - { type: RequestHeaderModifier, requestHeaderModifier: { add: [ { name: a, value: b } ] } }
     - { type: RequestHeaderModifier, requestHeaderModifier: { add: [ { name: c, value: d } ] } }`), 'r.yaml:9:15 spec.rules[0].filters[1].type: RequestHeaderModifier filter cannot be repeated'],
   ['two actions on one header name', route('  rules: [ { filters: [ { type: RequestHeaderModifier, requestHeaderModifier: { set: [ { name: X-A, value: b } ], remove: [ x-a ] } } ] } ]'), 'r.yaml:6:125 spec.rules[0].filters[0].requestHeaderModifier.remove[0]: header "x-a" has more than one action; give each header name one of set, add, remove'],
+  ['a header filter on a framing field', route('  rules: [ { filters: [ { type: ResponseHeaderModifier, responseHeaderModifier: { set: [ { name: Content-Length, value: "1" } ] } } ] } ]'), 'r.yaml:6:98 spec.rules[0].filters[0].responseHeaderModifier.set[0].name: header "Content-Length" belongs to the connection or the message framing and cannot be changed by a route'],
+  ['a header filter on Host', route('  rules: [ { filters: [ { type: RequestHeaderModifier, requestHeaderModifier: { remove: [ host ] } } ] } ]'), 'r.yaml:6:91 spec.rules[0].filters[0].requestHeaderModifier.remove[0]: the Host header cannot be changed here; use a URLRewrite filter with hostname'],
   ['ReplacePrefixMatch without a single PathPrefix match', route(`  rules:
   - matches: [ { path: { type: Exact, value: /a } } ]
     filters: [ { type: URLRewrite, urlRewrite: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /b } } } ]`), 'r.yaml:8:16 spec.rules[0].filters[0]: ReplacePrefixMatch needs the rule to have exactly one match, with a PathPrefix path'],

@@ -122,6 +122,9 @@ export const LocalObjectReference = v.pipe(
 
 export const HTTPHeader = obj({ name: headerName, value: headerValue });
 
+/** Fields the proxy owns: changing them would break the framing or the connection. */
+const CONNECTION_FIELDS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'http2-settings']);
+
 /** Set, add or remove request or response header fields; one action per header name. */
 export const HTTPHeaderFilter = v.pipe(
   obj({
@@ -142,6 +145,15 @@ export const HTTPHeaderFilter = v.pipe(
     visit((f.set ?? []).map((h) => h.name), 'set');
     visit((f.add ?? []).map((h) => h.name), 'add');
     visit(f.remove ?? [], 'remove');
+    const fixed = (names: string[], field: string) =>
+      names.forEach((n, i) => {
+        const k = n.toLowerCase();
+        if (k === 'host') addIssue({ message: 'the Host header cannot be changed here; use a URLRewrite filter with hostname', path: pathOf(f, field === 'remove' ? [field, i] : [field, i, 'name']) });
+        else if (CONNECTION_FIELDS.has(k)) addIssue({ message: `header "${n}" belongs to the connection or the message framing and cannot be changed by a route`, path: pathOf(f, field === 'remove' ? [field, i] : [field, i, 'name']) });
+      });
+    fixed((f.set ?? []).map((h) => h.name), 'set');
+    fixed((f.add ?? []).map((h) => h.name), 'add');
+    fixed(f.remove ?? [], 'remove');
   }),
 );
 export type HTTPHeaderFilter = v.InferOutput<typeof HTTPHeaderFilter>;
