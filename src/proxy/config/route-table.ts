@@ -25,22 +25,15 @@ export interface RedirectSpec {
   readonly path: PathRewrite | null;
 }
 
-export interface FaultSpec {
-  readonly name: string;
-  readonly delayMs: number;
-  readonly delayPercent: number;
-  readonly abortHttp: number | null;
-  readonly abortGrpc: number | null;
-  readonly abortPercent: number;
-}
-
 /** A request filter, compiled; the logical stage runs a rule's steps in order. */
 export type RequestStep =
   | { readonly type: 'headers'; readonly modifier: HeaderModifier }
   | { readonly type: 'rewrite'; readonly hostname: string | null; readonly path: PathRewrite | null }
   | { readonly type: 'redirect'; readonly redirect: RedirectSpec }
   | { readonly type: 'mirror'; readonly target: BackendTarget | null; readonly numerator: number; readonly denominator: number }
-  | { readonly type: 'fault'; readonly fault: FaultSpec }
+  /** A Fault's delay and its abort are two steps, so that a delayed request can still be aborted afterwards. */
+  | { readonly type: 'delay'; readonly fault: string; readonly ms: number; readonly percent: number }
+  | { readonly type: 'abort'; readonly fault: string; readonly http: number | null; readonly grpc: number | null; readonly percent: number }
   /** A filter that refers to something missing: Gateway API says such a filter must fail the request, never be skipped. */
   | { readonly type: 'invalid'; readonly reason: string };
 
@@ -226,17 +219,14 @@ function pathRewrite(path: { type: string; replaceFullPath?: string | undefined;
   return { full: null, prefix: (path.replacePrefixMatch ?? '').replace(/\/+$/, ''), matched };
 }
 
-function faultSpec(f: Fault): FaultSpec {
+function faultSteps(f: Fault): RequestStep[] {
+  const name = `${f.metadata.namespace}/${f.metadata.name}`;
+  const steps: RequestStep[] = [];
   const d = f.spec.delay;
+  if (d !== undefined) steps.push({ type: 'delay', fault: name, ms: parseDuration(d.fixedDelay) ?? 0, percent: d.percentage });
   const a = f.spec.abort;
-  return {
-    name: `${f.metadata.namespace}/${f.metadata.name}`,
-    delayMs: d === undefined ? 0 : (parseDuration(d.fixedDelay) ?? 0),
-    delayPercent: d?.percentage ?? 0,
-    abortHttp: a?.httpStatus ?? null,
-    abortGrpc: a?.grpcStatus ?? null,
-    abortPercent: a === undefined ? 0 : a.percentage,
-  };
+  if (a !== undefined) steps.push({ type: 'abort', fault: name, http: a.httpStatus ?? null, grpc: a.grpcStatus ?? null, percent: a.percentage });
+  return steps;
 }
 
 /** Compiles a filter list into request steps, collecting ResponseHeaderModifiers into `response`. */
@@ -272,7 +262,8 @@ function compileSteps(filters: readonly (HTTPRouteFilter | GRPCRouteFilter)[] | 
       case 'ExtensionRef': {
         const name = `${routeNs}/${f.extensionRef?.name ?? ''}`;
         const fault = ctx.faults.get(name);
-        steps.push(fault === undefined ? { type: 'invalid', reason: `Fault ${name} is not known to this proxy` } : { type: 'fault', fault: faultSpec(fault) });
+        if (fault === undefined) steps.push({ type: 'invalid', reason: `Fault ${name} is not known to this proxy` });
+        else steps.push(...faultSteps(fault));
         break;
       }
     }
