@@ -5,8 +5,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Server } from 'node:net';
+import { startRawTcp } from '../../../test/helpers/apps.js';
 import { parseResources } from '../../api/v1alpha1/load.js';
 import { silentLogger } from '../../core/log.js';
 import { compilePlan, type ProxyPlan } from '../config/plan.js';
@@ -56,22 +57,7 @@ async function app(name: string): Promise<{ port: number; seen: Seen[]; close():
 }
 
 /** A server that accepts connections and never answers (a stuck mirror target). */
-async function blackHole(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
+const blackHole = () => startRawTcp(() => {});
 
 function send(addr: { port: number }, o: { path: string; host?: string; method?: string; headers?: Record<string, string>; body?: string }): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {

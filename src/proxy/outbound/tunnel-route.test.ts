@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { startRawTcp } from '../../../test/helpers/apps.js';
 import { startWsApp, type WsApp } from '../../../test/helpers/ws-app.js';
 import { parseResources } from '../../api/v1alpha1/load.js';
 import { silentLogger } from '../../core/log.js';
@@ -17,24 +18,8 @@ import { handleUpgrade } from './tunnel.js';
 import type { Binding } from './discover.js';
 import type { TunnelDeps } from './tunnel.js';
 
-/** A TCP server that greets every connection with its name. */
-async function greeter(name: string): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.end(`${name}\n`);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-}
+/** A TCP server that greets every connection with its name and closes it. */
+const greeter = (name: string) => startRawTcp((s) => s.end(`${name}\n`));
 
 function readGreeting(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
