@@ -1,6 +1,7 @@
 // Routing end to end: a client -> web sidecar (routes from its --config file) -> mTLS -> one of two api sidecars
 // (endpoints labelled version v1 / v2) -> their apps. Header match to the v2 subset, prefix rewrite, redirect, mirror
-// (to a live and to a dead target), fault abort and delay, route timeout, no-route 404, and a gRPC method route.
+// (to a live and to a dead target), fault abort and delay, route timeout, no-route 404, and a gRPC method route; then
+// routes and subsets served by a control plane, with subsets made of registered endpoints by their labels.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
 import { echoClient, startGrpcApp, unary, type EchoReply, type EchoRequest, type GrpcApp } from '../helpers/grpc-app.js';
+import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
 import { closedPort, request } from '../helpers/http.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
@@ -284,5 +286,91 @@ describe('gRPC routes through real sidecars', () => {
     const r = await unary<EchoRequest, EchoReply>(client, 'Big', Buffer.from('x') as unknown as EchoRequest);
     assert.equal(r.status.code, grpc.status.UNIMPLEMENTED);
     assert.deepEqual(r.status.metadata.get('x-mycel-error'), ['no-route']);
+  });
+});
+
+describe('routes from a control plane: subsets of registered endpoints by their labels', () => {
+  let dir: string;
+  let cp: ControlProcess;
+  let v1: TestApp;
+  let v2: TestApp;
+  const sidecars: SidecarProcess[] = [];
+  let web: SidecarProcess;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mycel-routing-cp-'));
+    await writeDevCertificates(dir, { services: ['web', 'api'] });
+    cp = await startControl({ stateDir: join(dir, 'cp'), lease: '3s' });
+    await writeFile(
+      join(dir, 'routes.yaml'),
+      mesh +
+        `---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec:
+  ports: [ { port: 80, appProtocol: http } ]
+  subsets: [ { name: v1, labels: { version: v1 } }, { name: v2, labels: { version: v2 } } ]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: api-canary }
+spec:
+  parentRefs: [ { name: api } ]
+  rules:
+  - matches: [ { headers: [ { name: x-version, value: v2 } ] } ]
+    backendRefs: [ { group: mycel.dev, kind: ServiceSubset, name: api.v2 } ]
+  - backendRefs: [ { group: mycel.dev, kind: ServiceSubset, name: api.v1 } ]
+`,
+    );
+    const applied = await cp.cli(['apply', '-f', join(dir, 'routes.yaml')]);
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.match(applied.stdout, /httproute\/api-canary created/);
+    [v1, v2] = await Promise.all([startHttpApp(), startHttpApp()]);
+    for (const [app, version] of [[v1, 'v1'], [v2, 'v2']] as const) {
+      sidecars.push(await startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], control: { url: cp.url, tokenFile: await cp.joinTokenFile('api'), stateDir: join(dir, `state-api-${version}`), labels: { version } } }));
+    }
+    web = await startSidecar({ dir, service: 'web', appPort: 9, configFiles: [], upstreams: ['api=127.0.0.1:0'], control: { url: cp.url, tokenFile: await cp.joinTokenFile('web'), stateDir: join(dir, 'state-web') } });
+    sidecars.push(web);
+  });
+
+  after(async () => {
+    await Promise.all(sidecars.map((s) => s.stop()));
+    await cp?.stop();
+    await Promise.all([v1?.close(), v2?.close()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('requests with the header reach the endpoint labelled v2, the others the one labelled v1', async () => {
+    // Both endpoints register asynchronously; wait until each subset has its endpoint in web's view.
+    await eventually('both subsets reachable', async () => {
+      const a = await request(web.upstreams.api as string, { path: '/probe', headers: { 'x-version': 'v2' } });
+      const b = await request(web.upstreams.api as string, { path: '/probe' });
+      return a.status === 200 && b.status === 200 ? true : undefined;
+    });
+    const seen1 = v1.seen.length;
+    const seen2 = v2.seen.length;
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await request(web.upstreams.api as string, { path: `/v2/${i}`, headers: { 'x-version': 'v2' } })).status, 200);
+      assert.equal((await request(web.upstreams.api as string, { path: `/v1/${i}` })).status, 200);
+    }
+    assert.deepEqual(v2.seen.slice(seen2).map((s) => s.url), ['/v2/0', '/v2/1', '/v2/2', '/v2/3']);
+    assert.deepEqual(v1.seen.slice(seen1).map((s) => s.url), ['/v1/0', '/v1/1', '/v1/2', '/v1/3']);
+  });
+
+  test('mycel apply refuses a route to a subset the service does not declare, at its file, line and column', async () => {
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: api-bad }
+spec:
+  parentRefs: [ { name: api } ]
+  rules:
+  - matches: [ { path: { value: /beta } } ]
+    backendRefs: [ { group: mycel.dev, kind: ServiceSubset, name: api.v3 } ]
+`);
+    const r = await cp.cli(['apply', '-f', file]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:8:67 spec\\.rules\\[0\\]\\.backendRefs\\[0\\]\\.name: service "default/api" has no subset "v3" \\(its subsets: v1, v2\\)`));
   });
 });

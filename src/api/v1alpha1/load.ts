@@ -136,11 +136,19 @@ export function parseResources(text: string, file: string): LoadResult {
   return problems.length > 0 ? { ok: false, problems } : { ok: true, resources };
 }
 
+export interface CrossCheckOptions {
+  /**
+   * The set is applied on top of resources held elsewhere (`mycel apply` before the control plane checks it against
+   * what it stores): a reference to something not in the set is not a problem here.
+   */
+  partial?: boolean;
+}
+
 /**
  * Checks across documents: no two resources of one kind share a namespace and name; at most one MeshConfig; routes
  * name services, subsets, ports and Faults that exist, send somewhere, and do not claim what another route claims.
  */
-export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[] {
+export function crossCheck(resources: readonly LoadedResource[], options: CrossCheckOptions = {}): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const seen = new Map<string, LoadedResource>();
   let mesh: LoadedResource | undefined;
@@ -158,7 +166,7 @@ export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[
       else mesh = r;
     }
   }
-  problems.push(...crossCheckRoutes(resources));
+  problems.push(...crossCheckRoutes(resources, options.partial === true));
   return problems;
 }
 

@@ -189,3 +189,15 @@ test('without source text (the control plane checks stored values) a problem poi
   const problems = crossCheck([...stored, { resource: route!.resource, source: { file: '#request', line: 3, column: 0 } }]);
   assert.deepEqual(problems.map((p) => [p.file, p.line, p.path]), [['#request', 3, 'spec.rules[0].backendRefs[0].name']]);
 });
+
+test('a partial set (mycel apply before the control plane checks it) does not report names it does not define', () => {
+  const routes = load(http('r', `  parentRefs: [ { name: elsewhere } ]
+  rules:
+  - filters: [ { type: ExtensionRef, extensionRef: { group: mycel.dev, kind: Fault, name: stored } } ]
+    backendRefs: [ { name: stored-svc, weight: 0 } ]
+`), 'routes.yaml');
+  assert.deepEqual(crossCheck(routes, { partial: true }).map(formatProblem), [
+    "routes.yaml:8:18 spec.rules[0].backendRefs: the weights of this rule's backendRefs add up to 0, so no request could be sent anywhere; give at least one backend a weight above 0",
+  ]);
+  assert.equal(crossCheck(routes).length, 4, 'the whole set: parent, Fault and backend are unknown too');
+});

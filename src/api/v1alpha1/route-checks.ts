@@ -59,8 +59,11 @@ function grpcMatchKey(m: GRPCMatch | null): string {
   return JSON.stringify([m.method?.type ?? '', m.method?.service ?? '', m.method?.method ?? '', valueMatches(m.headers, true)]);
 }
 
-/** Route problems of a resource set, each at the field it is about (file:line:column when the set came from files). */
-export function crossCheckRoutes(resources: readonly LoadedResource[]): ConfigProblem[] {
+/**
+ * Route problems of a resource set, each at the field it is about (file:line:column when the set came from files).
+ * `partial`: the set is part of a larger one held elsewhere, so names it does not define are not reported.
+ */
+export function crossCheckRoutes(resources: readonly LoadedResource[], partial = false): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const services = new Map<string, Service>();
   const faults = new Set<string>();
@@ -82,7 +85,7 @@ export function crossCheckRoutes(resources: readonly LoadedResource[]): ConfigPr
     if (ref.kind === 'ServiceSubset') [svcName, subset] = ref.name.split('.') as [string, string];
     const svc = services.get(`${namespace}/${svcName}`);
     if (svc === undefined) {
-      report(r, [...at, 'name'], `unknown service "${namespace}/${svcName}": no Service of that name is defined`);
+      if (!partial) report(r, [...at, 'name'], `unknown service "${namespace}/${svcName}": no Service of that name is defined`);
       return;
     }
     if (subset !== undefined && !(svc.spec.subsets ?? []).some((s) => s.name === subset)) {
@@ -97,7 +100,7 @@ export function crossCheckRoutes(resources: readonly LoadedResource[]): ConfigPr
   const checkFilters = (r: LoadedResource, ns: string, filters: readonly { type: string; requestMirror?: { backendRef: Parameters<typeof checkBackend>[2] } | undefined; extensionRef?: { name: string } | undefined }[] | undefined, at: Path) => {
     (filters ?? []).forEach((f, i) => {
       if (f.requestMirror !== undefined) checkBackend(r, ns, f.requestMirror.backendRef, [...at, i, 'requestMirror', 'backendRef']);
-      if (f.extensionRef !== undefined && !faults.has(`${ns}/${f.extensionRef.name}`)) {
+      if (f.extensionRef !== undefined && !partial && !faults.has(`${ns}/${f.extensionRef.name}`)) {
         report(r, [...at, i, 'extensionRef', 'name'], `unknown Fault "${ns}/${f.extensionRef.name}": no Fault of that name is defined in the route's namespace`);
       }
     });
@@ -117,7 +120,7 @@ export function crossCheckRoutes(resources: readonly LoadedResource[]): ConfigPr
       const key = `${p.namespace ?? ns}/${p.name}`;
       const svc = services.get(key);
       if (svc === undefined) {
-        report(r, ['spec', 'parentRefs', i, 'name'], `unknown service "${key}": no Service of that name is defined`);
+        if (!partial) report(r, ['spec', 'parentRefs', i, 'name'], `unknown service "${key}": no Service of that name is defined`);
         return;
       }
       const ports = parentPorts(svc, p);

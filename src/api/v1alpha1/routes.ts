@@ -518,7 +518,6 @@ export const Fault = obj({
 });
 export type Fault = v.InferOutput<typeof Fault>;
 
-export const ROUTE_KINDS = ['HTTPRoute', 'GRPCRoute', 'TCPRoute'] as const;
 export type Route = HTTPRoute | GRPCRoute | TCPRoute;
 
 /**

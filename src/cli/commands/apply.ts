@@ -64,7 +64,8 @@ export function registerApplyCommand(program: Command): void {
         if (r.ok) loaded.push(...r.resources);
         else problems.push(...r.problems);
       }
-      if (problems.length === 0) problems.push(...crossCheck(loaded));
+      // References to what the control plane already stores are checked there (problems come back below).
+      if (problems.length === 0) problems.push(...crossCheck(loaded, { partial: true }));
       if (problems.length > 0) fail(problems);
       if (loaded.length === 0) throw new CliError('no resources found in the given files', EXIT_USAGE);
 
