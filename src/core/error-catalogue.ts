@@ -87,6 +87,21 @@ export const ERROR_CATALOGUE = {
     summary: 'The upstream stopped sending in the middle of a response for longer than the idle timeout.',
     fix: 'Find out why the app stalls; raise MeshConfig spec.timeouts.idle for long-polling endpoints.',
   },
+  'no-route': {
+    status: 404, grpcStatus: UNIMPLEMENTED, source: 'config', retryable: false,
+    summary: 'The destination service has routes (HTTPRoute or GRPCRoute), and no rule of any of them matches the request.',
+    fix: 'Check the request\'s path, method, headers and query against the routes of the service (`mycel get httproutes`), or add a rule that matches it.',
+  },
+  'route-invalid': {
+    status: 500, grpcStatus: UNAVAILABLE, source: 'config', retryable: false,
+    summary: 'The route rule that matched sends to something that does not exist (an unknown Service, subset or port, a missing Fault, or backends whose weights are all 0).',
+    fix: 'Fix the route\'s backendRefs or filters, or declare what they name; `mycel apply` reports such references with file and line.',
+  },
+  'fault-injected': {
+    status: 503, grpcStatus: UNAVAILABLE, source: 'config', retryable: false,
+    summary: 'A Fault filter of the route aborted the request on purpose (fault injection); the status is the one the Fault asks for.',
+    fix: 'Expected while a Fault is attached to the route; remove the ExtensionRef filter or lower its abort percentage to stop it.',
+  },
   'bad-request': {
     status: 400, grpcStatus: INVALID_ARGUMENT, source: 'downstream', retryable: false,
     summary: 'The request is malformed or ambiguous (conflicting framing, bad header syntax, several Host headers); it was refused before reaching the app.',

@@ -9,13 +9,14 @@ export class MycelError extends Error {
   readonly source: ErrorSource;
   readonly retryable: boolean;
 
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryable?: boolean }) {
+  /** `status` / `grpcStatus` replace the catalogue's (a Fault answers with the status it was configured with). */
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryable?: boolean; status?: number; grpcStatus?: number }) {
     super(detail ? `${code}: ${detail}` : code, options?.cause === undefined ? undefined : { cause: options.cause });
     const spec = ERROR_CATALOGUE[code];
     this.name = 'MycelError';
     this.code = code;
-    this.status = spec.status;
-    this.grpcStatus = spec.grpcStatus;
+    this.status = options?.status ?? spec.status;
+    this.grpcStatus = options?.grpcStatus ?? spec.grpcStatus;
     this.source = spec.source;
     this.retryable = options?.retryable ?? spec.retryable;
   }

@@ -23,6 +23,7 @@ import { peerIdentityLayer, PEER_IDENTITY_HEADER } from './inbound/identity.js';
 import { createBindingServer, createOutboundServer, listen, type ListenAddress } from './outbound/accept.js';
 import { balanceLayer } from './outbound/concrete.js';
 import { discoverLayer, type Binding, type PlanHolder } from './outbound/discover.js';
+import { logicalLayer } from './outbound/logical.js';
 import { ForwardToEndpoint } from './outbound/endpoint.js';
 import { handleConnect, handleUpgrade, type TunnelDeps, type TunnelRecord } from './outbound/tunnel.js';
 import type { HttpExchange } from './stack/exchange.js';
@@ -233,7 +234,7 @@ export class Sidecar implements PlanHolder {
     const mesh = this.plan.mesh;
 
     // Outbound: app -> mesh.
-    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), balanceLayer()]);
+    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), logicalLayer(log), balanceLayer()]);
     const outFront = new HttpFrontend('outbound', mesh, {
       service: outboundStack,
       observer: this.observe,
@@ -250,7 +251,7 @@ export class Sidecar implements PlanHolder {
     const upstreams: Record<string, ListenAddress> = {};
     for (const u of o.upstreams) {
       const binding: Binding = { service: u.service, servicePort: u.servicePort };
-      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), balanceLayer()]);
+      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), logicalLayer(log), balanceLayer()]);
       const front = new HttpFrontend('outbound', mesh, {
         service: stack,
         observer: this.observe,

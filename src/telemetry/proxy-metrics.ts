@@ -9,6 +9,8 @@ export interface ExchangeFacts {
   direction: string;
   source: string | null;
   destination: string | null;
+  /** "namespace/name" of the route that matched (outbound, when the destination has routes). */
+  route: string | null;
   method: string;
   status: number;
   grpcStatus: string | null;
@@ -67,8 +69,9 @@ export class ProxyMetrics {
     const dst = ex.destination ?? 'unknown';
     const status = ex.errorCode === 'downstream-reset' && ex.status === 0 ? '0' : String(ex.status);
     const method = METHODS.has(ex.method) ? ex.method : 'OTHER';
-    this.requests.child(ex.direction, src, dst, '', method, status, ex.grpcStatus ?? '', 'false').value++;
-    this.duration.child(ex.direction, src, dst, '').observe((ex.endTime - ex.startTime) / 1000);
+    const route = ex.route ?? '';
+    this.requests.child(ex.direction, src, dst, route, method, status, ex.grpcStatus ?? '', 'false').value++;
+    this.duration.child(ex.direction, src, dst, route).observe((ex.endTime - ex.startTime) / 1000);
     if (ex.responseBytes > 0) this.responseBytes.child(ex.direction, src, dst).value += ex.responseBytes;
     if (ex.errorCode !== null) this.meshErrors.child(ex.direction, dst, ex.errorCode).value++;
   }

@@ -200,3 +200,22 @@ export async function startTcpEcho(greeting?: string): Promise<TestApp & { conne
   };
   return app;
 }
+
+/** A bare TCP server on 127.0.0.1 that hands each connection to `onConnection` (e.g. greet and close, or stay silent). */
+export async function startRawTcp(onConnection: (s: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    onConnection(s);
+  });
+  const port = await listenOn(server);
+  return {
+    port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}

@@ -76,6 +76,8 @@ export interface SlowCall {
 
 export interface GrpcApp {
   port: number;
+  /** Names of the Unary and Fail calls that reached this server, in order (tells which of several servers served). */
+  calls: string[];
   /** Each Slow call: the deadline the server derived from the grpc-timeout header, and when the call got cancelled. */
   slowCalls: SlowCall[];
   /** Resolves with the next Slow call to reach the server. */
@@ -86,6 +88,7 @@ export interface GrpcApp {
 export async function startGrpcApp(): Promise<GrpcApp> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE, 'grpc.max_send_message_length': MAX_MESSAGE });
   const slowCalls: SlowCall[] = [];
+  const calls: string[] = [];
   const slowWaiters: Array<(c: SlowCall) => void> = [];
   const deadlineOf = (call: { getDeadline(): grpc.Deadline }): string => {
     const d = call.getDeadline();
@@ -93,6 +96,7 @@ export async function startGrpcApp(): Promise<GrpcApp> {
   };
   server.addService(ECHO_SERVICE, {
     Unary(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+      calls.push('Unary');
       const md = new grpc.Metadata();
       md.set('x-initial-from-server', 'hello-initial');
       call.sendMetadata(md);
@@ -138,6 +142,7 @@ export async function startGrpcApp(): Promise<GrpcApp> {
       call.on('end', () => call.end());
     },
     Fail(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+      calls.push('Fail');
       const md = new grpc.Metadata();
       md.set('x-failure-reason', `no such thing: ${call.request.text ?? ''}`);
       md.set('x-detail-bin', Buffer.from('binary-detail'));
@@ -164,6 +169,7 @@ export async function startGrpcApp(): Promise<GrpcApp> {
   );
   return {
     port,
+    calls,
     slowCalls,
     nextSlowCall: () => new Promise((r) => slowWaiters.push(r)),
     close: () =>

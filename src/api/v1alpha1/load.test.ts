@@ -60,16 +60,16 @@ test('an unknown field is reported at the key itself', () => {
   assert.deepEqual([r.problems[0]!.line, r.problems[0]!.column], [8, 7]);
 });
 
-test('YAML syntax errors, unknown and planned kinds are rejected with positions', () => {
+test('YAML syntax errors and unknown kinds are rejected with positions', () => {
   const syntax = parseResources('kind: Service\nspec: [1, 2\n', 's.yaml');
   assert.equal(syntax.ok, false);
   if (!syntax.ok) assert.match(syntax.problems[0]!.message, /^YAML syntax/);
   const unknown = parseResources('apiVersion: x\nkind: Frobnicator\n', 'u.yaml');
   assert.equal(unknown.ok, false);
   if (!unknown.ok) assert.deepEqual([unknown.problems[0]!.line, unknown.problems[0]!.column, unknown.problems[0]!.path], [2, 7, 'kind']);
-  const planned = parseResources('apiVersion: x\nkind: HTTPRoute\n', 'p.yaml');
-  assert.equal(planned.ok, false);
-  if (!planned.ok) assert.match(planned.problems[0]!.message, /not supported by this version/);
+  const wrongVersion = parseResources('apiVersion: x\nkind: TrafficPolicy\n', 'p.yaml');
+  assert.equal(wrongVersion.ok, false);
+  if (!wrongVersion.ok) assert.equal(formatProblem(wrongVersion.problems[0]!), 'p.yaml:1:13 apiVersion: expected apiVersion mycel.dev/v1alpha1');
   const dupKeys = parseResources('kind: Service\nkind: Service\n', 'd.yaml');
   assert.equal(dupKeys.ok, false);
 });
@@ -121,15 +121,17 @@ test('parseResourceValues validates JSON values like documents, reporting origin
   assert.equal(svc.metadata.name, 'api', 'the input is not modified');
   assert.equal('namespace' in svc.metadata, false);
 
-  const bad = parseResourceValues([svc, { ...svc, spec: { ports: [{ port: 70000 }], extra: 1 } }, 'text', { kind: 'HTTPRoute' }, { kind: 'Nope' }, null], 'apply');
+  const bad = parseResourceValues([svc, { ...svc, spec: { ports: [{ port: 70000 }], extra: 1 } }, 'text', { kind: 'Service' }, { kind: 'Nope' }, null], 'apply');
   assert.equal(bad.ok, false);
   if (bad.ok) return;
   assert.deepEqual(bad.problems.map(formatProblem), [
     'apply#1 spec.ports[0].port: expected a port number <= 65535',
     'apply#1 spec.extra: unknown field "extra"',
     'apply#2: expected a resource: a mapping with apiVersion, kind, metadata and spec',
-    'apply#3 kind: kind HTTPRoute is not supported by this version of Mycel yet',
-    'apply#4 kind: unknown kind "Nope", expected one of Service, MeshConfig, TrafficPolicy, PeerAuthentication, AuthorizationPolicy',
+    'apply#3 apiVersion: missing field "apiVersion"',
+    'apply#3 metadata: missing field "metadata"',
+    'apply#3 spec: missing field "spec"',
+    'apply#4 kind: unknown kind "Nope", expected one of Service, MeshConfig, HTTPRoute, GRPCRoute, TCPRoute, Fault, TrafficPolicy, PeerAuthentication, AuthorizationPolicy',
     'apply#5: expected a resource: a mapping with apiVersion, kind, metadata and spec',
   ]);
 });

@@ -7,6 +7,7 @@ import { isMap, isNode, isScalar, LineCounter, parseAllDocuments, type Document 
 import * as v from 'valibot';
 import { KINDS, PLANNED_KINDS, type KindName, type Resource } from './resources.js';
 import { checkPolicies } from './policy-checks.js';
+import { crossCheckRoutes } from './route-checks.js';
 
 export interface SourcePosition {
   /** The file, or for values that came without one (the HTTP API) the origin and the index: `request#2`. */
@@ -192,11 +193,19 @@ export function parseResourceValues(values: readonly unknown[], origin: string):
   return problems.length > 0 ? { ok: false, problems } : { ok: true, resources };
 }
 
+export interface CrossCheckOptions {
+  /**
+   * The set is applied on top of resources held elsewhere (`mycel apply` before the control plane checks it against
+   * what it stores): a reference to something not in the set is not a problem here.
+   */
+  partial?: boolean;
+}
+
 /**
- * Checks across documents, the single entry point for every kind's cross-checks: no two resources of one kind share a
- * namespace and name; at most one MeshConfig; policies name known services (policy-checks.ts).
+ * Checks across documents: no two resources of one kind share a namespace and name; at most one MeshConfig; routes
+ * name services, subsets, ports and Faults that exist, send somewhere, and do not claim what another route claims.
  */
-export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[] {
+export function crossCheck(resources: readonly LoadedResource[], options: CrossCheckOptions = {}): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const seen = new Map<string, LoadedResource>();
   let mesh: LoadedResource | undefined;
@@ -214,7 +223,8 @@ export function crossCheck(resources: readonly LoadedResource[]): ConfigProblem[
       else mesh = r;
     }
   }
-  problems.push(...checkPolicies(resources));
+  if (options.partial !== true) problems.push(...checkPolicies(resources));
+  problems.push(...crossCheckRoutes(resources, options.partial === true));
   return problems;
 }
 

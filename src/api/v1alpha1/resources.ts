@@ -2,8 +2,9 @@
 // TS types. valibot rather than zod: a sidecar loads it, and it costs about 3 MB of memory where zod costs about 14.
 
 import * as v from 'valibot';
-import { HOST, Metadata, TRUST_DOMAIN, about, bool, duration, durationOrder, fraction, int, labels, name, obj, percent, port, positiveDuration, str } from './schema-parts.js';
+import { HOST, Metadata, TRUST_DOMAIN, about, bool, duration, durationOrder, fraction, int, labels, name, obj, pathOf, percent, port, positiveDuration, str } from './schema-parts.js';
 import { AuthorizationPolicy, PeerAuthentication, TrafficPolicy } from './policies.js';
+import { Fault, GRPCRoute, HTTPRoute, TCPRoute } from './routes.js';
 
 export { Metadata };
 
@@ -25,12 +26,35 @@ export const StaticEndpoint = obj({
   labels: v.optional(labels),
 });
 
+/**
+ * A version subset of a service: the endpoints whose labels include all of `labels` (e.g. `{version: v2}`). Routes
+ * send to it with a backendRef `{group: mycel.dev, kind: ServiceSubset, name: <service>.<subset>}` (see routes.ts).
+ */
+export const ServiceSubset = obj({
+  name,
+  labels: v.pipe(labels, v.check((l) => Object.keys(l).length > 0, 'a subset selects endpoints by at least one label')),
+});
+
 export const ServiceSpec = obj({
   ports: v.pipe(v.array(ServicePort, 'expected a list of ports'), v.minLength(1, 'a Service needs at least one port')),
   /** Extra host names that lead to this service besides name, name.namespace and name.namespace.svc[.cluster.local]. */
   hosts: v.optional(v.array(v.pipe(str('a host name'), v.regex(HOST, 'expected a host name')), 'expected a list of host names')),
   /** Static endpoints: other sidecars' inbound listeners, or the servers of an external service. */
   endpoints: v.optional(v.array(StaticEndpoint, 'expected a list of endpoints')),
+  /** Named groups of endpoints by label (versions), for routes that split traffic between them. */
+  subsets: v.optional(
+    v.pipe(
+      v.array(ServiceSubset, 'expected a list of subsets'),
+      v.rawCheck(({ dataset, addIssue }) => {
+        if (!dataset.typed) return;
+        const seen = new Set<string>();
+        dataset.value.forEach((s, i) => {
+          if (seen.has(s.name)) addIssue({ message: `duplicate subset name "${s.name}"`, path: pathOf(dataset.value, [i, 'name']) });
+          seen.add(s.name);
+        });
+      }),
+    ),
+  ),
   /** The service is outside the mesh: its endpoints are reached in plain text, without mTLS. */
   external: v.optional(v.boolean('expected true or false'), false),
 });
@@ -134,12 +158,12 @@ export type MeshConfig = v.InferOutput<typeof MeshConfig>;
 export type MeshConfigSpec = v.InferOutput<typeof MeshConfigSpec>;
 
 /** Every kind this version accepts, by kind name. */
-export const KINDS = { Service, MeshConfig, TrafficPolicy, PeerAuthentication, AuthorizationPolicy } as const;
+export const KINDS = { Service, MeshConfig, HTTPRoute, GRPCRoute, TCPRoute, Fault, TrafficPolicy, PeerAuthentication, AuthorizationPolicy } as const;
 export type KindName = keyof typeof KINDS;
-export type Resource = Service | MeshConfig | TrafficPolicy | PeerAuthentication | AuthorizationPolicy;
+export type Resource = Service | MeshConfig | HTTPRoute | GRPCRoute | TCPRoute | Fault | TrafficPolicy | PeerAuthentication | AuthorizationPolicy;
 
-/** Kinds defined by ARCHITECTURE.md that a later version of Mycel will accept. */
-export const PLANNED_KINDS = ['HTTPRoute', 'GRPCRoute', 'TCPRoute'];
+/** Kinds defined by ARCHITECTURE.md that a later version of Mycel will accept (none left in this version). */
+export const PLANNED_KINDS: string[] = [];
 
 export function defaultMeshConfigSpec(): MeshConfigSpec {
   return v.parse(MeshConfigSpec, {});

@@ -19,11 +19,15 @@ export const obj = <E extends v.ObjectEntries>(entries: E) => v.strictObject(ent
 export const list = <S extends v.GenericSchema>(item: S, what: string, max: number) =>
   v.pipe(v.array(item, `expected a list of ${what}`), v.maxLength(max, `expected at most ${max} ${what}`));
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
 export const Metadata = obj({
   name,
   namespace: v.optional(name, 'default'),
   labels: v.optional(labels),
   annotations: v.optional(labels),
+  /** RFC 3339 time the object was created (Kubernetes-style); route precedence prefers older routes on ties. */
+  creationTimestamp: v.optional(v.pipe(str('a time'), v.regex(RFC3339, 'expected an RFC 3339 time such as "2024-05-01T12:00:00Z"'), v.check((s) => !Number.isNaN(Date.parse(s)), 'expected a valid time'))),
 });
 
 /** An issue path for a check that spans fields: the keys from the checked value down to the field at fault. */

@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatProblem, parseResources, type ConfigProblem, type LoadedResource } from '../../api/v1alpha1/load.js';
+import { crossCheck, formatProblem, parseResources, type ConfigProblem, type LoadedResource } from '../../api/v1alpha1/load.js';
 import { apiError, controlClient, type ClientFlags } from '../control-client.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 
@@ -64,7 +64,8 @@ export function registerApplyCommand(program: Command): void {
         if (r.ok) loaded.push(...r.resources);
         else problems.push(...r.problems);
       }
-      // Cross-checks (unknown services, duplicates, conflicting routes) need what is stored: the control plane runs them.
+      // References to what the control plane already stores are checked there (problems come back below).
+      if (problems.length === 0) problems.push(...crossCheck(loaded, { partial: true }));
       if (problems.length > 0) fail(problems);
       if (loaded.length === 0) throw new CliError('no resources found in the given files', EXIT_USAGE);
 

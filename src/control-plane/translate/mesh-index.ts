@@ -56,6 +56,14 @@ export function routeParents(route: StoredObject): string[] {
   return out;
 }
 
+/** The service a backendRef names: a Service, or the service of a ServiceSubset (`name: <service>.<subset>`). */
+function backendKey(ref: Json, routeNamespace: string): string {
+  const name = ref.name as string;
+  const dot = name.indexOf('.');
+  const svc = ref.kind === 'ServiceSubset' && dot > 0 ? name.slice(0, dot) : name;
+  return serviceKey(typeof ref.namespace === 'string' ? ref.namespace : routeNamespace, svc);
+}
+
 /** Services a route sends to (backendRefs and mirror targets) and the Mycel extension objects its filters name. */
 export function routeReferences(route: StoredObject): { services: string[]; extensions: string[] } {
   const spec = asObj(asObj(route.value).spec);
@@ -65,7 +73,7 @@ export function routeReferences(route: StoredObject): { services: string[]; exte
     for (const f of asArr(filters)) {
       const filter = asObj(f);
       const mirror = asObj(asObj(filter.requestMirror).backendRef);
-      if (typeof mirror.name === 'string') services.add(serviceKey(typeof mirror.namespace === 'string' ? mirror.namespace : route.namespace, mirror.name));
+      if (typeof mirror.name === 'string') services.add(backendKey(mirror, route.namespace));
       const ext = asObj(filter.extensionRef);
       if (typeof ext.name === 'string' && typeof ext.kind === 'string') extensions.add(`${ext.kind}/${route.namespace}/${ext.name}`);
     }
@@ -75,7 +83,7 @@ export function routeReferences(route: StoredObject): { services: string[]; exte
     visitFilters(rule.filters);
     for (const b of asArr(rule.backendRefs)) {
       const ref = asObj(b);
-      if (typeof ref.name === 'string') services.add(serviceKey(typeof ref.namespace === 'string' ? ref.namespace : route.namespace, ref.name));
+      if (typeof ref.name === 'string') services.add(backendKey(ref, route.namespace));
       visitFilters(ref.filters);
     }
   }

@@ -67,3 +67,13 @@ test('a route that moves from one parent to another leaves the old parent\'s vie
   assert.equal(computeView(index, { service: 'x', namespace: 'default', subscriptions: ['a'] }).resources.filter((r) => (r as { kind: string }).kind === 'HTTPRoute').length, 0);
   assert.equal(computeView(index, { service: 'x', namespace: 'default', subscriptions: ['b'] }).resources.filter((r) => (r as { kind: string }).kind === 'HTTPRoute').length, 1);
 });
+
+test('a backendRef to a ServiceSubset (name: <service>.<subset>) brings that service into the caller\'s view', () => {
+  const index = new MeshIndex();
+  const svc = (name: string): StoredObject => ({ kind: 'Service', namespace: 'default', name, value: { kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ port: 80 }], subsets: [{ name: 'v2', labels: { version: 'v2' } }] } }, revision: 1, ephemeral: false });
+  const route: StoredObject = { kind: 'HTTPRoute', namespace: 'default', name: 'r', value: { kind: 'HTTPRoute', metadata: { name: 'r', namespace: 'default' }, spec: { parentRefs: [{ name: 'a' }], rules: [{ backendRefs: [{ group: 'mycel.dev', kind: 'ServiceSubset', name: 'b.v2' }] }] } }, revision: 2, ephemeral: false };
+  index.load([svc('a'), svc('b'), route]);
+  const view = computeView(index, { service: 'x', namespace: 'default', subscriptions: ['a'] });
+  assert.deepEqual([...view.deps].sort(), ['default/a', 'default/b', 'default/x']);
+  assert.ok(view.resources.some((r) => (r as { kind: string; metadata: { name: string } }).kind === 'Service' && (r as { metadata: { name: string } }).metadata.name === 'b'));
+});

@@ -3,7 +3,12 @@
 
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
-import { defaultMeshConfigSpec, type AppProtocol, type MeshConfigSpec, type Resource, type Service } from '../../api/v1alpha1/resources.js';
+import { defaultMeshConfigSpec, type MeshConfigSpec, type Resource, type Service } from '../../api/v1alpha1/resources.js';
+import { compileRoutes } from './route-table.js';
+import { ServiceTarget } from './targets.js';
+
+export { BackendTarget, EndpointSet, ServiceTarget, type EndpointTarget, type PortTarget } from './targets.js';
+export type { PortRoutes } from './route-table.js';
 
 export interface MeshSettings {
   trustDomain: string;
@@ -18,51 +23,6 @@ export interface MeshSettings {
   };
   transportHttp1: 'h1' | 'h2';
   identityFiles: MeshConfigSpec['identity'];
-}
-
-export interface EndpointTarget {
-  /** address:port, the key of its connection pool. */
-  readonly key: string;
-  readonly address: string;
-  readonly port: number;
-  readonly labels: Readonly<Record<string, string>>;
-}
-
-export interface PortTarget {
-  readonly port: number;
-  /** Declared protocol, or 'detect' to sniff HTTP/1 and HTTP/2 and fall back to TCP. */
-  readonly protocol: AppProtocol | 'detect';
-}
-
-export class ServiceTarget {
-  private cursor = 0;
-  constructor(
-    readonly name: string,
-    readonly namespace: string,
-    /** SPIFFE ID the destination's sidecars must present. */
-    readonly identity: string,
-    readonly external: boolean,
-    readonly ports: readonly PortTarget[],
-    readonly endpoints: readonly EndpointTarget[],
-    readonly hosts: readonly string[],
-  ) {}
-
-  /** The port a request addressed to `port` (or no port) uses: the exact one, else the only one, else 80, else the first. */
-  portFor(port: number | undefined): PortTarget | undefined {
-    const ports = this.ports;
-    if (port !== undefined) return ports.find((p) => p.port === port);
-    if (ports.length === 1) return ports[0];
-    return ports.find((p) => p.port === 80) ?? ports[0];
-  }
-
-  /** Round robin over the endpoints (the traffic issue brings the real balancers). */
-  pickEndpoint(): EndpointTarget | undefined {
-    const eps = this.endpoints;
-    if (eps.length === 0) return undefined;
-    const i = this.cursor++ % eps.length;
-    if (this.cursor > 1e9) this.cursor = 0;
-    return eps[i];
-  }
 }
 
 export interface ProxyPlan {
@@ -113,9 +73,10 @@ function serviceTarget(svc: Service, trustDomain: string): ServiceTarget {
     namespace,
     `spiffe://${trustDomain}/ns/${namespace}/svc/${name}`,
     svc.spec.external,
-    svc.spec.ports.map((p) => ({ port: p.port, protocol: p.appProtocol ?? 'detect' })),
+    svc.spec.ports.map((p) => ({ port: p.port, protocol: p.appProtocol ?? 'detect', name: p.name })),
     (svc.spec.endpoints ?? []).map((e) => ({ key: `${e.address}:${e.port}`, address: e.address, port: e.port, labels: e.labels ?? {} })),
     hosts,
+    new Map((svc.spec.subsets ?? []).map((sub) => [sub.name, sub.labels])),
   );
 }
 
@@ -135,6 +96,7 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
     }
   }
   const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
+  compileRoutes(resources, services, self?.namespace ?? 'default');
   return {
     version,
     hash: hashResources(resources),

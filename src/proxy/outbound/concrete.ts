@@ -1,5 +1,5 @@
-// Outbound endpoint choice for a resolved service: round robin over its endpoints for now (the traffic issue brings
-// least-request, EWMA and ring hash with health and outlier ejection).
+// Outbound endpoint choice for a resolved service, or for the backend (service or subset) a route chose: round robin
+// over its endpoints for now (the traffic issue brings least-request, EWMA and ring hash, health and outlier ejection).
 
 import { MycelError } from '../../core/errors.js';
 import type { HttpExchange } from '../stack/exchange.js';
@@ -10,9 +10,11 @@ class Balance implements HttpService {
 
   call(ex: HttpExchange): void {
     const svc = ex.service;
-    const ep = svc?.pickEndpoint();
+    // A routed request goes to the endpoints of its backend (a subset, perhaps); otherwise to all of the service's.
+    const backend = ex.backend;
+    const ep = backend !== null ? backend.pickEndpoint() : svc?.pickEndpoint();
     if (svc === null || ep === undefined) {
-      ex.fail(new MycelError('no-endpoints', `service ${svc?.name ?? '?'} has no endpoints`));
+      ex.fail(new MycelError('no-endpoints', `${backend !== null && backend.subset !== null ? `subset ${backend.name}` : `service ${svc?.name ?? '?'}`} has no endpoints`));
       return;
     }
     ex.target = ep;

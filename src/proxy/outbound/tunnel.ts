@@ -14,6 +14,7 @@ import type { IdentityStore } from '../transport/tls/identity.js';
 import { ALPN_H1, ALPN_TCP, connectPeer } from '../transport/tls/peer-connect.js';
 import { relayUpgrade } from '../transport/upgrade.js';
 import { resolveDestination, type Binding, type PlanHolder } from './discover.js';
+import { tunnelBackend } from './tunnel-route.js';
 
 export interface TunnelRecord {
   direction: 'outbound' | 'inbound';
@@ -42,19 +43,22 @@ function openUpstream(deps: TunnelDeps, svc: ServiceTarget, ep: EndpointTarget, 
   return { socket: connectPeer(deps.identity, ep.address, ep.port, svc.identity, alpn, `${svc.name}.${svc.namespace}.svc`), event: 'secureConnect' };
 }
 
-function pick(deps: TunnelDeps, authority: string, binding: Binding | null): { svc: ServiceTarget; ep: EndpointTarget } | MycelError {
+/** The destination and endpoint of a tunnel; `upgrade` is the request head of an HTTP upgrade, null for raw TCP. */
+function pick(deps: TunnelDeps, authority: string, binding: Binding | null, upgrade: IncomingMessage | null): { svc: ServiceTarget; ep: EndpointTarget } | MycelError {
   const r = resolveDestination(deps.plans.current, authority, binding);
   if (r instanceof MycelError) return r;
-  const ep = r.service.pickEndpoint();
-  if (ep === undefined) return new MycelError('no-endpoints', `service ${r.service.name} has no endpoints`);
-  return { svc: r.service, ep };
+  const backend = tunnelBackend(r.service, r.port, upgrade);
+  if (backend instanceof MycelError) return backend;
+  const ep = backend !== undefined ? backend.pickEndpoint() : r.service.pickEndpoint();
+  if (ep === undefined) return new MycelError('no-endpoints', `${backend?.name ?? r.service.name} has no endpoints`);
+  return { svc: backend?.service ?? r.service, ep };
 }
 
 type Target = { svc: ServiceTarget; ep: EndpointTarget } | MycelError;
 
 /** `pick`, but a host the plan does not know is first asked of the control plane (when there is one). */
-function pickThen(deps: TunnelDeps, authority: string, binding: Binding | null, then: (t: Target) => void): void {
-  const t = pick(deps, authority, binding);
+function pickThen(deps: TunnelDeps, authority: string, binding: Binding | null, upgrade: IncomingMessage | null, then: (t: Target) => void): void {
+  const t = pick(deps, authority, binding, upgrade);
   const discover = deps.plans.discover;
   if (!(t instanceof MycelError) || t.code !== 'unknown-service' || discover === undefined) {
     then(t);
@@ -65,7 +69,7 @@ function pickThen(deps: TunnelDeps, authority: string, binding: Binding | null, 
     then(t);
     return;
   }
-  void discover.call(deps.plans, host).then((again) => then(again ? pick(deps, authority, binding) : t));
+  void discover.call(deps.plans, host).then((again) => then(again ? pick(deps, authority, binding, upgrade) : t));
 }
 
 /** Connects `client` to the destination as an opaque byte stream; `established` runs once the far side is up. */
@@ -103,7 +107,7 @@ function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, 
 
 /** HTTP CONNECT host:port on the outbound listener (what HTTPS_PROXY clients send). */
 export function handleConnect(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  pickThen(deps, req.url ?? '', null, (target) => connectTo(deps, req, socket as Socket, head, target));
+  pickThen(deps, req.url ?? '', null, null, (target) => connectTo(deps, req, socket as Socket, head, target));
 }
 
 function connectTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head: Buffer, target: Target): void {
@@ -129,7 +133,7 @@ function connectTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head:
 
 /** Raw TCP on an upstream binding whose service port is `tcp` (or undetected). */
 export function handleTcpBinding(deps: TunnelDeps, client: Socket, binding: Binding): void {
-  pickThen(deps, '', binding, (target) => {
+  pickThen(deps, '', binding, null, (target) => {
     if (target instanceof MycelError) {
       deps.log.warn('tunnel failed', { kind: 'tcp', destination: binding.service, error: target.code, reason: target.message });
       client.destroy();
@@ -141,7 +145,7 @@ export function handleTcpBinding(deps: TunnelDeps, client: Socket, binding: Bind
 
 /** WebSocket and other HTTP/1.1 upgrades on the outbound listener or an HTTP binding. */
 export function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer, binding: Binding | null): void {
-  pickThen(deps, req.headers.host ?? '', binding, (target) => upgradeTo(deps, req, socket as Socket, head, target));
+  pickThen(deps, req.headers.host ?? '', binding, req, (target) => upgradeTo(deps, req, socket as Socket, head, target));
 }
 
 function upgradeTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head: Buffer, target: Target): void {

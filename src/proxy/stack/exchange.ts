@@ -6,7 +6,9 @@ import type { ErrorCode } from '../../core/error-catalogue.js';
 import type { MycelError } from '../../core/errors.js';
 import { HOP_BY_HOP, type HeaderList, type ResponseSink, type UpstreamCall, type UpstreamRequest } from './http-types.js';
 import type { Readable } from 'node:stream';
-import type { EndpointTarget, PortTarget, ServiceTarget } from '../config/plan.js';
+import type { BackendTarget, EndpointTarget, PortTarget, ServiceTarget } from '../config/targets.js';
+import type { CompiledRule, RouteBackend } from '../config/route-table.js';
+import type { HeaderModifier } from './header-modifier.js';
 
 export type Direction = 'outbound' | 'inbound';
 export type HttpProtocol = 'http/1.1' | 'h2';
@@ -38,7 +40,8 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   path: string;
   headers: HeaderList;
   readonly method: string;
-  readonly body: Readable | null;
+  /** Replaced only when a mirror tees the body into two streams. */
+  body: Readable | null;
   readonly bodyLength: number;
   /** gRPC request (content-type application/grpc...): errors become grpc-status, not HTTP statuses. */
   readonly grpc: boolean;
@@ -58,6 +61,19 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   peerIdentity: string | null = null;
   /** address:port of the endpoint the request was sent to. */
   endpoint: string | null = null;
+
+  // What the route stage decided (outbound, when the destination has routes).
+  /** "namespace/name" of the route whose rule matched: the `route` label of the metrics. */
+  route: string | null = null;
+  routeRule = -1;
+  /** The service or subset the request was sent to. */
+  backend: BackendTarget | null = null;
+  /** The rule and backend being applied, and the next filter step (a delay resumes there). */
+  routeState: { rule: CompiledRule; backend: RouteBackend | null; step: number } | null = null;
+  /** ResponseHeaderModifiers of the rule and backend, applied to the response head. */
+  responseModifiers: readonly HeaderModifier[] | null = null;
+  /** Timers that end with the exchange (route timeouts, fault delays). */
+  private timers: NodeJS.Timeout[] | null = null;
 
   // Outcome.
   upstream: UpstreamCall | null = null;
@@ -109,6 +125,23 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
     this.complete();
   }
 
+  /** A timer cleared when the exchange completes, whichever way. */
+  addTimer(t: NodeJS.Timeout): void {
+    (this.timers ??= []).push(t);
+  }
+
+  /** A response the proxy makes itself that is no error (a route's redirect); the upstream side is abandoned. */
+  respondLocal(status: number, headers: HeaderList): void {
+    if (this.finished) return;
+    const up = this.upstream;
+    this.upstream = null;
+    up?.abort();
+    this.status = status;
+    if (!this.downstream.headersSent) this.downstream.writeHead(status, headers, this);
+    this.downstream.end(null);
+    this.complete();
+  }
+
   // ---- ResponseSink: the upstream's response flows to the client ----------------------------------------------------
 
   onInformational(status: number, headers: HeaderList): void {
@@ -118,7 +151,9 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   onResponseHead(status: number, headers: HeaderList): void {
     if (this.finished) return;
     this.status = status;
-    const clean = stripHopByHop(headers);
+    let clean = stripHopByHop(headers);
+    const mods = this.responseModifiers;
+    if (mods !== null) for (let i = 0; i < mods.length; i++) clean = (mods[i] as HeaderModifier).apply(clean);
     if (this.grpc) this.grpcStatus = fieldValue(clean, 'grpc-status');
     this.downstream.writeHead(status, clean, this);
   }
@@ -158,6 +193,8 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
     if (this.finished) return;
     this.finished = true;
     this.endTime = performance.now();
+    const timers = this.timers;
+    if (timers !== null) for (let i = 0; i < timers.length; i++) clearTimeout(timers[i]);
     this.observer(this);
   }
 }
