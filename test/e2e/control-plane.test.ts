@@ -4,13 +4,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
 import { API_AND_WEB_SERVICES, eventually, startControl, type ControlProcess } from '../helpers/control.js';
-import { request } from '../helpers/http.js';
+import { keepAliveClient, request } from '../helpers/http.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
 const BASE = `apiVersion: mycel.dev/v1alpha1
@@ -29,22 +28,13 @@ interface ProxyItem {
 
 /** Sends two requests through one keep-alive connection, `between` running in between; proves the connection survived. */
 async function twoRequestsOnOneConnection(addr: string, hostA: string, hostB: string, between: () => Promise<void>): Promise<Array<{ status: number; reused: boolean }>> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const one = (host: string, path: string) =>
-    new Promise<{ status: number; reused: boolean }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: portOf(addr), path, headers: { host }, agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const client = keepAliveClient(addr);
   try {
-    const first = await one(hostA, '/first');
+    const first = await client.get('/first', { host: hostA });
     await between();
-    return [first, await one(hostB, '/second')];
+    return [first, await client.get('/second', { host: hostB })];
   } finally {
-    agent.destroy();
+    client.close();
   }
 }
 

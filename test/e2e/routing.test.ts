@@ -13,7 +13,7 @@ import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
 import { echoClient, startGrpcApp, unary, type EchoReply, type EchoRequest, type GrpcApp } from '../helpers/grpc-app.js';
 import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
-import { closedPort, request } from '../helpers/http.js';
+import { closedPort, keepAliveClient, request } from '../helpers/http.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
 const mesh = `apiVersion: mycel.dev/v1alpha1
@@ -356,6 +356,36 @@ spec:
     }
     assert.deepEqual(v2.seen.slice(seen2).map((s) => s.url), ['/v2/0', '/v2/1', '/v2/2', '/v2/3']);
     assert.deepEqual(v1.seen.slice(seen1).map((s) => s.url), ['/v1/0', '/v1/1', '/v1/2', '/v1/3']);
+  });
+
+  test('an applied route change is followed at once, with no restart and on the same connection', async () => {
+    const client = keepAliveClient(web.upstreams.api as string);
+    const get = (path: string) => client.get(path);
+    try {
+      const before = v1.seen.length;
+      assert.deepEqual(await get('/canary/before'), { status: 200, reused: false });
+      assert.equal(v1.seen.at(-1)?.url, '/canary/before', 'without a rule for /canary, the default rule sends to v1');
+      assert.equal(v1.seen.length, before + 1);
+      await writeFile(join(dir, 'canary.yaml'), `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: api-canary-path }
+spec:
+  parentRefs: [ { name: api } ]
+  rules:
+  - matches: [ { path: { type: PathPrefix, value: /canary } } ]
+    backendRefs: [ { group: mycel.dev, kind: ServiceSubset, name: api.v2 } ]
+`);
+      const applied = await cp.cli(['apply', '-f', join(dir, 'canary.yaml')]);
+      assert.equal(applied.code, 0, applied.stderr);
+      await eventually('web to have the new route', async () => {
+        const c = await request(web.admin, { path: '/config' });
+        return c.body.toString().includes('api-canary-path') ? true : undefined;
+      });
+      assert.deepEqual(await get('/canary/after'), { status: 200, reused: true });
+      assert.equal(v2.seen.at(-1)?.url, '/canary/after');
+    } finally {
+      client.close();
+    }
   });
 
   test('mycel apply refuses a route to a subset the service does not declare, at its file, line and column', async () => {

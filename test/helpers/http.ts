@@ -84,3 +84,25 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
+
+/**
+ * A client that keeps one connection open across requests: `get` reports whether each request reused it, so a test
+ * can prove that a config change dropped no connection.
+ */
+export function keepAliveClient(addr: string): { get(path: string, headers?: OutgoingHttpHeaders): Promise<{ status: number; reused: boolean }>; close(): void } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const host = addr.slice(0, addr.lastIndexOf(':'));
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  return {
+    get: (path, headers = {}) =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ host, port, path, headers, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end();
+      }),
+    close: () => agent.destroy(),
+  };
+}
