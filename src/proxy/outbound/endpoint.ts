@@ -30,6 +30,6 @@ export class ForwardToEndpoint implements HttpService {
     }
     ex.peerIdentity = svc.external ? null : svc.identity;
     const client = this.clients.get(kind, ep, svc.identity, `${svc.name}.${svc.namespace}.svc`);
-    ex.upstream = client.request(ex, ex);
+    ex.upstream = client.request(ex.attemptRequest, ex.attemptSink);
   }
 }

@@ -77,6 +77,13 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
 
   // Outcome.
   upstream: UpstreamCall | null = null;
+  /**
+   * What the endpoint layer sends and where the answer goes, for the attempt being made: the exchange itself unless a
+   * layer interposes. The retry layer puts an attempt here (a replayable body, a sink that holds back a response it
+   * may retry); the balancer wraps the sink to learn each attempt's outcome (latency, status) for its endpoint.
+   */
+  attemptRequest: UpstreamRequest;
+  attemptSink: ResponseSink;
   status = 0;
   grpcStatus: string | null = null;
   errorCode: ErrorCode | 'downstream-reset' | null = null;
@@ -106,6 +113,8 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
     this.bodyLength = bodyLength;
     this.grpc = grpc;
     this.originalProtocol = downstream.protocol;
+    this.attemptRequest = this;
+    this.attemptSink = this;
   }
 
   requestTrailers(): HeaderList | null {
