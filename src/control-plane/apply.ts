@@ -64,9 +64,13 @@ export async function applyResources(store: Store, values: readonly unknown[], d
     const ops: StoreOp[] = [];
     const expect: StoreExpectation[] = [];
     const results: ApplyResult[] = [];
-    for (const r of resources) {
-      const { namespace, name } = r.metadata;
-      const stored = store.get(r.kind, namespace, name);
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    for (const applied of resources) {
+      const { namespace, name } = applied.metadata;
+      const stored = store.get(applied.kind, namespace, name);
+      // Creation time is the control plane's to set (route precedence prefers older routes); an update keeps it.
+      const created = applied.metadata.creationTimestamp ?? (stored?.value as Resource | undefined)?.metadata.creationTimestamp ?? now;
+      const r = { ...applied, metadata: { ...applied.metadata, creationTimestamp: created } } as Resource;
       const action: ApplyAction = stored === undefined ? 'created' : canonical(stored.value) === canonical(r) ? 'unchanged' : 'configured';
       results.push({ kind: r.kind, namespace, name, action });
       if (action === 'unchanged') continue;

@@ -156,6 +156,8 @@ spec:
     assert.equal(yaml.code, 0, yaml.stderr);
     assert.match(yaml.stdout, /^kind: Service$/m);
     assert.match(yaml.stdout, /^ {2}name: api$/m);
+    // Stamped by the control plane at creation (route precedence prefers older routes), kept by later applies.
+    assert.match(yaml.stdout, /^ {2}creationTimestamp: "?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"?$/m);
     const list = await cp.cli(['get', 'services']);
     assert.match(list.stdout, /^KIND\s+NAMESPACE\s+NAME\s+SUMMARY$/m);
     assert.match(list.stdout, /^Service\s+default\s+billing\s+ports 80\/http$/m);
