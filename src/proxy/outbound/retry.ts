@@ -383,7 +383,10 @@ class RetryRun implements UpstreamCall {
   /** The exchange is over from outside (client gone, request timeout): stop everything. */
   abort(): void {
     const a = this.current;
-    if (a !== null && a.state !== OVER) a.discard();
+    if (a !== null && a.state !== OVER) {
+      if (a.state !== COMMITTED) a.verdict = 'abandoned';
+      a.discard();
+    }
     this.finish();
   }
 

@@ -39,7 +39,10 @@ export interface AttemptRecord {
    * ("503") or a gRPC status class ("unavailable"); null for an answer that was not a failure.
    */
   readonly reason: string | null;
-  /** What the retry layer did next: 'retry', or why not (a RetryVerdict, 'budget-exhausted', 'max-retries'). */
+  /**
+   * What the retry layer did next: 'retry', or why not (a RetryVerdict, 'budget-exhausted', 'max-retries'),
+   * 'answered' (no failure), 'abandoned' (the request ended meanwhile: client gone, request timeout).
+   */
   readonly verdict: string;
 }
 
