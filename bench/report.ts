@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { roundSummary, type LatencyRatio, type PathSummary } from './lib/aggregate.js';
+import { LAYER_POLICIES } from './peers/mycel.js';
 
 export interface ReportJson {
   date: string;
@@ -93,7 +94,11 @@ export function formatScenario(b: ScenarioBlock, fixedRate: number): string {
       `   ${padEnd(path, 18)}${pad(thr, 9)}${pad(num(s.p50_ms, 3), 9)}${pad(num(s.p99_ms, 3), 9)}` +
         `${pad(signed(s.added_p50_ms, 3), 9)}${pad(signed(s.added_p99_ms, 3), 9)}${pad(num(s.cpu_s_per_1000_req, 4), 14)}${pad(rss, 20)}${errs}${partial}`,
     );
-    if (path.startsWith('mycel')) {
+    const plain = b.summaries.mycel;
+    if (path in LAYER_POLICIES) {
+      // One resilience layer on top of the plain mesh path: what it adds is the difference to the `mycel` row.
+      if (plain?.status === 'ok') lines.push(`     ${path} vs mycel: ${layerCost(s, plain)}`);
+    } else if (path.startsWith('mycel')) {
       lines.push(
         `     ${path} vs nginx: throughput ${x(s.ratio_vs_nginx)}, ${latencyX(s.latency_added_ratio_vs_nginx)}, cpu ${x(s.cpu_ratio_vs_nginx)}` +
           ` | vs haproxy: throughput ${x(s.ratio_vs_haproxy)}, ${latencyX(s.latency_added_ratio_vs_haproxy)}, cpu ${x(s.cpu_ratio_vs_haproxy)}` +
@@ -104,6 +109,14 @@ export function formatScenario(b: ScenarioBlock, fixedRate: number): string {
   }
   for (const n of b.notes) lines.push(`   note: ${n}`);
   return lines.join('\n');
+}
+
+/** p99 and CPU added over the plain mesh path (medians of each row), and the throughput ratio. */
+function layerCost(s: PathSummary, plain: PathSummary): string {
+  const diff = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null ? null : a - b);
+  const thr = s.throughput_rps != null && plain.throughput_rps ? s.throughput_rps / plain.throughput_rps : null;
+  const cpu = s.cpu_s_per_1000_req != null && plain.cpu_s_per_1000_req ? s.cpu_s_per_1000_req / plain.cpu_s_per_1000_req : null;
+  return `p99 ${signed(diff(s.p99_ms, plain.p99_ms), 3)} ms, cpu ${signed(diff(s.cpu_s_per_1000_req, plain.cpu_s_per_1000_req), 4)} s/1k req (${x(cpu)}), throughput ${x(thr)}`;
 }
 
 export function formatHeader(r: ReportJson): string {

@@ -8,9 +8,17 @@ export class MycelError extends Error {
   readonly grpcStatus: number;
   readonly source: ErrorSource;
   readonly retryable: boolean;
+  /** Fields the error response carries besides x-mycel-error, as [name, value, ...] (a rate limit's Retry-After). */
+  readonly headers: readonly string[] | null;
+  /** The upstream said it did not process the request (HTTP/2 REFUSED_STREAM): a retry is safe for any method. */
+  readonly unprocessed: boolean;
 
   /** `status` / `grpcStatus` replace the catalogue's (a Fault answers with the status it was configured with). */
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; retryable?: boolean; status?: number; grpcStatus?: number }) {
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    options?: { cause?: unknown; retryable?: boolean; status?: number; grpcStatus?: number; headers?: readonly string[]; unprocessed?: boolean },
+  ) {
     super(detail ? `${code}: ${detail}` : code, options?.cause === undefined ? undefined : { cause: options.cause });
     const spec = ERROR_CATALOGUE[code];
     this.name = 'MycelError';
@@ -19,6 +27,8 @@ export class MycelError extends Error {
     this.grpcStatus = options?.grpcStatus ?? spec.grpcStatus;
     this.source = spec.source;
     this.retryable = options?.retryable ?? spec.retryable;
+    this.headers = options?.headers ?? null;
+    this.unprocessed = options?.unprocessed ?? false;
   }
 }
 

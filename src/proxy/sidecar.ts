@@ -24,6 +24,9 @@ import { createBindingServer, createOutboundServer, listen, type ListenAddress }
 import { balanceLayer } from './outbound/concrete.js';
 import { discoverLayer, type Binding, type PlanHolder } from './outbound/discover.js';
 import { logicalLayer } from './outbound/logical.js';
+import { deadlineLayer } from './outbound/deadline.js';
+import { retryLayer, RetryRegistry } from './outbound/retry.js';
+import { inboundRateLimitLayer } from './inbound/rate-limit.js';
 import { ForwardToEndpoint } from './outbound/endpoint.js';
 import { handleConnect, handleUpgrade, type TunnelDeps, type TunnelRecord } from './outbound/tunnel.js';
 import type { HttpExchange } from './stack/exchange.js';
@@ -95,6 +98,8 @@ export class SidecarConfigError extends Error {}
 export class Sidecar implements PlanHolder {
   private plan: ProxyPlan;
   private readonly metrics = new ProxyMetrics();
+  /** Retry budgets per destination, shared by the outbound and binding stacks, kept across config changes. */
+  private readonly retries = new RetryRegistry();
   private readonly frontends: HttpFrontend[] = [];
   private readonly listeners: Server[] = [];
   private inbound!: TlsServer;
@@ -234,7 +239,7 @@ export class Sidecar implements PlanHolder {
     const mesh = this.plan.mesh;
 
     // Outbound: app -> mesh.
-    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), logicalLayer(log), balanceLayer()]);
+    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries), balanceLayer()]);
     const outFront = new HttpFrontend('outbound', mesh, {
       service: outboundStack,
       observer: this.observe,
@@ -251,7 +256,7 @@ export class Sidecar implements PlanHolder {
     const upstreams: Record<string, ListenAddress> = {};
     for (const u of o.upstreams) {
       const binding: Binding = { service: u.service, servicePort: u.servicePort };
-      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), logicalLayer(log), balanceLayer()]);
+      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries), balanceLayer()]);
       const front = new HttpFrontend('outbound', mesh, {
         service: stack,
         observer: this.observe,
@@ -265,7 +270,7 @@ export class Sidecar implements PlanHolder {
     }
 
     // Inbound: mesh -> app.
-    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [peerIdentityLayer()]);
+    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [peerIdentityLayer(), inboundRateLimitLayer(this, o.service)]);
     const inFront = new HttpFrontend('inbound', mesh, {
       service: inboundStack,
       observer: this.observe,
@@ -366,6 +371,7 @@ export class Sidecar implements PlanHolder {
     const keep = new Set<string>();
     for (const s of plan.services.values()) for (const e of s.endpoints) keep.add(e.key);
     this.clients.retain(keep);
+    this.retries.retain([...plan.services.values()].map((s) => `${s.namespace}/${s.name}`));
     const restartNeeded = JSON.stringify(prev.mesh.limits) !== JSON.stringify(plan.mesh.limits);
     this.options.log.info('config applied', { version: plan.version, hash: plan.hash, services: plan.services.size, ...(restartNeeded ? { note: 'changed limits apply to new listeners only; restart the sidecar to apply them everywhere' } : {}) });
   }

@@ -18,6 +18,8 @@ export interface ExchangeFacts {
   responseBytes: number;
   startTime: number;
   endTime: number;
+  /** The tries of the retry layer (outbound, destinations with a retry policy); null or absent otherwise. */
+  attempts?: ReadonlyArray<{ readonly reason: string | null; readonly verdict: string }> | null;
 }
 
 export interface TunnelFacts {
@@ -48,6 +50,11 @@ export class ProxyMetrics {
   readonly configVersion = this.registry.register(new Gauge('mycel_config_version', 'Version of the config the sidecar runs'));
   readonly configRejected = this.registry.register(new Counter('mycel_config_rejected_total', 'Config changes rejected as invalid'));
   readonly certExpiry = this.registry.register(new Gauge('mycel_cert_expiry_timestamp_seconds', 'When the workload certificate expires (Unix time)'));
+  readonly retries = this.registry.register(new Counter('mycel_retries_total', 'Retries sent, by what the failed try got', ['destination_service', 'reason']));
+  readonly retryBudgetExhausted = this.registry.register(
+    new Counter('mycel_retry_budget_exhausted_total', 'Retries not sent because the destination\'s retry budget was spent', ['destination_service']),
+  );
+  readonly rateLimited = this.registry.register(new Counter('mycel_rate_limited_total', 'Requests answered 429 by a local rate limit', ['destination_service', 'source_service']));
   readonly handshakeErrors = this.registry.register(new Counter('mycel_inbound_handshake_errors_total', 'Inbound mTLS handshakes refused', ['reason']));
 
   private readonly onExchange = (msg: unknown): void => this.recordExchange(msg as ExchangeFacts);
@@ -70,10 +77,23 @@ export class ProxyMetrics {
     const status = ex.errorCode === 'downstream-reset' && ex.status === 0 ? '0' : String(ex.status);
     const method = METHODS.has(ex.method) ? ex.method : 'OTHER';
     const route = ex.route ?? '';
-    this.requests.child(ex.direction, src, dst, route, method, status, ex.grpcStatus ?? '', 'false').value++;
+    const attempts = ex.attempts ?? null;
+    let retried = 'false';
+    if (attempts !== null) {
+      if (attempts.length > 1) retried = 'true';
+      for (let i = 0; i < attempts.length; i++) {
+        const a = attempts[i]!;
+        if (a.verdict === 'retry') this.retries.child(dst, a.reason ?? 'unknown').value++;
+        else if (a.verdict === 'budget-exhausted') this.retryBudgetExhausted.child(dst).value++;
+      }
+    }
+    this.requests.child(ex.direction, src, dst, route, method, status, ex.grpcStatus ?? '', retried).value++;
     this.duration.child(ex.direction, src, dst, route).observe((ex.endTime - ex.startTime) / 1000);
     if (ex.responseBytes > 0) this.responseBytes.child(ex.direction, src, dst).value += ex.responseBytes;
-    if (ex.errorCode !== null) this.meshErrors.child(ex.direction, dst, ex.errorCode).value++;
+    if (ex.errorCode !== null) {
+      this.meshErrors.child(ex.direction, dst, ex.errorCode).value++;
+      if (ex.errorCode === 'rate-limited') this.rateLimited.child(dst, src).value++;
+    }
   }
 
   recordTunnel(t: TunnelFacts): void {

@@ -12,6 +12,10 @@ export interface EchoRequest {
   count?: number;
   /** ClientStream and Bidi: a number to add up or echo. */
   n?: number;
+  /** Flaky: how many first arrivals of the id in `text` fail with UNAVAILABLE (default 1). */
+  failures?: number;
+  /** Flaky: send the response headers before failing, so the status travels in trailers (not trailers-only). */
+  headersFirst?: boolean;
 }
 
 export interface EchoReply {
@@ -47,7 +51,7 @@ function method(name: string, requestStream: boolean, responseStream: boolean, c
   };
 }
 
-/** The service: /mycel.test.Echo/{Unary,ServerStream,ClientStream,Bidi,Fail,Slow,Big}. */
+/** The service: /mycel.test.Echo/{Unary,ServerStream,ClientStream,Bidi,Fail,Slow,Big,Flaky}. */
 export const ECHO_SERVICE = {
   Unary: method('Unary', false, false),
   ServerStream: method('ServerStream', false, true),
@@ -56,6 +60,7 @@ export const ECHO_SERVICE = {
   Fail: method('Fail', false, false),
   Slow: method('Slow', false, false),
   Big: method('Big', false, false, raw),
+  Flaky: method('Flaky', false, false),
 } as unknown as grpc.ServiceDefinition;
 
 export const EchoClient = grpc.makeGenericClientConstructor(ECHO_SERVICE, 'Echo');
@@ -76,7 +81,7 @@ export interface SlowCall {
 
 export interface GrpcApp {
   port: number;
-  /** Names of the Unary and Fail calls that reached this server, in order (tells which of several servers served). */
+  /** Names of the Unary, Fail and Flaky calls that reached this server, in order (tells which of several servers served). */
   calls: string[];
   /** Each Slow call: the deadline the server derived from the grpc-timeout header, and when the call got cancelled. */
   slowCalls: SlowCall[];
@@ -90,6 +95,7 @@ export async function startGrpcApp(): Promise<GrpcApp> {
   const slowCalls: SlowCall[] = [];
   const calls: string[] = [];
   const slowWaiters: Array<(c: SlowCall) => void> = [];
+  const flakyArrivals = new Map<string, number>();
   const deadlineOf = (call: { getDeadline(): grpc.Deadline }): string => {
     const d = call.getDeadline();
     return d instanceof Date ? String(d.getTime()) : String(d);
@@ -155,6 +161,15 @@ export async function startGrpcApp(): Promise<GrpcApp> {
       for (const w of slowWaiters.splice(0)) w(rec);
       const t = setTimeout(() => cb(null, { text: 'too late' }), call.request.delayMs ?? 0);
       call.once('cancelled', () => clearTimeout(t));
+    },
+    Flaky(call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+      calls.push('Flaky');
+      const id = call.request.text ?? '';
+      const nth = (flakyArrivals.get(id) ?? 0) + 1;
+      flakyArrivals.set(id, nth);
+      if (nth > (call.request.failures ?? 1)) return cb(null, { text: id, count: nth });
+      if (call.request.headersFirst === true) call.sendMetadata(new grpc.Metadata());
+      cb({ code: grpc.status.UNAVAILABLE, details: `arrival ${nth} of ${id} fails on purpose` });
     },
     Big(call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) {
       // Answer with the request reversed so that an echo bug cannot pass; the digest rides in the trailers.

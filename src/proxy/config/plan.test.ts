@@ -33,3 +33,32 @@ spec:
   assert.equal(plan.mesh.timeouts.connectMs, 5000);
   assert.equal(plan.self, undefined);
 });
+
+test('a TrafficPolicy is compiled onto the service it targets, in its own namespace', () => {
+  const r = parseResources(`apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec: { ports: [ { port: 80 } ] }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec: { ports: [ { port: 80 } ] }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: TrafficPolicy
+metadata: { name: api-policy, namespace: shop }
+spec:
+  targetRef: { kind: Service, name: api }
+  timeout: 2s
+  retry: { attempts: 4, perTryTimeout: 500ms }
+`, 'x.yaml');
+  assert.ok(r.ok);
+  const plan = compilePlan(r.resources.map((x) => x.resource), 'web', 1);
+  assert.equal(plan.lookupHost('api')?.policy, null, 'the default namespace\'s api has no policy');
+  const shop = plan.lookupHost('api.shop')!.policy!;
+  assert.equal(shop.name, 'shop/api-policy');
+  assert.equal(shop.timeoutMs, 2000);
+  assert.equal(shop.retry?.perTryTimeoutMs, 500);
+  assert.equal(shop.retry?.policy.attempts, 4);
+});

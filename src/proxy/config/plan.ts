@@ -6,6 +6,7 @@ import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { defaultMeshConfigSpec, type MeshConfigSpec, type Resource, type Service } from '../../api/v1alpha1/resources.js';
 import { compileRoutes } from './route-table.js';
 import { ServiceTarget } from './targets.js';
+import { compileTrafficPolicy } from './traffic-policy.js';
 
 export { BackendTarget, EndpointSet, ServiceTarget, type EndpointTarget, type PortTarget } from './targets.js';
 export type { PortRoutes } from './route-table.js';
@@ -97,6 +98,12 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
   }
   const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
   compileRoutes(resources, services, self?.namespace ?? 'default');
+  // A service has at most one TrafficPolicy (the cross-checks refuse a second), in the policy's own namespace.
+  for (const r of resources) {
+    if (r.kind !== 'TrafficPolicy') continue;
+    const target = services.get(`${r.spec.targetRef.name}.${r.metadata.namespace}`);
+    if (target !== undefined) target.policy = compileTrafficPolicy(`${r.metadata.namespace}/${r.metadata.name}`, r.spec);
+  }
   return {
     version,
     hash: hashResources(resources),

@@ -24,7 +24,8 @@ export class ForwardToEndpoint implements HttpService {
       kind = !fromH1 && (portProto === 'http2' || portProto === 'grpc') ? 'h2-plain' : 'h1-plain';
     } else if (!fromH1 || ex.grpc || this.plans.current.mesh.transportHttp1 === 'h2') {
       kind = 'h2-mtls';
-      if (fromH1) ex.headers.push(ORIG_PROTO_HEADER, 'http/1.1');
+      // On the attempt's fields: a retry sends a fresh copy of the request's fields.
+      if (fromH1) ex.attemptRequest.headers.push(ORIG_PROTO_HEADER, 'http/1.1');
     } else {
       kind = 'h1-mtls';
     }

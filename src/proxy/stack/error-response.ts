@@ -29,22 +29,26 @@ export function createErrorResponder(log: Logger, proxyName: string) {
       // gRPC: a trailers-only response (HTTP 200) whose grpc-status carries the failure.
       ex.status = 200;
       ex.grpcStatus = String(err.grpcStatus);
-      ds.writeHead(200, [
+      const head = [
         'content-type', 'application/grpc',
         'grpc-status', ex.grpcStatus,
         'grpc-message', grpcMessage(`mycel ${proxyName}: ${err.message}`),
         ERROR_HEADER, err.code,
-      ], ex);
+      ];
+      if (err.headers !== null) head.push(...err.headers);
+      ds.writeHead(200, head, ex);
       ds.end(null);
       return;
     }
     const body = Buffer.from(`mycel ${proxyName}: ${err.message}\n`);
     ex.status = err.status;
-    ds.writeHead(err.status, [
+    const head = [
       'content-type', 'text/plain; charset=utf-8',
       'content-length', String(body.length),
       ERROR_HEADER, err.code,
-    ], ex);
+    ];
+    if (err.headers !== null) head.push(...err.headers);
+    ds.writeHead(err.status, head, ex);
     if (ex.method !== 'HEAD') ds.write(body);
     ds.end(null);
   };

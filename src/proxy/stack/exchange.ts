@@ -28,6 +28,24 @@ export interface Downstream {
   requestTrailers(): HeaderList | null;
 }
 
+/** One try of a request made by the retry layer (the "retries and why" of the decision record). */
+export interface AttemptRecord {
+  /** address:port the try went to; null when none was chosen. */
+  readonly endpoint: string | null;
+  /** HTTP status of its answer; 0 when it got none. */
+  readonly status: number;
+  /**
+   * What went wrong, if anything: a failure class (connect-failure, refused-stream, reset, timeout), an HTTP status
+   * ("503") or a gRPC status class ("unavailable"); null for an answer that was not a failure.
+   */
+  readonly reason: string | null;
+  /**
+   * What the retry layer did next: 'retry', or why not (a RetryVerdict, 'budget-exhausted', 'max-retries'),
+   * 'answered' (no failure), 'abandoned' (the request ended meanwhile: client gone, request timeout).
+   */
+  readonly verdict: string;
+}
+
 /** Receives every finished exchange (success or failure); set by the sidecar assembly. */
 export type ExchangeObserver = (ex: HttpExchange) => void;
 
@@ -72,6 +90,10 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   routeState: { rule: CompiledRule; backend: RouteBackend | null; step: number } | null = null;
   /** ResponseHeaderModifiers of the rule and backend, applied to the response head. */
   responseModifiers: readonly HeaderModifier[] | null = null;
+  /** When the response must be complete (performance.now() ms): route or TrafficPolicy timeout, or gRPC deadline; 0: none. */
+  deadline = 0;
+  /** The tries the retry layer made, in order; null when the destination has no retry policy. */
+  attempts: AttemptRecord[] | null = null;
   /** Timers that end with the exchange (route timeouts, fault delays). */
   private timers: NodeJS.Timeout[] | null = null;
 

@@ -108,3 +108,25 @@ test('an empty body and a body that ended before the first attempt both replay',
   assert.equal((await collect(r2.nextAttempt())).toString(), 'early');
   assert.equal((await collect(r2.nextAttempt())).toString(), 'early');
 });
+
+test('a request body the client cuts off fails the attempt and is no longer replayable', async () => {
+  let settle!: (v: { error: string | null; replayable: boolean }) => void;
+  const outcome = new Promise<{ error: string | null; replayable: boolean }>((r) => (settle = r));
+  const server = http.createServer((req) => {
+    const replay = new ReplayBuffer(req, 64 * 1024);
+    const attempt = replay.nextAttempt();
+    attempt.on('data', () => {});
+    attempt.on('end', () => settle({ error: null, replayable: replay.replayable }));
+    attempt.on('error', (err) => settle({ error: err.message, replayable: replay.replayable }));
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  const client = http.request({ host: '127.0.0.1', port, method: 'POST', headers: { 'content-length': '1000' } });
+  client.on('error', () => {});
+  client.write(Buffer.alloc(100));
+  setTimeout(() => client.destroy(), 50);
+  const got = await outcome;
+  assert.notEqual(got.error, null, 'the attempt body errors instead of ending as if complete');
+  assert.equal(got.replayable, false);
+});

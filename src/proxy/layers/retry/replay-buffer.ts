@@ -37,6 +37,8 @@ export class ReplayBuffer {
     source.on('data', (chunk: Buffer) => this.onData(chunk));
     source.on('end', () => this.onEnd());
     source.on('error', (err: Error) => this.onError(err));
+    // An HTTP/1 request or HTTP/2 stream the client cut off says 'aborted' (and an HTTP/2 one may still say 'end').
+    source.on('aborted', () => this.onError(new Error('the client aborted the request body')));
     source.pause();
   }
 
@@ -120,11 +122,13 @@ export class ReplayBuffer {
   }
 
   private onEnd(): void {
+    if ((this.source as { aborted?: boolean }).aborted === true) return this.onError(new Error('the client aborted the request body'));
     this.ended = true;
     if (this.current !== null && this.live) this.current.push(null);
   }
 
   private onError(err: Error): void {
+    if (this.failure !== null) return;
     this.failure = err;
     if (this.current !== null && this.live) this.current.destroy(err);
   }

@@ -57,6 +57,8 @@ const RESET = 1 << 2;
 const ANY_5XX = 1 << 3;
 const GATEWAY = 1 << 4;
 const STATUS_CODES = 1 << 5;
+/** The bits of the gRPC status classes (set below in BIT_OF). */
+const ANY_GRPC = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10);
 const BIT_OF: Record<RetryOn, number> = {
   'connect-failure': CONNECT,
   'refused-stream': REFUSED,
@@ -132,6 +134,11 @@ export class RetryPolicy {
     this.maxMs = Math.max(this.baseMs, options.backoffMaxMs ?? 250);
     this.maxRetryAfterMs = Math.max(0, options.maxRetryAfterMs ?? 10_000);
     this.bufferLimitBytes = Math.max(0, options.bufferLimitBytes ?? 64 * 1024);
+  }
+
+  /** Some gRPC status is retried: a gRPC answer without grpc-status in its head must be held until its trailers. */
+  get retriesGrpcStatus(): boolean {
+    return (this.on & ANY_GRPC) !== 0;
   }
 
   /**

@@ -55,6 +55,8 @@ test('gRPC statuses are read from the trailers, or from the headers of a trailer
   assert.equal(p.afterResponse(0, 'POST', true, 200, grpcHead, ['grpc-status', '13']), 'not-retriable', 'INTERNAL is not listed');
   assert.equal(p.afterResponse(0, 'POST', true, 200, [...grpcHead, 'grpc-status', '14'], ['grpc-status', '0']), 'not-retriable', 'the trailers decide');
   assert.equal(p.afterResponse(0, 'POST', true, 200, grpcHead, ['grpc-status', '0']), 'not-retriable');
+  assert.equal(p.retriesGrpcStatus, true);
+  assert.equal(new RetryPolicy({ retryOn: ['5xx', 'reset', 'retriable-status-codes'] }).retriesGrpcStatus, false, 'no gRPC class: a gRPC answer need not be held for its trailers');
   const all = new RetryPolicy({ retryOn: ['cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] });
   assert.deepEqual(['1', '4', '8', '13', '14', '2', '5'].map((s) => all.afterResponse(0, 'POST', true, 200, grpcHead, ['grpc-status', s])), ['retry', 'retry', 'retry', 'retry', 'retry', 'not-retriable', 'not-retriable']);
 });

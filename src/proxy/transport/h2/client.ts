@@ -203,7 +203,12 @@ function onEnd(this: ClientHttp2Stream): void {
 }
 
 function onStreamError(this: ClientHttp2Stream, err: Error): void {
-  failCall(this, toMycelError(err, 'upstream-reset'));
+  failCall(this, this.rstCode === NGHTTP2_REFUSED_STREAM ? refusedStream() : toMycelError(err, 'upstream-reset'));
+}
+
+/** REFUSED_STREAM (also what nghttp2 reports for streams above a GOAWAY's last stream id): nothing was processed. */
+function refusedStream(): MycelError {
+  return new MycelError('upstream-reset', 'stream refused by upstream (HTTP/2 REFUSED_STREAM): the request was not processed', { unprocessed: true });
 }
 
 function onStreamClose(this: ClientHttp2Stream): void {
@@ -211,8 +216,7 @@ function onStreamClose(this: ClientHttp2Stream): void {
   if (!call || call.done) return;
   // Closed without 'end' or 'error': a reset by the peer (REFUSED_STREAM is safe to retry: nothing was processed).
   const code = this.rstCode;
-  const err = new MycelError('upstream-reset', `stream reset by upstream (HTTP/2 error code ${code})`, { retryable: code === NGHTTP2_REFUSED_STREAM });
-  failCall(this, err);
+  failCall(this, code === NGHTTP2_REFUSED_STREAM ? refusedStream() : new MycelError('upstream-reset', `stream reset by upstream (HTTP/2 error code ${code})`, { retryable: false }));
 }
 
 function onStreamTimeout(this: ClientHttp2Stream): void {
