@@ -33,3 +33,32 @@ spec:
   assert.equal(plan.mesh.timeouts.connectMs, 5000);
   assert.equal(plan.self, undefined);
 });
+
+test('a TrafficPolicy is compiled onto the service it targets; other services keep the defaults (null)', () => {
+  const r = parseResources(`apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api, namespace: shop }
+spec: { ports: [ { port: 80 } ] }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: db, namespace: shop }
+spec: { ports: [ { port: 80 } ] }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: TrafficPolicy
+metadata: { name: api-policy, namespace: shop }
+spec:
+  targetRef: { kind: Service, name: api }
+  loadBalancer: { type: RingHash, hashKey: { header: X-User } }
+  connectionPool: { maxRequests: 7 }
+`, 'x.yaml');
+  assert.ok(r.ok);
+  const plan = compilePlan(r.resources.map((x) => x.resource), 'web', 1);
+  const api = plan.lookupHost('api.shop')!;
+  assert.equal(api.policy?.name, 'shop/api-policy');
+  assert.equal(api.policy?.balancer.policy, 'RingHash');
+  assert.deepEqual(api.policy?.hashKey, { header: 'x-user' });
+  assert.equal(api.policy?.limits.maxRequests, 7);
+  assert.equal(plan.lookupHost('db.shop')!.policy, null);
+});

@@ -6,6 +6,7 @@ import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { defaultMeshConfigSpec, type MeshConfigSpec, type Resource, type Service } from '../../api/v1alpha1/resources.js';
 import { compileRoutes } from './route-table.js';
 import { ServiceTarget } from './targets.js';
+import { compileTrafficPolicy } from './traffic-policy.js';
 
 export { BackendTarget, EndpointSet, ServiceTarget, type EndpointTarget, type PortTarget } from './targets.js';
 export type { PortRoutes } from './route-table.js';
@@ -97,6 +98,7 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
   }
   const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
   compileRoutes(resources, services, self?.namespace ?? 'default');
+  attachPolicies(resources, services);
   return {
     version,
     hash: hashResources(resources),
@@ -110,6 +112,15 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
       return byHost.get(h);
     },
   };
+}
+
+/** Each service gets the TrafficPolicy that targets it (validation allows one per service; the first one wins). */
+function attachPolicies(resources: readonly Resource[], services: ReadonlyMap<string, ServiceTarget>): void {
+  for (const r of resources) {
+    if (r.kind !== 'TrafficPolicy') continue;
+    const svc = services.get(`${r.spec.targetRef.name}.${r.metadata.namespace}`);
+    if (svc !== undefined && svc.policy === null) svc.policy = compileTrafficPolicy(`${r.metadata.namespace}/${r.metadata.name}`, r.spec);
+  }
 }
 
 /** Splits an authority into host and port; undefined port when absent. Returns undefined for a malformed authority. */

@@ -3,6 +3,7 @@
 
 import type { AppProtocol } from '../../api/v1alpha1/resources.js';
 import type { PortRoutes } from './route-table.js';
+import type { CompiledTrafficPolicy } from './traffic-policy.js';
 
 const NO_ROUTES: ReadonlyMap<number, PortRoutes> = new Map();
 
@@ -41,6 +42,8 @@ export class ServiceTarget {
   readonly all: EndpointSet;
   /** Routes attached to this service, by the port they apply to; set once when the plan is compiled. */
   routes: ReadonlyMap<number, PortRoutes> = NO_ROUTES;
+  /** The TrafficPolicy targeting this service, compiled; null: the mesh defaults. Set once when the plan is compiled. */
+  policy: CompiledTrafficPolicy | null = null;
 
   constructor(
     readonly name: string,
