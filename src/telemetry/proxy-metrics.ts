@@ -48,6 +48,8 @@ export class ProxyMetrics {
   readonly configVersion = this.registry.register(new Gauge('mycel_config_version', 'Version of the config the sidecar runs'));
   readonly configRejected = this.registry.register(new Counter('mycel_config_rejected_total', 'Config changes rejected as invalid'));
   readonly certExpiry = this.registry.register(new Gauge('mycel_cert_expiry_timestamp_seconds', 'When the workload certificate expires (Unix time)'));
+  readonly breakerOpen = this.registry.register(new Gauge('mycel_circuit_breaker_open', 'Whether a destination\'s circuit breaker is at one of its limits (1) or not (0)', ['destination_service']));
+  readonly outlierEjections = this.registry.register(new Counter('mycel_outlier_ejections_total', 'Endpoints ejected by passive outlier detection', ['destination_service']));
   readonly handshakeErrors = this.registry.register(new Counter('mycel_inbound_handshake_errors_total', 'Inbound mTLS handshakes refused', ['reason']));
 
   private readonly onExchange = (msg: unknown): void => this.recordExchange(msg as ExchangeFacts);
