@@ -11,6 +11,8 @@ export interface InstanceBehaviour {
   delayMs: number;
   /** /health answers 200 when true, 503 when false. */
   healthy: boolean;
+  /** Requests wait (unanswered) until release() while true. */
+  hold: boolean;
 }
 
 export interface InstanceApp {
@@ -21,11 +23,30 @@ export interface InstanceApp {
   hits: number;
   /** Health checks received. */
   checks: number;
+  /** Requests held so far and not yet answered. */
+  readonly held: number;
+  /** Answers every held request (and stops holding). */
+  release(): void;
   close(): Promise<void>;
 }
 
 export async function startInstanceApp(name: string): Promise<InstanceApp> {
-  const app = { name, port: 0, behaviour: { status: 200, delayMs: 0, healthy: true }, hits: 0, checks: 0, close: async () => {} };
+  const parked: Array<() => void> = [];
+  const app = {
+    name,
+    port: 0,
+    behaviour: { status: 200, delayMs: 0, healthy: true, hold: false },
+    hits: 0,
+    checks: 0,
+    get held() {
+      return parked.length;
+    },
+    release() {
+      app.behaviour.hold = false;
+      for (const answer of parked.splice(0)) answer();
+    },
+    close: async () => {},
+  };
   const server = http.createServer((req, res) => {
     req.resume();
     if (req.url === '/health') {
@@ -40,7 +61,8 @@ export async function startInstanceApp(name: string): Promise<InstanceApp> {
       res.end(`${name} ${req.url ?? ''}\n`);
     };
     const delay = app.behaviour.delayMs;
-    if (delay > 0) setTimeout(answer, delay);
+    if (app.behaviour.hold) parked.push(answer);
+    else if (delay > 0) setTimeout(answer, delay);
     else answer();
   });
   server.keepAliveTimeout = 5000;
