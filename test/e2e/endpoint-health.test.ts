@@ -114,6 +114,19 @@ describe('circuit breaker', () => {
     assert.equal((await send(f, '/6')).status, 200, 'the slots are back');
     assert.match(await f.metrics(), /mycel_circuit_breaker_open\{destination_service="api"\} 0/);
   });
+
+  test('over maxConnections a request that needs a new connection is refused (503 circuit-open); reused ones are served', async () => {
+    await f.reconfigure({ policy: policy('  connectionPool: { maxConnections: 1 }\n') });
+    for (const a of apps) a.behaviour.hold = true;
+    const answers = [send(f, '/1'), send(f, '/2'), send(f, '/3'), send(f, '/4')];
+    const refused = await Promise.race(answers);
+    assert.equal(refused.error, 'circuit-open');
+    assert.match(refused.body, /max-connections: \d+ connections to the destination are open/);
+    for (const a of apps) a.release();
+    const all = await Promise.all(answers);
+    const served = all.filter((r) => r.status === 200).length;
+    assert.ok(served >= 1 && served + all.filter((r) => r.error === 'circuit-open').length === 4, all.map((r) => r.status).join(','));
+  });
 });
 
 describe('gRPC: an instance whose app died', () => {
