@@ -25,7 +25,7 @@ export class Attempt implements ResponseSink, UpstreamCall, AttemptRecord {
   call: UpstreamCall | null = null;
   private grpcStatus: string | null = null;
   private readonly balancer: EndpointBalancer<EndpointTarget>;
-  private readonly started = performance.now();
+  private started = performance.now();
   private rttMs = -1;
   private done = false;
 
@@ -39,6 +39,11 @@ export class Attempt implements ResponseSink, UpstreamCall, AttemptRecord {
     this.endpoint = state.endpoint.key;
     this.mode = pool.mode;
     this.balancer = pool.balancer;
+  }
+
+  /** The attempt waited for a new connection: connection set-up is no request latency, so it starts counting now. */
+  onConnected(): void {
+    this.started = performance.now();
   }
 
   onInformational(status: number, headers: HeaderList): void {

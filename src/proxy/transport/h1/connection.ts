@@ -216,6 +216,7 @@ export class H1Connection implements ResponseEvents {
   private readonly onConnect = (): void => {
     this.connected = true;
     this.owner.connected(this);
+    this.sink?.onConnected?.();
     this.socket.setTimeout(this.req ? this.owner.idleTimeoutMs : 0);
   };
 

@@ -67,7 +67,8 @@ export class H2Client implements HttpClient {
     const session = this.currentSession();
     if (session instanceof MycelError) return this.failedCall(req, sink, session);
     const slots = this.options.slots;
-    if (slots !== undefined && session.connecting) {
+    const connecting = session.connecting;
+    if (slots !== undefined && connecting) {
       // Until the session is up, its requests wait: each holds a pending slot.
       const why = slots.pending.tryAcquire();
       if (why !== null) return this.failedCall(req, sink, connectionRefused(why, slots.pending));
@@ -103,6 +104,7 @@ export class H2Client implements HttpClient {
     stream.on('close', onStreamClose);
     if (waitForTrailers) stream.on('wantTrailers', onWantTrailers);
     stream.setTimeout(this.options.idleTimeoutMs, onStreamTimeout);
+    if (connecting) stream.once('ready', onStreamReady);
     if (req.body !== null) {
       const body = req.body;
       (body as unknown as { [kCall]?: H2Call })[kCall] = call;
@@ -196,6 +198,11 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
   if (!call || call.done) return;
   call.sink.onResponseHead(Number(headers[':status']), h2ToList(headers));
   this.on('data', onData);
+}
+
+function onStreamReady(this: ClientHttp2Stream): void {
+  const call = callOf(this);
+  if (call !== undefined && !call.done) call.sink.onConnected?.();
 }
 
 function onInformational(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
