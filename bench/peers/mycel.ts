@@ -55,7 +55,8 @@ spec:
   }`;
 }
 
-async function ready(adminPort: number): Promise<boolean> {
+/** True once the sidecar with this admin port answers /ready with 200. */
+export async function ready(adminPort: number): Promise<boolean> {
   try {
     const res = await fetch(`http://127.0.0.1:${adminPort}/ready`, { signal: AbortSignal.timeout(1000) });
     await res.arrayBuffer();

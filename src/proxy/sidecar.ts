@@ -3,7 +3,7 @@
 
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename, resolve } from 'node:path';
-import type { Server } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import net from 'node:net';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
@@ -22,10 +22,12 @@ import { ForwardToApp } from './inbound/forward.js';
 import { peerIdentityLayer, PEER_IDENTITY_HEADER } from './inbound/identity.js';
 import { createBindingServer, createOutboundServer, listen, type ListenAddress } from './outbound/accept.js';
 import { balanceLayer } from './outbound/concrete.js';
+import { Destinations } from './outbound/destinations.js';
 import { discoverLayer, type Binding, type PlanHolder } from './outbound/discover.js';
+import { meshHealthConnect } from './outbound/health-connect.js';
 import { logicalLayer } from './outbound/logical.js';
 import { deadlineLayer } from './outbound/deadline.js';
-import { retryLayer, RetryRegistry } from './outbound/retry.js';
+import { retryLayer, RetryRegistry, type RetryLayerOptions } from './outbound/retry.js';
 import { inboundRateLimitLayer } from './inbound/rate-limit.js';
 import { ForwardToEndpoint } from './outbound/endpoint.js';
 import { handleConnect, handleUpgrade, type TunnelDeps, type TunnelRecord } from './outbound/tunnel.js';
@@ -41,6 +43,9 @@ import { splice } from './transport/splice.js';
 import { buildIdentity, IdentityStore, readIdentityFiles } from './transport/tls/identity.js';
 import { relayUpgrade } from './transport/upgrade.js';
 import { withoutField } from './stack/http-types.js';
+
+/** Retries in flight take the destination breaker's max-retries slots (TrafficPolicy connectionPool.maxRetries). */
+const RETRY_OPTIONS: RetryLayerOptions = { retrySlots: (service) => service.runtime?.breaker.retries };
 
 export interface UpstreamBindingOption {
   service: string;
@@ -82,6 +87,8 @@ export interface SidecarOptions {
   upstreams: UpstreamBindingOption[];
   /** Workload identity from flags; otherwise MeshConfig spec.identity. */
   identityFiles?: { cert: string; key: string; ca: string };
+  /** The zone this instance runs in (its `zone` label): callers prefer endpoints of their own zone. */
+  zone?: string;
   log: Logger;
 }
 
@@ -108,6 +115,8 @@ export class Sidecar implements PlanHolder {
   private readonly appH1: H1Pool;
   private readonly appH2: H2Client;
   private readonly identity: IdentityStore;
+  /** Balancers, health and breakers of the destinations, kept across config changes. */
+  private readonly destinations: Destinations;
   private identityWatchers: FSWatcher[] = [];
   private tunnelsOpen = 0;
   private ready = false;
@@ -142,6 +151,8 @@ export class Sidecar implements PlanHolder {
       idleTimeoutMs: t.idleMs,
     });
     this.tunnels = this.makeTunnelDeps();
+    this.destinations = this.makeDestinations();
+    this.destinations.attach(plan);
   }
 
   get current(): ProxyPlan {
@@ -208,6 +219,19 @@ export class Sidecar implements PlanHolder {
     if (httpExchangeChannel.hasSubscribers) httpExchangeChannel.publish(ex);
   };
 
+  private makeDestinations(): Destinations {
+    const log = this.options.log;
+    return new Destinations({
+      localZone: this.options.zone,
+      healthConnect: (rt) => meshHealthConnect(this.identity, rt, this.plan.mesh.timeouts.connectMs),
+      onEject: (rt, endpoint, forMs, times) => {
+        this.metrics.outlierEjections.inc([rt.name]);
+        log.warn('endpoint ejected by outlier detection', { destination: rt.name, endpoint, forMs: Math.round(forMs), times });
+      },
+      onHealthChange: (rt, ep, healthy, detail) => log.info(healthy ? 'endpoint healthy again' : 'endpoint failed its health checks', { destination: rt.name, endpoint: ep.key, detail }),
+    });
+  }
+
   /** Shared by every tunnel (outbound CONNECT, WebSocket, TCP bindings; inbound TCP and upgrades). */
   private readonly tunnels: TunnelDeps;
 
@@ -239,11 +263,12 @@ export class Sidecar implements PlanHolder {
     const mesh = this.plan.mesh;
 
     // Outbound: app -> mesh.
-    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries), balanceLayer()]);
+    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
     const outFront = new HttpFrontend('outbound', mesh, {
       service: outboundStack,
       observer: this.observe,
       respondError,
+      decorate: setClientAddress,
       onConnect: (req, socket, head) => handleConnect(tunnels, req, socket, head),
       onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, null),
     }, log);
@@ -256,11 +281,12 @@ export class Sidecar implements PlanHolder {
     const upstreams: Record<string, ListenAddress> = {};
     for (const u of o.upstreams) {
       const binding: Binding = { service: u.service, servicePort: u.servicePort };
-      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries), balanceLayer()]);
+      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
       const front = new HttpFrontend('outbound', mesh, {
         service: stack,
         observer: this.observe,
         respondError,
+        decorate: setClientAddress,
         onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, binding),
       }, log);
       this.frontends.push(front);
@@ -309,7 +335,10 @@ export class Sidecar implements PlanHolder {
         resources: this.plan.resources,
       }),
       endpoints: () => [...this.plan.services.values()].map((s) => ({ service: s.name, namespace: s.namespace, identity: s.identity, external: s.external, ports: s.ports, endpoints: s.endpoints })),
-      metrics: () => this.metrics.render(),
+      metrics: () => {
+        for (const rt of this.destinations.values()) this.metrics.breakerOpen.set(rt.breaker.open ? 1 : 0, [rt.name]);
+        return this.metrics.render();
+      },
       drain: () => void this.drain('admin POST /drain'),
       shutdown: () => void this.drain('admin POST /shutdown'),
     });
@@ -364,6 +393,7 @@ export class Sidecar implements PlanHolder {
 
   private apply(plan: ProxyPlan): void {
     const prev = this.plan;
+    this.destinations.attach(plan);
     this.plan = plan;
     this.appliedAt = new Date().toISOString();
     this.metrics.configVersion.set(plan.version);
@@ -449,6 +479,7 @@ export class Sidecar implements PlanHolder {
     const deregistered = this.source instanceof ControlConfigSource ? this.source.close() : Promise.resolve();
     for (const l of this.listeners) l.close();
     for (const f of this.frontends) f.drain();
+    this.destinations.stop();
     this.drainPromise = new Promise<void>((resolveDrain) => {
       const started = Date.now();
       const tick = () => {
@@ -484,6 +515,11 @@ export class Sidecar implements PlanHolder {
     this.adminServer.close();
     this.adminServer.closeAllConnections();
   }
+}
+
+/** Outbound: the client's address, for RingHash / Maglev on the source address. */
+function setClientAddress(ex: HttpExchange, socket: Socket): void {
+  ex.clientAddress = socket.remoteAddress ?? null;
 }
 
 function flatAddresses(a: SidecarAddresses): Record<string, string> {

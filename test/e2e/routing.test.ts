@@ -14,18 +14,9 @@ import { startHttpApp, type TestApp } from '../helpers/apps.js';
 import { echoClient, startGrpcApp, unary, type EchoReply, type EchoRequest, type GrpcApp } from '../helpers/grpc-app.js';
 import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
 import { closedPort, keepAliveClient, request } from '../helpers/http.js';
-import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
+import { MESH_AND_WEB, portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
-const mesh = `apiVersion: mycel.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh }
-spec: { trustDomain: mycel.local }
----
-apiVersion: mycel.dev/v1alpha1
-kind: Service
-metadata: { name: web }
-spec: { ports: [ { port: 80 } ] }
-`;
+const mesh = MESH_AND_WEB;
 
 /** The destination service with one endpoint per version, and its subsets. */
 function apiService(protocol: string, v1Port: number, v2Port: number, dead: number): string {

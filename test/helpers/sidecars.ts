@@ -57,6 +57,18 @@ export async function startSidecar(o: StartSidecarOptions): Promise<SidecarProce
   return { ...p, service: o.service, outbound: m[1] as string, inbound: m[2] as string, admin: m[3] as string, upstreams };
 }
 
+/** A MeshConfig and the caller service `web`: the start of most test configs. */
+export const MESH_AND_WEB = `apiVersion: mycel.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { trustDomain: mycel.local }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: web }
+spec: { ports: [ { port: 80 } ] }
+`;
+
 export function portOf(addr: string): number {
   return Number(addr.slice(addr.lastIndexOf(':') + 1));
 }

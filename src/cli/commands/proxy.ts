@@ -82,7 +82,7 @@ export function registerProxyCommand(program: Command): void {
     .option('--token <file>', 'join token file for --control (mycel token create --service NAME), or the admin token')
     .option('--namespace <ns>', 'the service\'s namespace', 'default')
     .option('--advertise <addr>', 'with --control: the address other sidecars reach this one on (default: the inbound address, or this host\'s IPv4)')
-    .option('--label <key=value>', 'with --control: an endpoint label such as version=v2 or zone=a (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--label <key=value>', 'a label of this instance such as version=v2 or zone=a (repeatable); with --control it is registered on the endpoint; zone= makes callers prefer their own zone', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--state-dir <dir>', 'with --control: where the last good config is kept (default .mycel/proxies/NS-SERVICE)')
     .option('--transparent', 'intercept traffic with iptables (not in this version)')
     .option('--inbound <addr>', 'mTLS listener other sidecars reach', '0.0.0.0:15006')
@@ -103,6 +103,7 @@ export function registerProxyCommand(program: Command): void {
       if (idFlags !== 0 && idFlags !== 3) throw new CliError('--cert, --key and --ca go together', EXIT_USAGE);
       const log = createLogger({ fields: { component: 'proxy', service: flags.service } });
       const inbound = address('--inbound', flags.inbound);
+      const labels = parseLabels(flags.label);
       let control: ControlOptions | undefined;
       if (flags.control !== undefined) {
         let token: string;
@@ -118,7 +119,7 @@ export function registerProxyCommand(program: Command): void {
           token,
           namespace: flags.namespace,
           advertise: flags.advertise ?? advertiseAddress(inbound),
-          labels: parseLabels(flags.label),
+          labels,
           stateDir: flags.stateDir ?? join('.mycel', 'proxies', `${flags.namespace}-${flags.service}`),
           proxyId: `${flags.service}-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
         };
@@ -134,6 +135,7 @@ export function registerProxyCommand(program: Command): void {
           outbound: address('--outbound', flags.outbound),
           admin: address('--admin', flags.admin),
           upstreams: flags.upstream.map(parseUpstream),
+          ...(labels.zone !== undefined ? { zone: labels.zone } : {}),
           ...(idFlags === 3 ? { identityFiles: { cert: flags.cert as string, key: flags.key as string, ca: flags.ca as string } } : {}),
           log,
         });

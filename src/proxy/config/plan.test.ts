@@ -34,15 +34,15 @@ spec:
   assert.equal(plan.self, undefined);
 });
 
-test('a TrafficPolicy is compiled onto the service it targets, in its own namespace', () => {
+test('a TrafficPolicy is compiled onto the service it targets; other services keep the defaults (null)', () => {
   const r = parseResources(`apiVersion: mycel.dev/v1alpha1
 kind: Service
-metadata: { name: api }
+metadata: { name: api, namespace: shop }
 spec: { ports: [ { port: 80 } ] }
 ---
 apiVersion: mycel.dev/v1alpha1
 kind: Service
-metadata: { name: api, namespace: shop }
+metadata: { name: db, namespace: shop }
 spec: { ports: [ { port: 80 } ] }
 ---
 apiVersion: mycel.dev/v1alpha1
@@ -50,15 +50,15 @@ kind: TrafficPolicy
 metadata: { name: api-policy, namespace: shop }
 spec:
   targetRef: { kind: Service, name: api }
-  timeout: 2s
-  retry: { attempts: 4, perTryTimeout: 500ms }
+  loadBalancer: { type: RingHash, hashKey: { header: X-User } }
+  connectionPool: { maxRequests: 7 }
 `, 'x.yaml');
   assert.ok(r.ok);
   const plan = compilePlan(r.resources.map((x) => x.resource), 'web', 1);
-  assert.equal(plan.lookupHost('api')?.policy, null, 'the default namespace\'s api has no policy');
-  const shop = plan.lookupHost('api.shop')!.policy!;
-  assert.equal(shop.name, 'shop/api-policy');
-  assert.equal(shop.timeoutMs, 2000);
-  assert.equal(shop.retry?.perTryTimeoutMs, 500);
-  assert.equal(shop.retry?.policy.attempts, 4);
+  const api = plan.lookupHost('api.shop')!;
+  assert.equal(api.policy?.name, 'shop/api-policy');
+  assert.equal(api.policy?.balancer.policy, 'RingHash');
+  assert.deepEqual(api.policy?.hashKey, { header: 'x-user' });
+  assert.equal(api.policy?.limits.maxRequests, 7);
+  assert.equal(plan.lookupHost('db.shop')!.policy, null);
 });

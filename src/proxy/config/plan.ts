@@ -98,12 +98,7 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
   }
   const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
   compileRoutes(resources, services, self?.namespace ?? 'default');
-  // A service has at most one TrafficPolicy (the cross-checks refuse a second), in the policy's own namespace.
-  for (const r of resources) {
-    if (r.kind !== 'TrafficPolicy') continue;
-    const target = services.get(`${r.spec.targetRef.name}.${r.metadata.namespace}`);
-    if (target !== undefined) target.policy = compileTrafficPolicy(`${r.metadata.namespace}/${r.metadata.name}`, r.spec);
-  }
+  attachPolicies(resources, services);
   return {
     version,
     hash: hashResources(resources),
@@ -117,6 +112,15 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
       return byHost.get(h);
     },
   };
+}
+
+/** Each service gets the TrafficPolicy that targets it (validation allows one per service; the first one wins). */
+function attachPolicies(resources: readonly Resource[], services: ReadonlyMap<string, ServiceTarget>): void {
+  for (const r of resources) {
+    if (r.kind !== 'TrafficPolicy') continue;
+    const svc = services.get(`${r.spec.targetRef.name}.${r.metadata.namespace}`);
+    if (svc !== undefined && svc.policy === null) svc.policy = compileTrafficPolicy(`${r.metadata.namespace}/${r.metadata.name}`, r.spec);
+  }
 }
 
 /** Splits an authority into host and port; undefined port when absent. Returns undefined for a malformed authority. */

@@ -1,9 +1,11 @@
 // What a plan resolves requests to: services with their ports and endpoints, subsets of them, and the backends that
-// routes send to. Built by compilePlan and immutable after that, except for the round-robin cursors.
+// routes send to. Built by compilePlan and immutable after that, except for the round-robin cursors and the runtime
+// state the sidecar attaches before the plan goes live (balancers, health, breaker: outbound/destination-runtime.ts).
 
 import type { AppProtocol } from '../../api/v1alpha1/resources.js';
 import type { PortRoutes } from './route-table.js';
 import type { CompiledTrafficPolicy } from './traffic-policy.js';
+import type { DestinationRuntime } from '../outbound/destination-runtime.js';
 
 const NO_ROUTES: ReadonlyMap<number, PortRoutes> = new Map();
 
@@ -42,8 +44,10 @@ export class ServiceTarget {
   readonly all: EndpointSet;
   /** Routes attached to this service, by the port they apply to; set once when the plan is compiled. */
   routes: ReadonlyMap<number, PortRoutes> = NO_ROUTES;
-  /** The TrafficPolicy targeting this service, compiled; set once when the plan is compiled (null: none). */
+  /** The TrafficPolicy targeting this service, compiled; null: the mesh defaults. Set once when the plan is compiled. */
   policy: CompiledTrafficPolicy | null = null;
+  /** Long-lived balancer, health and breaker state, attached by the sidecar before the plan goes live; null in a bare plan. */
+  runtime: DestinationRuntime | null = null;
 
   constructor(
     readonly name: string,
@@ -68,8 +72,10 @@ export class ServiceTarget {
     return ports.find((p) => p.port === 80) ?? ports[0];
   }
 
+  /** An endpoint for a tunnel (TCP, CONNECT, upgrade): the balancer over healthy endpoints once the runtime is attached. */
   pickEndpoint(): EndpointTarget | undefined {
-    return this.all.pick();
+    const pool = this.runtime?.pool;
+    return pool !== undefined ? pool.pick(undefined)?.endpoint : this.all.pick();
   }
 }
 
@@ -87,6 +93,7 @@ export class BackendTarget {
   }
 
   pickEndpoint(): EndpointTarget | undefined {
-    return this.endpoints.pick();
+    const pool = this.service.runtime?.poolFor(this.subset);
+    return pool !== undefined ? pool.pick(undefined)?.endpoint : this.endpoints.pick();
   }
 }

@@ -1,16 +1,63 @@
-// Outbound endpoint choice for a resolved service, or for the backend (service or subset) a route chose: round robin
-// over its endpoints for now (the traffic issue brings least-request, EWMA and ring hash, health and outlier ejection).
+// Outbound concrete stage: for the backend a request goes to (the service, or the subset a route chose), takes a
+// circuit-breaker request slot (503 circuit-open at once when the destination is at its limit), picks an endpoint
+// with the destination's balancer over its healthy endpoints, and observes the attempt's outcome for them.
 
 import { MycelError } from '../../core/errors.js';
 import type { HttpExchange } from '../stack/exchange.js';
 import type { HttpLayer, HttpService } from '../stack/service.js';
+import { Attempt } from './attempt.js';
+import type { DestinationRuntime } from './destination-runtime.js';
+import { requestHashKey } from './hash-key.js';
 
 class Balance implements HttpService {
   constructor(private readonly inner: HttpService) {}
 
   call(ex: HttpExchange): void {
     const svc = ex.service;
-    // A routed request goes to the endpoints of its backend (a subset, perhaps); otherwise to all of the service's.
+    const rt = svc?.runtime;
+    if (rt === null || rt === undefined) {
+      this.withoutRuntime(ex);
+      return;
+    }
+    rt.use();
+    const backend = ex.backend;
+    const pool = backend === null ? rt.pool : rt.poolFor(backend.subset);
+    if (pool === undefined) {
+      ex.fail(new MycelError('no-endpoints', `service ${rt.name} has no subset ${backend?.subset ?? ''}`));
+      return;
+    }
+    const slots = rt.breaker.requests;
+    if (slots.tryAcquire() !== null) {
+      ex.fail(new MycelError('circuit-open', `max-requests: ${slots.count} requests to ${rt.name} are in flight, the limit of its TrafficPolicy`));
+      return;
+    }
+    const hashKey = pool.hashKey === null ? undefined : requestHashKey(ex, pool.hashKey);
+    const s = pool.pick(hashKey);
+    if (s === undefined) {
+      slots.release();
+      ex.fail(new MycelError('no-endpoints', noEndpoints(rt, pool.name, pool.size)));
+      return;
+    }
+    pool.balancer.start(s);
+    const attempt = new Attempt(ex, rt, pool, s, ex.attemptSink);
+    (ex.tried ??= []).push(attempt);
+    ex.target = s.endpoint;
+    ex.endpoint = s.endpoint.key;
+    ex.attemptSink = attempt;
+    try {
+      this.inner.call(ex);
+    } catch (err) {
+      attempt.cancel();
+      throw err;
+    }
+    // Aborts of this attempt (timeouts, the client leaving, the retry layer) pass through the attempt first.
+    attempt.call = ex.upstream;
+    ex.upstream = attempt;
+  }
+
+  /** A plan without runtime state (tests of the stages above): plain rotation over the endpoints. */
+  private withoutRuntime(ex: HttpExchange): void {
+    const svc = ex.service;
     const backend = ex.backend;
     const ep = backend !== null ? backend.pickEndpoint() : svc?.pickEndpoint();
     if (svc === null || ep === undefined) {
@@ -21,6 +68,11 @@ class Balance implements HttpService {
     ex.endpoint = ep.key;
     this.inner.call(ex);
   }
+}
+
+function noEndpoints(rt: DestinationRuntime, name: string, total: number): string {
+  if (total === 0) return `${name === rt.name ? 'service' : 'subset'} ${name} has no endpoints`;
+  return `none of the ${total} endpoints of ${name} is healthy (health checks or outlier ejections; panic threshold 0)`;
 }
 
 export const balanceLayer = (): HttpLayer => (inner) => new Balance(inner);

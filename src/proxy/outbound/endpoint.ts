@@ -30,7 +30,7 @@ export class ForwardToEndpoint implements HttpService {
       kind = 'h1-mtls';
     }
     ex.peerIdentity = svc.external ? null : svc.identity;
-    const client = this.clients.get(kind, ep, svc.identity, `${svc.name}.${svc.namespace}.svc`);
+    const client = this.clients.get(kind, ep, svc.identity, `${svc.name}.${svc.namespace}.svc`, svc.runtime?.breaker);
     ex.upstream = client.request(ex.attemptRequest, ex.attemptSink);
   }
 }

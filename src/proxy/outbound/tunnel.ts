@@ -8,6 +8,7 @@ import { MycelError, toMycelError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { splitAuthority, type EndpointTarget, type ServiceTarget } from '../config/plan.js';
 import { requestHeaderList } from '../transport/h1/server-response.js';
+import { connectionRefused } from '../transport/connection-slots.js';
 import { refuseRaw } from '../transport/http-frontend.js';
 import { splice, type SpliceResult } from '../transport/splice.js';
 import type { IdentityStore } from '../transport/tls/identity.js';
@@ -72,17 +73,35 @@ function pickThen(deps: TunnelDeps, authority: string, binding: Binding | null, 
   void discover.call(deps.plans, host).then((again) => then(again ? pick(deps, authority, binding, upgrade) : t));
 }
 
+/** A tunnel is a connection to the destination: it takes one of its circuit breaker's connection slots (or is refused). */
+function takeConnectionSlot(svc: ServiceTarget): MycelError | null {
+  const slots = svc.runtime?.breaker.connections;
+  const why = slots?.tryAcquire() ?? null;
+  return why === null ? null : connectionRefused(why, slots!);
+}
+
 /** Connects `client` to the destination as an opaque byte stream; `established` runs once the far side is up. */
 function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, svc: ServiceTarget, ep: EndpointTarget, established: () => void, failed: (err: MycelError) => void, idleMs: number): void {
   const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
   deps.opened(rec);
+  const refused = takeConnectionSlot(svc);
+  if (refused !== null) {
+    rec.error = refused;
+    failed(refused);
+    deps.closed(rec);
+    return;
+  }
+  const closed = (): void => {
+    svc.runtime?.breaker.connections.release();
+    deps.closed(rec);
+  };
   let up: { socket: Socket; event: 'connect' | 'secureConnect' };
   try {
     up = openUpstream(deps, svc, ep, ALPN_TCP);
   } catch (err) {
     rec.error = toMycelError(err);
     failed(rec.error);
-    deps.closed(rec);
+    closed();
     return;
   }
   const upstream = up.socket;
@@ -91,7 +110,7 @@ function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, 
     rec.error = toMycelError(err, 'connect-failed');
     deps.log.warn('tunnel failed', { kind, destination: svc.name, endpoint: ep.key, error: rec.error.code, reason: rec.error.message });
     failed(rec.error);
-    deps.closed(rec);
+    closed();
   };
   upstream.once('error', onError);
   upstream.once(up.event, () => {
@@ -100,7 +119,7 @@ function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, 
     established();
     splice(client, upstream, idleMs, (r) => {
       rec.result = r;
-      deps.closed(rec);
+      closed();
     });
   });
 }
@@ -156,13 +175,24 @@ function upgradeTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head:
   const { svc, ep } = target;
   const rec: TunnelRecord = { direction: 'outbound', kind: 'upgrade', source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
   deps.opened(rec);
+  const refused = takeConnectionSlot(svc);
+  if (refused !== null) {
+    rec.error = refused;
+    refuseRaw(client, refused.code, refused.message);
+    deps.closed(rec);
+    return;
+  }
+  const closed = (): void => {
+    svc.runtime?.breaker.connections.release();
+    deps.closed(rec);
+  };
   let up: { socket: Socket };
   try {
     up = openUpstream(deps, svc, ep, ALPN_H1);
   } catch (err) {
     rec.error = toMycelError(err);
     refuseRaw(client, rec.error.code, rec.error.message);
-    deps.closed(rec);
+    closed();
     return;
   }
   const url = req.url ?? '/';
@@ -178,11 +208,11 @@ function upgradeTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head:
       rec.error = err;
       deps.log.warn('upgrade failed', { destination: svc.name, endpoint: ep.key, error: err.code, reason: err.message });
       refuseRaw(client, err.code, err.message);
-      deps.closed(rec);
+      closed();
     },
     (_status, r) => {
       rec.result = r;
-      deps.closed(rec);
+      closed();
     },
   );
 }

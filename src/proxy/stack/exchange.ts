@@ -46,6 +46,20 @@ export interface AttemptRecord {
   readonly verdict: string;
 }
 
+/** One attempt the balancer sent (the decision record tap shows): where it went, from which set, and how it ended. */
+export interface EndpointAttempt {
+  /** address:port of the endpoint. */
+  readonly endpoint: string;
+  /** The set it was picked from: 'healthy' endpoints, 'local' (the caller's zone), or 'panic' (health ignored). */
+  readonly mode: string;
+  /** Response status; 0 when none came. */
+  readonly status: number;
+  /** The error code that ended it, if one did. */
+  readonly error: string | null;
+  /** Its failure made outlier detection eject the endpoint. */
+  readonly ejected: boolean;
+}
+
 /** Receives every finished exchange (success or failure); set by the sidecar assembly. */
 export type ExchangeObserver = (ex: HttpExchange) => void;
 
@@ -94,6 +108,12 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   deadline = 0;
   /** The tries the retry layer made, in order; null when the destination has no retry policy. */
   attempts: AttemptRecord[] | null = null;
+  /** Attempts sent by the balancer, in order (null until the first). */
+  tried: EndpointAttempt[] | null = null;
+  /** A session-affinity cookie value the balancer made up for a client that had none (set on the response). */
+  affinityCookie: string | null = null;
+  /** Address of the client connection (outbound: the local app), for source-address hashing. */
+  clientAddress: string | null = null;
   /** Timers that end with the exchange (route timeouts, fault delays). */
   private timers: NodeJS.Timeout[] | null = null;
 

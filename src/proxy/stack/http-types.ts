@@ -31,6 +31,8 @@ export interface ResponseSink {
   onResponseEnd(trailers: HeaderList | null): void;
   /** The upstream failed; after this no other method is called. */
   onResponseError(err: MycelError): void;
+  /** Optional: the request waited for a new connection, which is up now (what follows is the endpoint's latency). */
+  onConnected?(): void;
 }
 
 /** A request in flight on some transport. */

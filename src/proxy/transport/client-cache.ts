@@ -6,6 +6,7 @@ import type { EndpointTarget } from '../config/plan.js';
 import type { HttpClient } from '../stack/http-types.js';
 import { H1Pool } from './h1/pool.js';
 import { H2Client } from './h2/client.js';
+import type { ConnectionSlots } from './connection-slots.js';
 import type { IdentityStore } from './tls/identity.js';
 import { ALPN_H1, ALPN_H2, connectPeer } from './tls/peer-connect.js';
 
@@ -25,12 +26,15 @@ export class ClientCache {
   /** The identity store is read at each connect, so a rotated certificate needs nothing here. */
   constructor(private readonly options: ClientCacheOptions) {}
 
-  /** `identity` is the SPIFFE ID the endpoint must present (mTLS kinds only); `serverName` goes into SNI. */
-  get(kind: ClientKind, ep: EndpointTarget, identity: string, serverName: string): HttpClient {
+  /**
+   * `identity` is the SPIFFE ID the endpoint must present (mTLS kinds only); `serverName` goes into SNI; `slots` are
+   * the destination's connection limits, bound to the client when it is created.
+   */
+  get(kind: ClientKind, ep: EndpointTarget, identity: string, serverName: string, slots?: ConnectionSlots): HttpClient {
     const key = kind + '|' + ep.key + '|' + identity;
     let c = this.clients.get(key);
     if (c === undefined) {
-      c = this.create(kind, ep, identity, serverName);
+      c = this.create(kind, ep, identity, serverName, slots);
       this.clients.set(key, c);
     }
     return c;
@@ -52,8 +56,9 @@ export class ClientCache {
     this.clients.clear();
   }
 
-  private create(kind: ClientKind, ep: EndpointTarget, identity: string, serverName: string): HttpClient {
+  private create(kind: ClientKind, ep: EndpointTarget, identity: string, serverName: string, slots: ConnectionSlots | undefined): HttpClient {
     const o = this.options;
+    const limits = slots === undefined ? {} : { slots };
     const ids = o.identity;
     switch (kind) {
       case 'h1-mtls':
@@ -63,6 +68,7 @@ export class ClientCache {
           connectTimeoutMs: o.connectTimeoutMs,
           idleTimeoutMs: o.idleTimeoutMs,
           poolIdleMs: o.poolIdleMs,
+          ...limits,
         });
       case 'h1-plain':
         return new H1Pool({
@@ -70,6 +76,7 @@ export class ClientCache {
           connectTimeoutMs: o.connectTimeoutMs,
           idleTimeoutMs: o.idleTimeoutMs,
           poolIdleMs: o.poolIdleMs,
+          ...limits,
         });
       case 'h2-mtls':
         if (ids === null) throw new Error('mTLS needs a workload identity');
@@ -78,6 +85,7 @@ export class ClientCache {
           createConnection: () => connectPeer(ids, ep.address, ep.port, identity, ALPN_H2, serverName),
           connectTimeoutMs: o.connectTimeoutMs,
           idleTimeoutMs: o.idleTimeoutMs,
+          ...limits,
         });
       case 'h2-plain':
         return new H2Client({
@@ -85,6 +93,7 @@ export class ClientCache {
           createConnection: () => net.connect({ host: ep.address, port: ep.port, noDelay: true }),
           connectTimeoutMs: o.connectTimeoutMs,
           idleTimeoutMs: o.idleTimeoutMs,
+          ...limits,
         });
     }
   }

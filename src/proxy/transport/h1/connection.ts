@@ -10,6 +10,8 @@ import { H1ParseError, ResponseParser, type ResponseEvents, type ResponseHead } 
 export interface H1ConnectionOwner {
   release(conn: H1Connection): void;
   forget(conn: H1Connection): void;
+  /** The connection is up (TCP connected, or TLS handshake done). */
+  connected(conn: H1Connection): void;
   /** Called when a reused connection turned out dead before the request could be sent: run it again on a fresh one. */
   replay(req: UpstreamRequest, sink: ResponseSink, call: H1Call): void;
   readonly idleTimeoutMs: number;
@@ -213,6 +215,8 @@ export class H1Connection implements ResponseEvents {
 
   private readonly onConnect = (): void => {
     this.connected = true;
+    this.owner.connected(this);
+    this.sink?.onConnected?.();
     this.socket.setTimeout(this.req ? this.owner.idleTimeoutMs : 0);
   };
 

@@ -2,7 +2,9 @@
 // time out), opens new ones on demand, and closes gracefully when the endpoint leaves the config.
 
 import type { Socket } from 'node:net';
+import type { MycelError } from '../../../core/errors.js';
 import type { HttpClient, ResponseSink, UpstreamCall, UpstreamRequest } from '../../stack/http-types.js';
+import { connectionRefused, type ConnectionSlots } from '../connection-slots.js';
 import { H1Call, H1Connection, type H1ConnectionOwner } from './connection.js';
 
 export interface H1PoolOptions {
@@ -15,11 +17,15 @@ export interface H1PoolOptions {
   poolIdleMs: number;
   maxIdle?: number;
   maxHeadBytes?: number;
+  /** The destination's connection and pending-request limits (shared with its other endpoints' clients). */
+  slots?: ConnectionSlots;
 }
 
 export class H1Pool implements HttpClient, H1ConnectionOwner {
   private readonly idle: H1Connection[] = [];
   private readonly all = new Set<H1Connection>();
+  /** Connections still connecting, each holding the pending slot of the request it was opened for. */
+  private readonly connecting = new Set<H1Connection>();
   private closing = false;
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -45,24 +51,51 @@ export class H1Pool implements HttpClient, H1ConnectionOwner {
 
   request(req: UpstreamRequest, sink: ResponseSink): UpstreamCall {
     const call = new H1Call();
-    this.acquire(false).dispatch(req, sink, call);
+    const conn = this.acquire(false);
+    if (conn instanceof H1Connection) conn.dispatch(req, sink, call);
+    else queueMicrotask(() => refuse(sink, call, conn));
     return call;
   }
 
   replay(req: UpstreamRequest, sink: ResponseSink, call: H1Call): void {
-    this.acquire(true).dispatch(req, sink, call);
+    const conn = this.acquire(true);
+    if (conn instanceof H1Connection) conn.dispatch(req, sink, call);
+    else refuse(sink, call, conn);
   }
 
-  private acquire(fresh: boolean): H1Connection {
+  private acquire(fresh: boolean): H1Connection | MycelError {
     if (!fresh) {
       let conn = this.idle.pop();
       while (conn !== undefined && !conn.usable) conn = this.idle.pop();
       if (conn !== undefined) return conn;
     }
-    const { socket, event } = this.options.connect();
-    const conn = new H1Connection(socket, this, event);
+    const slots = this.options.slots;
+    if (slots !== undefined) {
+      // A new connection takes a connection slot, and its request waits (pending) until it is connected.
+      const why = slots.connections.tryAcquire();
+      if (why !== null) return connectionRefused(why, slots.connections);
+      const pendingWhy = slots.pending.tryAcquire();
+      if (pendingWhy !== null) {
+        slots.connections.release();
+        return connectionRefused(pendingWhy, slots.pending);
+      }
+    }
+    let opened: { socket: Socket; event: 'connect' | 'secureConnect' };
+    try {
+      opened = this.options.connect();
+    } catch (err) {
+      slots?.pending.release();
+      slots?.connections.release();
+      throw err;
+    }
+    const conn = new H1Connection(opened.socket, this, opened.event);
     this.all.add(conn);
+    if (slots !== undefined) this.connecting.add(conn);
     return conn;
+  }
+
+  connected(conn: H1Connection): void {
+    if (this.connecting.delete(conn)) this.options.slots?.pending.release();
   }
 
   release(conn: H1Connection): void {
@@ -74,7 +107,9 @@ export class H1Pool implements HttpClient, H1ConnectionOwner {
   }
 
   forget(conn: H1Connection): void {
-    this.all.delete(conn);
+    this.connected(conn);
+    // (Called on destroy and again on close: only the first gives the slot back.)
+    if (this.all.delete(conn)) this.options.slots?.connections.release();
     const i = this.idle.indexOf(conn);
     if (i !== -1) this.idle.splice(i, 1);
   }
@@ -83,4 +118,8 @@ export class H1Pool implements HttpClient, H1ConnectionOwner {
     this.closing = true;
     for (const conn of [...this.all]) conn.close();
   }
+}
+
+function refuse(sink: ResponseSink, call: H1Call, err: MycelError): void {
+  if (!call.aborted) sink.onResponseError(err);
 }

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { MycelError, toMycelError } from '../../../core/errors.js';
 import type { HttpClient, ResponseSink, UpstreamCall, UpstreamRequest } from '../../stack/http-types.js';
 import { h2ToList, listIntoH2 } from './headers.js';
+import { connectionRefused, type ConnectionSlots } from '../connection-slots.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -18,6 +19,8 @@ export interface H2ClientOptions {
   idleTimeoutMs: number;
   /** HTTP/2 settings we announce; the peer's limits apply to what we send. */
   settings?: http2.Settings;
+  /** The destination's connection and pending-request limits (shared with its other endpoints' clients). */
+  slots?: ConnectionSlots;
 }
 
 const kCall = Symbol('mycel.h2call');
@@ -27,6 +30,8 @@ type StreamWithCall = ClientHttp2Stream & { [kCall]?: H2Call };
 interface SessionState {
   secure: boolean;
   peerSpoke: boolean;
+  /** Requests holding a pending slot while the session connects. */
+  pending: number;
 }
 
 /** One request on a stream; event handlers are shared functions that find the call through the stream. */
@@ -54,12 +59,21 @@ class H2Call implements UpstreamCall {
 
 export class H2Client implements HttpClient {
   private session: ClientHttp2Session | null = null;
-  private state: SessionState = { secure: false, peerSpoke: false };
+  private state: SessionState = { secure: false, peerSpoke: false, pending: 0 };
 
   constructor(private readonly options: H2ClientOptions) {}
 
   request(req: UpstreamRequest, sink: ResponseSink): UpstreamCall {
     const session = this.currentSession();
+    if (session instanceof MycelError) return this.failedCall(req, sink, session);
+    const slots = this.options.slots;
+    const connecting = session.connecting;
+    if (slots !== undefined && connecting) {
+      // Until the session is up, its requests wait: each holds a pending slot.
+      const why = slots.pending.tryAcquire();
+      if (why !== null) return this.failedCall(req, sink, connectionRefused(why, slots.pending));
+      this.state.pending++;
+    }
     const headers: OutgoingHttpHeaders = {
       ':method': req.method,
       ':path': req.path,
@@ -76,10 +90,7 @@ export class H2Client implements HttpClient {
     } catch (err) {
       // The session died between the check and the call (or ran out of stream ids): report, and start over next time.
       this.dropSession(session);
-      const call = new H2Call(null as unknown as StreamWithCall, sink, req, this.state);
-      call.done = true;
-      queueMicrotask(() => sink.onResponseError(toMycelError(err, 'upstream-reset')));
-      return call;
+      return this.failedCall(req, sink, toMycelError(err, 'upstream-reset'));
     }
     const call = new H2Call(stream, sink, req, this.state);
     stream[kCall] = call;
@@ -93,6 +104,7 @@ export class H2Client implements HttpClient {
     stream.on('close', onStreamClose);
     if (waitForTrailers) stream.on('wantTrailers', onWantTrailers);
     stream.setTimeout(this.options.idleTimeoutMs, onStreamTimeout);
+    if (connecting) stream.once('ready', onStreamReady);
     if (req.body !== null) {
       const body = req.body;
       (body as unknown as { [kCall]?: H2Call })[kCall] = call;
@@ -112,9 +124,20 @@ export class H2Client implements HttpClient {
     if (s && !s.destroyed) s.close(); // GOAWAY; open streams finish first
   }
 
-  private currentSession(): ClientHttp2Session {
+  /** A call that failed before it had a stream; the error is reported on the next tick, as a stream's would be. */
+  private failedCall(req: UpstreamRequest, sink: ResponseSink, err: MycelError): H2Call {
+    const call = new H2Call(null as unknown as StreamWithCall, sink, req, this.state);
+    call.done = true;
+    queueMicrotask(() => sink.onResponseError(err));
+    return call;
+  }
+
+  private currentSession(): ClientHttp2Session | MycelError {
     const s = this.session;
     if (s !== null && !s.destroyed && !s.closed && !(s as { goawayReceived?: boolean }).goawayReceived) return s;
+    const slots = this.options.slots;
+    const why = slots?.connections.tryAcquire() ?? null;
+    if (why !== null) return connectionRefused(why, slots!.connections);
     return this.openSession();
   }
 
@@ -126,7 +149,7 @@ export class H2Client implements HttpClient {
     }
     const session = http2.connect(this.options.url, opts);
     this.session = session;
-    const state: SessionState = { secure: this.options.url.startsWith('https:'), peerSpoke: false };
+    const state: SessionState = { secure: this.options.url.startsWith('https:'), peerSpoke: false, pending: 0 };
     this.state = state;
     session.once('remoteSettings', () => (state.peerSpoke = true));
     session.on('error', () => {
@@ -136,6 +159,17 @@ export class H2Client implements HttpClient {
       (session as { goawayReceived?: boolean }).goawayReceived = true;
       if (this.session === session) this.session = null;
     });
+    const slots = this.options.slots;
+    if (slots !== undefined) {
+      const releasePending = () => {
+        for (; state.pending > 0; state.pending--) slots.pending.release();
+      };
+      session.once('connect', releasePending);
+      session.once('close', () => {
+        releasePending();
+        slots.connections.release();
+      });
+    }
     session.on('close', () => {
       if (this.session === session) this.session = null;
     });
@@ -164,6 +198,11 @@ function onResponse(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void
   if (!call || call.done) return;
   call.sink.onResponseHead(Number(headers[':status']), h2ToList(headers));
   this.on('data', onData);
+}
+
+function onStreamReady(this: ClientHttp2Stream): void {
+  const call = callOf(this);
+  if (call !== undefined && !call.done) call.sink.onConnected?.();
 }
 
 function onInformational(this: ClientHttp2Stream, headers: IncomingHttpHeaders): void {
