@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   control: async () => (await import('./commands/control.js')).registerControlCommand,
   apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
   get: async () => (await import('./commands/get.js')).registerGetCommand,
+  run: async () => (await import('./commands/run.js')).registerRunCommand,
 };
 // `get` registers its siblings that share its client code.
 COMMANDS.delete = COMMANDS.get!;

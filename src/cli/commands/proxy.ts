@@ -61,7 +61,7 @@ function advertiseAddress(inbound: ListenAddress): string {
   return '127.0.0.1';
 }
 
-function parseLabels(list: string[]): Record<string, string> {
+export function parseLabels(list: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const l of list) {
     const m = /^([A-Za-z0-9][-A-Za-z0-9_./]{0,62})=([-A-Za-z0-9_.]{0,63})$/.exec(l);
