@@ -98,3 +98,8 @@ export async function createJoinToken(client: ControlClient, service: string, na
   if (status !== 200 || typeof body.token !== 'string') throw apiError(status, body, `creating a join token for ${namespace}/${service}`);
   return body.token;
 }
+
+/** The control plane as the local mesh machinery (src/local) needs it: its URL, and join tokens from its API. */
+export function meshAccess(client: ControlClient): { url: string; joinToken(service: string, namespace: string): Promise<string> } {
+  return { url: client.url, joinToken: (service, namespace) => createJoinToken(client, service, namespace) };
+}

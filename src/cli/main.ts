@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
   get: async () => (await import('./commands/get.js')).registerGetCommand,
   run: async () => (await import('./commands/run.js')).registerRunCommand,
+  up: async () => (await import('./commands/up.js')).registerUpCommand,
+  check: async () => (await import('./commands/check.js')).registerCheckCommand,
 };
 // `get` registers its siblings that share its client code.
 COMMANDS.delete = COMMANDS.get!;

@@ -6,9 +6,9 @@ import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { ChildStartError } from '../../local/mycel-child.js';
 import { MeshMember, upstreamVariable } from '../../local/mesh-member.js';
 import { waitForListening } from '../../local/ports.js';
-import { controlClient, createJoinToken, type ClientFlags, type ControlClient } from '../control-client.js';
+import { controlClient, meshAccess, type ClientFlags } from '../control-client.js';
 import { CliError, EXIT_FAILURE, EXIT_USAGE } from '../exit.js';
-import { parseLabels, parseUpstream } from './proxy.js';
+import { parseLabels, parseUpstream } from '../proxy-flags.js';
 
 interface RunFlags extends ClientFlags {
   service: string;
@@ -32,11 +32,6 @@ MYCEL_OUTBOUND, MYCEL_ADMIN and MYCEL_UPSTREAM_<NAME>=HOST:PORT per upstream bin
 The local mesh is found like other client commands: --control, MYCEL_CONTROL, or DIR/control.json (written by mycel up).`;
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-
-/** The control plane as the local mesh machinery needs it: its URL and join tokens from its API. */
-export function meshAccess(client: ControlClient) {
-  return { url: client.url, joinToken: (service: string, namespace: string) => createJoinToken(client, service, namespace) };
-}
 
 export function registerRunCommand(program: Command): void {
   program
