@@ -13,8 +13,8 @@ export interface AppProcessOptions {
   args: readonly string[];
   env: NodeJS.ProcessEnv;
   cwd?: string;
-  /** The app's stdout and stderr: inherited (a terminal) or file descriptors (log files). */
-  output: 'inherit' | { stdout: number; stderr: number };
+  /** The app's stdout and stderr: inherited (a terminal), file descriptors (log files), or dropped. */
+  output: 'inherit' | { stdout: number | 'ignore'; stderr: number | 'ignore' };
   /** How long the app has between SIGTERM and SIGKILL. */
   graceMs: number;
 }
