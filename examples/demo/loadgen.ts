@@ -1,6 +1,7 @@
 // The demo's load generator: a few requests per second (LOADGEN_RPS, default 4) to http://web/api/products/ID through
 // HTTP_PROXY (its own sidecar), every fourth as x-user: tester. GET / on $PORT shows what it saw: statuses, reviews
-// versions (the canary split), and mesh errors. At most 8 requests in flight: a slow mesh slows it, never piles up.
+// versions (the canary split), ratings that failed (a fault) and mesh errors. At most 8 requests in flight: a slow
+// mesh slows it, never piles up.
 
 import http from 'node:http';
 import { get } from './lib/proxy-client.js';
@@ -16,6 +17,7 @@ const seen = {
   reviewsVersions: {} as Record<string, number>,
   testerVersions: {} as Record<string, number>,
   meshErrors: {} as Record<string, number>,
+  ratingErrors: {} as Record<string, number>,
   lastError: null as string | null,
 };
 let inFlight = 0;
@@ -39,8 +41,10 @@ function tick(): void {
       count(seen.statuses, String(r.status));
       if (r.headers['x-mycel-error']) count(seen.meshErrors, String(r.headers['x-mycel-error']));
       if (r.status === 200) {
-        const version = (JSON.parse(r.body) as { reviews?: { version?: string } }).reviews?.version ?? 'none';
-        count(tester ? seen.testerVersions : seen.reviewsVersions, version);
+        const reviews = (JSON.parse(r.body) as { reviews?: { version?: string; rating?: { error?: string } } }).reviews;
+        count(tester ? seen.testerVersions : seen.reviewsVersions, reviews?.version ?? 'none');
+        // Few distinct texts (a status and the mesh's reason), so the map stays small.
+        if (reviews?.rating?.error !== undefined) count(seen.ratingErrors, reviews.rating.error.slice(0, 80));
       }
     })
     .catch((err: Error) => {

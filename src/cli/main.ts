@@ -31,7 +31,8 @@ program
 
 try {
   const verb = process.argv[2];
-  const loaders = verb !== undefined && verb in COMMANDS ? [COMMANDS[verb]!] : Object.values(COMMANDS);
+  // Without a known verb (--help, --version, a typo) every command is registered, each loader once.
+  const loaders = verb !== undefined && verb in COMMANDS ? [COMMANDS[verb]!] : [...new Set(Object.values(COMMANDS))];
   for (const load of loaders) (await load())(program);
   await program.parseAsync(process.argv);
   process.exitCode ??= EXIT_OK;

@@ -11,7 +11,8 @@ import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp } from '../helpers/apps.js';
 import { alive, commandLines, descendants, startCli, waitAllGone, type CliProcess } from '../helpers/cli-process.js';
 import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
-import { closedPort, request, requirePackage } from '../helpers/http.js';
+import { closedPort, request, requirePackage, run as runCommand } from '../helpers/http.js';
+import { MYCEL_BIN } from '../helpers/mycel-process.js';
 import { startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
 const SIDECAR_LINE = /sidecar ready: outbound (\S+) \(HTTP_PROXY\) inbound (\S+) \(mTLS\) admin (\S+);/;
@@ -109,6 +110,22 @@ describe('mycel run', () => {
     const left = await waitAllGone(kids, 15_000);
     assert.deepEqual(left, [], `still running after mycel run was SIGKILLed:\n${commandLines(left)}`);
     assert.equal(alive(sleeper.pid), false);
+  });
+
+  test('mycel check fails on a proxy that rejects its config, and names the reason and the fix', async () => {
+    const bad = await cp.cli(['apply', '-f', '-'], 'apiVersion: mycel.dev/v1alpha1\nkind: MeshConfig\nmetadata: { name: mesh }\nspec: { trustDomain: other.test }\n');
+    assert.equal(bad.code, 0, bad.stderr);
+    try {
+      const r = await eventually('mycel check to see a NACK', async () => {
+        const c = await runCommand(process.execPath, [MYCEL_BIN, 'check', '--dir', dir]);
+        return /rejected version/.test(c.stdout) ? c : undefined;
+      }, 15_000);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stdout, /✗ default\/\S+ \(\S+\) {2}rejected version \d+: .*trust domain "other\.test" differs.*\n {4}fix: correct the resource it names and apply again/);
+      assert.match(r.stdout, /✓ control plane ready/);
+    } finally {
+      await cp.cli(['apply', '-f', '-'], 'apiVersion: mycel.dev/v1alpha1\nkind: MeshConfig\nmetadata: { name: mesh }\nspec: { trustDomain: mycel.local }\n');
+    }
   });
 
   test('without a control plane it fails at once and says how to start one', async () => {
