@@ -3,7 +3,7 @@
 // generator; Ctrl-C drains the apps, then the sidecars, then the control plane. No child outlives it, even a SIGKILL.
 
 import type { Command } from 'commander';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { demoResourceFiles, startDemo, stopDemo, type RunningDemo } from '../../local/demo.js';
@@ -112,7 +112,7 @@ export function registerUpCommand(program: Command): void {
       let demo: RunningDemo | null = null;
       let failure: Error | null = null;
       try {
-        if (flags.demo) {
+        if (flags.demo && stopRequested === null) {
           const files = await demoResourceFiles();
           await progress.step('demo resources applied', async () => applyFiles(client, await Promise.all(files.map(async (f) => ({ name: relative(process.cwd(), f), text: await readFile(f, 'utf8') }))), false), (r) => `${r.length} resources from ${files.length} files`);
           if (stopRequested === null) demo = await startDemo({ stateDir: dir, mesh: meshAccess(client), progress, graceMs });
@@ -143,6 +143,7 @@ export function registerUpCommand(program: Command): void {
       stopRequested ??= 'failure';
       if (demo !== null) await stopDemo(demo, progress);
       await progress.step('control plane stopped', () => control.stop(10_000));
+      await rm(join(dir, 'up.json'), { force: true });
       if (failure !== null) throw new CliError(failure.message, failure instanceof CliError ? failure.exitCode : EXIT_FAILURE);
       process.stdout.write('stopped.\n');
       process.exitCode = EXIT_OK;
