@@ -91,3 +91,15 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('   ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
+
+/** A join token for one service (POST /api/v1/tokens with the admin token). */
+export async function createJoinToken(client: ControlClient, service: string, namespace: string): Promise<string> {
+  const { status, body } = await client.request<{ token?: string }>('POST', '/api/v1/tokens', { service, namespace });
+  if (status !== 200 || typeof body.token !== 'string') throw apiError(status, body, `creating a join token for ${namespace}/${service}`);
+  return body.token;
+}
+
+/** The control plane as the local mesh machinery (src/local) needs it: its URL, and join tokens from its API. */
+export function meshAccess(client: ControlClient): { url: string; joinToken(service: string, namespace: string): Promise<string> } {
+  return { url: client.url, joinToken: (service, namespace) => createJoinToken(client, service, namespace) };
+}

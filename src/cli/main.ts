@@ -13,6 +13,9 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   control: async () => (await import('./commands/control.js')).registerControlCommand,
   apply: async () => (await import('./commands/apply.js')).registerApplyCommand,
   get: async () => (await import('./commands/get.js')).registerGetCommand,
+  run: async () => (await import('./commands/run.js')).registerRunCommand,
+  up: async () => (await import('./commands/up.js')).registerUpCommand,
+  check: async () => (await import('./commands/check.js')).registerCheckCommand,
 };
 // `get` registers its siblings that share its client code.
 COMMANDS.delete = COMMANDS.get!;
@@ -28,7 +31,8 @@ program
 
 try {
   const verb = process.argv[2];
-  const loaders = verb !== undefined && verb in COMMANDS ? [COMMANDS[verb]!] : Object.values(COMMANDS);
+  // Without a known verb (--help, --version, a typo) every command is registered, each loader once.
+  const loaders = verb !== undefined && verb in COMMANDS ? [COMMANDS[verb]!] : [...new Set(Object.values(COMMANDS))];
   for (const load of loaders) (await load())(program);
   await program.parseAsync(process.argv);
   process.exitCode ??= EXIT_OK;

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crossCheck, formatProblem, parseResources, type ConfigProblem, type LoadedResource } from '../../api/v1alpha1/load.js';
-import { apiError, controlClient, type ClientFlags } from '../control-client.js';
+import { apiError, controlClient, type ClientFlags, type ControlClient } from '../control-client.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 
 interface ApplyFlags extends ClientFlags {
@@ -56,36 +56,47 @@ export function registerApplyCommand(program: Command): void {
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)')
     .action(async (flags: ApplyFlags) => {
-      const files = await expand(flags.filename);
-      const loaded: LoadedResource[] = [];
-      const problems: ConfigProblem[] = [];
-      for (const f of files) {
-        const r = parseResources(f.text, f.name);
-        if (r.ok) loaded.push(...r.resources);
-        else problems.push(...r.problems);
-      }
-      // References to what the control plane already stores are checked there (problems come back below).
-      if (problems.length === 0) problems.push(...crossCheck(loaded, { partial: true }));
-      if (problems.length > 0) fail(problems);
-      if (loaded.length === 0) throw new CliError('no resources found in the given files', EXIT_USAGE);
-
-      const client = controlClient(flags);
-      const { status, body } = await client.request<{ results?: Array<{ kind: string; namespace: string; name: string; action: string }>; problems?: Array<{ index: number; path: string; message: string }>; revision?: number }>(
-        'POST',
-        '/api/v1/apply',
-        { resources: loaded.map((l) => l.resource), dryRun: flags.dryRun === true },
-      );
-      if (status === 422 && body.problems) {
-        // Problems found against the stored state (e.g. a backendRef to a service that does not exist): point into the files.
-        fail(body.problems.map((p) => {
-          const at = loaded[p.index];
-          const pos = at === undefined ? { file: '<request>', line: 1, column: 1 } : locate(at, p.path);
-          return { ...pos, path: p.path, message: p.message };
-        }));
-      }
-      if (status !== 200 || !body.results) throw apiError(status, body, 'apply');
-      for (const r of body.results) process.stdout.write(`${r.kind.toLowerCase()}/${r.name}${r.namespace !== 'default' ? ` -n ${r.namespace}` : ''} ${r.action}${flags.dryRun ? ' (dry run)' : ''}\n`);
+      const results = await applyFiles(controlClient(flags), await expand(flags.filename), flags.dryRun === true);
+      for (const r of results) process.stdout.write(`${r.kind.toLowerCase()}/${r.name}${r.namespace !== 'default' ? ` -n ${r.namespace}` : ''} ${r.action}${flags.dryRun ? ' (dry run)' : ''}\n`);
     });
+}
+
+export interface ApplyResult {
+  kind: string;
+  namespace: string;
+  name: string;
+  action: string;
+}
+
+/** Validates resource files locally, sends them as one unit, and returns what happened to each object; CliError otherwise. */
+export async function applyFiles(client: ControlClient, files: ReadonlyArray<{ name: string; text: string }>, dryRun: boolean): Promise<ApplyResult[]> {
+  const loaded: LoadedResource[] = [];
+  const problems: ConfigProblem[] = [];
+  for (const f of files) {
+    const r = parseResources(f.text, f.name);
+    if (r.ok) loaded.push(...r.resources);
+    else problems.push(...r.problems);
+  }
+  // References to what the control plane already stores are checked there (problems come back below).
+  if (problems.length === 0) problems.push(...crossCheck(loaded, { partial: true }));
+  if (problems.length > 0) fail(problems);
+  if (loaded.length === 0) throw new CliError('no resources found in the given files', EXIT_USAGE);
+
+  const { status, body } = await client.request<{ results?: ApplyResult[]; problems?: Array<{ index: number; path: string; message: string }>; revision?: number }>(
+    'POST',
+    '/api/v1/apply',
+    { resources: loaded.map((l) => l.resource), dryRun },
+  );
+  if (status === 422 && body.problems) {
+    // Problems found against the stored state (e.g. a backendRef to a service that does not exist): point into the files.
+    fail(body.problems.map((p) => {
+      const at = loaded[p.index];
+      const pos = at === undefined ? { file: '<request>', line: 1, column: 1 } : locate(at, p.path);
+      return { ...pos, path: p.path, message: p.message };
+    }));
+  }
+  if (status !== 200 || !body.results) throw apiError(status, body, 'apply');
+  return body.results;
 }
 
 /** file:line:column of a field (`spec.rules[0].backendRefs[1].weight`) of a loaded document. */

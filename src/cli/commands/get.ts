@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { apiError, controlClient, table, type ClientFlags } from '../control-client.js';
+import { apiError, controlClient, createJoinToken, table, type ClientFlags } from '../control-client.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 
 interface GetFlags extends ClientFlags {
@@ -150,8 +150,6 @@ export function registerGetCommand(program: Command): void {
       .requiredOption('--service <name>', 'the service the token lets a proxy register for'),
   ).action(async (action: string, flags: GetFlags & { service: string }) => {
     if (action !== 'create') throw new CliError(`unknown token action "${action}": use create`, EXIT_USAGE);
-    const { status, body } = await controlClient(flags).request<{ token?: string }>('POST', '/api/v1/tokens', { service: flags.service, namespace: flags.namespace });
-    if (status !== 200 || !body.token) throw apiError(status, body, 'token create');
-    process.stdout.write(body.token + '\n');
+    process.stdout.write((await createJoinToken(controlClient(flags), flags.service, flags.namespace)) + '\n');
   });
 }

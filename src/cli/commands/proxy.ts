@@ -8,21 +8,9 @@ import { join } from 'node:path';
 import { ConfigInvalidError, formatProblem } from '../../api/v1alpha1/load.js';
 import { createLogger } from '../../core/log.js';
 import { parseListenAddress, type ListenAddress } from '../../proxy/outbound/accept.js';
-import { Sidecar, SidecarConfigError, type ControlOptions, type UpstreamBindingOption } from '../../proxy/sidecar.js';
+import { Sidecar, SidecarConfigError, type ControlOptions } from '../../proxy/sidecar.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
-
-/** `NAME[:SERVICEPORT]=[HOST:]PORT`, e.g. api=9191, api:8080=127.0.0.1:9191 */
-export function parseUpstream(text: string): UpstreamBindingOption {
-  const m = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)(?::(\d{1,5}))?=(.+)$/.exec(text);
-  if (!m) throw new CliError(`invalid --upstream "${text}": expected NAME=PORT or NAME:SERVICEPORT=HOST:PORT`, EXIT_USAGE);
-  let listen: ListenAddress;
-  try {
-    listen = parseListenAddress(m[4] as string);
-  } catch (err) {
-    throw new CliError(`invalid --upstream "${text}": ${(err as Error).message}`, EXIT_USAGE);
-  }
-  return { service: m[1] as string, ...(m[3] ? { servicePort: Number(m[3]) } : {}), listen };
-}
+import { parseLabels, parseUpstream } from '../proxy-flags.js';
 
 function address(flag: string, text: string): ListenAddress {
   try {
@@ -59,16 +47,6 @@ function advertiseAddress(inbound: ListenAddress): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
-}
-
-function parseLabels(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const l of list) {
-    const m = /^([A-Za-z0-9][-A-Za-z0-9_./]{0,62})=([-A-Za-z0-9_.]{0,63})$/.exec(l);
-    if (!m) throw new CliError(`invalid --label "${l}": expected KEY=VALUE, e.g. version=v2 or zone=a`, EXIT_USAGE);
-    out[m[1] as string] = m[2] as string;
-  }
-  return out;
 }
 
 export function registerProxyCommand(program: Command): void {
