@@ -390,3 +390,38 @@ test('helpers: header values join repeated fields, query values decode, hosts lo
   assert.equal(hostOf('api.'), 'api');
   assert.equal(hostOf('[::1]:80'), '[::1]');
 });
+
+describe('a large table (indexed by first path segment) answers exactly as a scan of every candidate', () => {
+  // 60 rules across shared and distinct first segments, exact and prefix paths, a regex and the "/" catch-all, some
+  // with header conditions: the index must never change which rule wins.
+  const rules: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    rules.push(`  - matches: [ { path: { type: PathPrefix, value: /s${i % 7}/p${i} } } ]\n    backendRefs: [ { name: v${(i % 3) + 1} } ]`);
+    rules.push(`  - matches: [ { path: { type: Exact, value: /s${i % 5}/e${i} }, headers: [ { name: x-k, value: '${i % 2}' } ] } ]\n    backendRefs: [ { name: v${((i + 1) % 3) + 1} } ]`);
+    rules.push(`  - matches: [ { path: { type: PathPrefix, value: /t${i} } } ]\n    backendRefs: [ { name: v${((i + 2) % 3) + 1} } ]`);
+  }
+  rules.push(`  - matches: [ { path: { type: RegularExpression, value: '/s[0-9]/p1[0-9]+/deep' } } ]\n    backendRefs: [ { name: v3 } ]`);
+  rules.push(`  - matches: [ { path: { type: Exact, value: / } } ]\n    backendRefs: [ { name: v2 } ]`);
+  rules.push(`  - matches: [ { path: { type: PathPrefix, value: /s3 }, method: POST } ]\n    backendRefs: [ { name: v1 } ]`);
+  // A route holds at most 16 rules (Gateway API): spread them over several routes.
+  const routes: string[] = [];
+  for (let i = 0; i < rules.length; i += 8) routes.push(route(`big-${String(i).padStart(2, '0')}`, rules.slice(i, i + 8).join('\n')));
+  const parsed = parseResources(SERVICES + '---\n' + routes.join('---\n'), 'routes.yaml');
+  assert.ok(parsed.ok, JSON.stringify(parsed));
+  const plan = compilePlan(parsed.resources.map((x) => x.resource), 'echo', 1);
+  const table = plan.lookupHost('echo')!.routes.get(80)!.candidates!;
+  const scan = (method: string, path: string, headers: string[]) => {
+    const q = path.indexOf('?');
+    const len = q === -1 ? path.length : q;
+    return table.http.find((c) => c.match.test(method, path, len, headers)) ?? null;
+  };
+  test('every probe path gets the same candidate', () => {
+    const paths = ['/', '/?a=1', '/s0', '/s3', '/s3/p3', '/s3/p10/deep', '/s1/p15/deep', '/s0/e0', '/s0/e5', '/t1', '/t12/x', '/t', '/t1x', '/s1/p1x', '/nowhere', 'http://echo/s0/e0', '/s4/e9?x=1', '/s6/p13/a/b'];
+    let compared = 0;
+    for (const path of paths) for (const method of ['GET', 'POST']) for (const headers of [[], ['x-k', '0'], ['x-k', '1']]) {
+      assert.equal(table.matchHttp(method, 'echo', path, headers), scan(method, path, headers), `${method} ${path} ${headers.join(':')}`);
+      compared++;
+    }
+    assert.equal(compared, paths.length * 6);
+  });
+});

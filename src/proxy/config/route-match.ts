@@ -245,16 +245,57 @@ export function compareGrpc<R>(a: GrpcCandidate<R>, b: GrpcCandidate<R>): number
   return byHost(a, b) || mb.serviceChars - ma.serviceChars || mb.methodChars - ma.methodChars || mb.headers.length - ma.headers.length || byOrder(a, b);
 }
 
+/** Below this many candidates a plain scan is as fast as the index. */
+const INDEX_MIN_CANDIDATES = 16;
+
+/**
+ * The first path segment every path this match accepts starts with, or null when it accepts several (a regex, the
+ * "/" prefix). Prefixes match whole segments, so "/api" and "/api/v2" both pin the first segment to "api".
+ */
+function firstSegmentKey(m: HttpMatch): string | null {
+  if (m.pathKind === PATH_REGEX) return null;
+  const v = m.pathValue;
+  if (m.pathKind === PATH_PREFIX && v.length === 0) return null;
+  if (v.charCodeAt(0) !== 47) return null;
+  const end = v.indexOf('/', 1);
+  return end === -1 ? v.slice(1) : v.slice(1, end);
+}
+
 /** The candidates of one parent port, in precedence order. */
 export class RouteCandidates<R> {
   /** Whether any candidate looks at the host name (else the request's host is never computed). */
   private readonly needsHost: boolean;
+
+  /**
+   * Large tables only: the candidates a path can match, by its first segment ("/api/x" -> "api"), each list still in
+   * precedence order; candidates that can match any first segment (regexes, the "/" prefix) are in every list.
+   */
+  private readonly bySegment: Map<string, HttpCandidate<R>[]> | null = null;
+  private readonly anySegment: readonly HttpCandidate<R>[] = [];
 
   constructor(
     readonly http: readonly HttpCandidate<R>[],
     readonly grpc: readonly GrpcCandidate<R>[],
   ) {
     this.needsHost = http.some((c) => c.host !== null) || grpc.some((c) => c.host !== null);
+    if (http.length >= INDEX_MIN_CANDIDATES) {
+      const keys = http.map((c) => firstSegmentKey(c.match));
+      const bySegment = new Map<string, HttpCandidate<R>[]>();
+      for (const k of keys) if (k !== null && !bySegment.has(k)) bySegment.set(k, []);
+      const any: HttpCandidate<R>[] = [];
+      // Walking in precedence order keeps every list in precedence order.
+      http.forEach((c, i) => {
+        const k = keys[i];
+        if (k === null || k === undefined) {
+          any.push(c);
+          for (const list of bySegment.values()) list.push(c);
+        } else {
+          bySegment.get(k)!.push(c);
+        }
+      });
+      this.bySegment = bySegment;
+      this.anySegment = any;
+    }
   }
 
   /** The first HTTP candidate matching the request, or null. */
@@ -262,13 +303,20 @@ export class RouteCandidates<R> {
     const q = path.indexOf('?');
     const pathLen = q === -1 ? path.length : q;
     const host = this.needsHost ? hostOf(authority) : '';
-    const list = this.http;
+    const list = this.bySegment === null ? this.http : this.candidatesFor(path, pathLen);
     for (let i = 0; i < list.length; i++) {
       const c = list[i] as HttpCandidate<R>;
       if (c.host !== null && !c.host.test(host)) continue;
       if (c.match.test(method, path, pathLen, headers)) return c;
     }
     return null;
+  }
+
+  private candidatesFor(path: string, pathLen: number): readonly HttpCandidate<R>[] {
+    if (path.charCodeAt(0) !== 47) return this.http; // not origin-form: no index, the full scan decides
+    let end = path.indexOf('/', 1);
+    if (end === -1 || end > pathLen) end = pathLen;
+    return this.bySegment!.get(path.slice(1, end)) ?? this.anySegment;
   }
 
   /** The first gRPC candidate matching the request, or null. */
