@@ -54,6 +54,11 @@ kind: Fault
 metadata: { name: pause }
 spec: { delay: { fixedDelay: 50ms } }
 ---
+apiVersion: mycel.dev/v1alpha1
+kind: LocalRateLimit
+metadata: { name: two-a-minute }
+spec: { requestsPerUnit: 2, unit: minute }
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: api-routes }
@@ -84,6 +89,9 @@ spec:
     timeouts: { request: 300ms }
     backendRefs: [ { group: mycel.dev, kind: ServiceSubset, name: api.v1 } ]
   - matches: [ { path: { type: Exact, value: /hello } } ]
+    backendRefs: [ { group: mycel.dev, kind: ServiceSubset, name: api.v1 } ]
+  - matches: [ { path: { type: PathPrefix, value: /limited } } ]
+    filters: [ { type: ExtensionRef, extensionRef: { group: mycel.dev, kind: LocalRateLimit, name: two-a-minute } } ]
     backendRefs: [ { group: mycel.dev, kind: ServiceSubset, name: api.v1 } ]
 `;
 
@@ -222,6 +230,18 @@ describe('HTTP routes through real sidecars', () => {
     const r = await get('/slow?ms=5000');
     assert.equal(r.status, 504);
     assert.equal(r.headers['x-mycel-error'], 'response-timeout');
+  });
+
+  test('a LocalRateLimit on a rule: the burst goes through, then 429 with Retry-After, and other rules are not limited', async () => {
+    const seen = v1.seen.length;
+    assert.equal((await get('/limited/1')).status, 200);
+    assert.equal((await get('/limited/2')).status, 200);
+    const over = await get('/limited/3');
+    assert.equal(over.status, 429);
+    assert.equal(over.headers['x-mycel-error'], 'rate-limited');
+    assert.ok(Number(over.headers['retry-after']) >= 1, `retry-after ${over.headers['retry-after']}`);
+    assert.deepEqual(v1.seen.slice(seen).map((x) => x.url), ['/limited/1', '/limited/2'], 'the refused request never reached the app');
+    assert.equal((await get('/hello')).status, 200);
   });
 
   test('a request that matches no rule gets 404 no-route', async () => {

@@ -131,7 +131,7 @@ test('parseResourceValues validates JSON values like documents, reporting origin
     'apply#3 apiVersion: missing field "apiVersion"',
     'apply#3 metadata: missing field "metadata"',
     'apply#3 spec: missing field "spec"',
-    'apply#4 kind: unknown kind "Nope", expected one of Service, MeshConfig, HTTPRoute, GRPCRoute, TCPRoute, Fault, TrafficPolicy, PeerAuthentication, AuthorizationPolicy',
+    'apply#4 kind: unknown kind "Nope", expected one of Service, MeshConfig, HTTPRoute, GRPCRoute, TCPRoute, Fault, LocalRateLimit, TrafficPolicy, PeerAuthentication, AuthorizationPolicy',
     'apply#5: expected a resource: a mapping with apiVersion, kind, metadata and spec',
   ]);
 });

@@ -4,7 +4,7 @@
 import * as v from 'valibot';
 import { HOST, Metadata, TRUST_DOMAIN, about, bool, duration, durationOrder, fraction, int, labels, name, obj, pathOf, percent, port, positiveDuration, str } from './schema-parts.js';
 import { AuthorizationPolicy, PeerAuthentication, TrafficPolicy } from './policies.js';
-import { Fault, GRPCRoute, HTTPRoute, TCPRoute } from './routes.js';
+import { Fault, GRPCRoute, HTTPRoute, LocalRateLimit, TCPRoute } from './routes.js';
 
 export { Metadata };
 
@@ -158,9 +158,9 @@ export type MeshConfig = v.InferOutput<typeof MeshConfig>;
 export type MeshConfigSpec = v.InferOutput<typeof MeshConfigSpec>;
 
 /** Every kind this version accepts, by kind name. */
-export const KINDS = { Service, MeshConfig, HTTPRoute, GRPCRoute, TCPRoute, Fault, TrafficPolicy, PeerAuthentication, AuthorizationPolicy } as const;
+export const KINDS = { Service, MeshConfig, HTTPRoute, GRPCRoute, TCPRoute, Fault, LocalRateLimit, TrafficPolicy, PeerAuthentication, AuthorizationPolicy } as const;
 export type KindName = keyof typeof KINDS;
-export type Resource = Service | MeshConfig | HTTPRoute | GRPCRoute | TCPRoute | Fault | TrafficPolicy | PeerAuthentication | AuthorizationPolicy;
+export type Resource = Service | MeshConfig | HTTPRoute | GRPCRoute | TCPRoute | Fault | LocalRateLimit | TrafficPolicy | PeerAuthentication | AuthorizationPolicy;
 
 /** Kinds defined by ARCHITECTURE.md that a later version of Mycel will accept (none left in this version). */
 export const PLANNED_KINDS: string[] = [];

@@ -103,6 +103,15 @@ const cases: Array<[string, string, string[]]> = [
     ],
   ],
   [
+    'a LocalRateLimit that does not exist (the Fault of the same name does not stand in for it)',
+    http('r', `  parentRefs: [ { name: reviews } ]
+  rules:
+  - filters:
+    - { type: ExtensionRef, extensionRef: { group: mycel.dev, kind: LocalRateLimit, name: slow } }
+`),
+    ['routes.yaml:8:91 spec.rules[0].filters[0].extensionRef.name: unknown LocalRateLimit "default/slow": no LocalRateLimit of that name is defined in the route\'s namespace'],
+  ],
+  [
     'an unknown parent, a parent port that does not exist, and a sectionName that is no port name',
     http('r', `  parentRefs: [ { name: nowhere }, { name: reviews, port: 1234 }, { name: reviews, sectionName: admin } ]
 `),

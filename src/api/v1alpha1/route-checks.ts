@@ -66,11 +66,12 @@ function grpcMatchKey(m: GRPCMatch | null): string {
 export function crossCheckRoutes(resources: readonly LoadedResource[], partial = false): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const services = new Map<string, Service>();
-  const faults = new Set<string>();
+  /** Filter extension objects by kind/namespace/name. */
+  const extensions = new Set<string>();
   for (const r of resources) {
     const res = r.resource;
     if (res.kind === 'Service') services.set(`${res.metadata.namespace}/${res.metadata.name}`, res);
-    else if (res.kind === 'Fault') faults.add(`${res.metadata.namespace}/${res.metadata.name}`);
+    else if (res.kind === 'Fault' || res.kind === 'LocalRateLimit') extensions.add(`${res.kind}/${res.metadata.namespace}/${res.metadata.name}`);
   }
   const report = (r: LoadedResource, path: Path, message: string) => {
     const pos: SourcePosition = r.locate(path);
@@ -97,11 +98,12 @@ export function crossCheckRoutes(resources: readonly LoadedResource[], partial =
     }
   };
 
-  const checkFilters = (r: LoadedResource, ns: string, filters: readonly { type: string; requestMirror?: { backendRef: Parameters<typeof checkBackend>[2] } | undefined; extensionRef?: { name: string } | undefined }[] | undefined, at: Path) => {
+  const checkFilters = (r: LoadedResource, ns: string, filters: readonly { type: string; requestMirror?: { backendRef: Parameters<typeof checkBackend>[2] } | undefined; extensionRef?: { kind: string; name: string } | undefined }[] | undefined, at: Path) => {
     (filters ?? []).forEach((f, i) => {
       if (f.requestMirror !== undefined) checkBackend(r, ns, f.requestMirror.backendRef, [...at, i, 'requestMirror', 'backendRef']);
-      if (f.extensionRef !== undefined && !partial && !faults.has(`${ns}/${f.extensionRef.name}`)) {
-        report(r, [...at, i, 'extensionRef', 'name'], `unknown Fault "${ns}/${f.extensionRef.name}": no Fault of that name is defined in the route's namespace`);
+      const ext = f.extensionRef;
+      if (ext !== undefined && !partial && !extensions.has(`${ext.kind}/${ns}/${ext.name}`)) {
+        report(r, [...at, i, 'extensionRef', 'name'], `unknown ${ext.kind} "${ns}/${ext.name}": no ${ext.kind} of that name is defined in the route's namespace`);
       }
     });
   };

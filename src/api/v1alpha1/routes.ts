@@ -112,10 +112,16 @@ const weight = v.optional(int('a weight', 0, 1_000_000), 1);
 export const BackendRef = v.pipe(obj({ ...backendObjectEntries, weight }), backendObjectCheck());
 export type BackendRef = v.InferOutput<typeof BackendRef>;
 
-/** ExtensionRef: Mycel's one filter extension is its Fault kind. */
+/** The Mycel kinds a route filter can name with ExtensionRef. */
+export const FILTER_EXTENSION_KINDS = ['Fault', 'LocalRateLimit'] as const;
+
+/** ExtensionRef: Mycel's filter extensions are its Fault and LocalRateLimit kinds. */
 export const LocalObjectReference = v.pipe(
   obj({ group: str('a group'), kind: str('a kind'), name: objectName }),
-  v.check((r) => r.group === MYCEL_GROUP && r.kind === 'Fault', `Mycel's filter extension is a Fault: expected group ${MYCEL_GROUP}, kind Fault`),
+  v.check(
+    (r) => r.group === MYCEL_GROUP && (FILTER_EXTENSION_KINDS as readonly string[]).includes(r.kind),
+    `Mycel's filter extensions: expected group ${MYCEL_GROUP}, kind ${FILTER_EXTENSION_KINDS.join(' or ')}`,
+  ),
 );
 
 // ---- filters ----------------------------------------------------------------------------------------------------
@@ -517,6 +523,26 @@ export const Fault = obj({
   ),
 });
 export type Fault = v.InferOutput<typeof Fault>;
+
+// ---- LocalRateLimit (mycel.dev) -----------------------------------------------------------------------------------
+
+/**
+ * A local rate limit of one route rule, used as `{type: ExtensionRef, extensionRef: {group: mycel.dev, kind:
+ * LocalRateLimit, name}}`: each calling sidecar lets `requestsPerUnit` per `unit` through (bursts of `burst`) and
+ * answers the rest 429 with Retry-After (gRPC: RESOURCE_EXHAUSTED), as Envoy's local rate limit per route does.
+ */
+export const LocalRateLimit = obj({
+  apiVersion: v.literal('mycel.dev/v1alpha1', 'expected apiVersion mycel.dev/v1alpha1'),
+  kind: v.literal('LocalRateLimit'),
+  metadata: Metadata,
+  spec: obj({
+    requestsPerUnit: int('a rate', 1, 1_000_000_000),
+    unit: v.picklist(['second', 'minute', 'hour'], 'expected second, minute or hour'),
+    /** Requests allowed at once after a quiet spell; absent: requestsPerUnit. */
+    burst: v.optional(int('a burst', 1, 1_000_000_000)),
+  }),
+});
+export type LocalRateLimit = v.InferOutput<typeof LocalRateLimit>;
 
 export type Route = HTTPRoute | GRPCRoute | TCPRoute;
 

@@ -273,7 +273,7 @@ export class MeshIndex {
       }
     }
     // An object of a kind this index does not know may matter to every proxy.
-    if (!referenced && o.kind !== 'Fault') changes.global = true;
+    if (!referenced && o.kind !== 'Fault' && o.kind !== 'LocalRateLimit') changes.global = true;
   }
 
   /** The service key a host name leads to: name, name.ns, name.ns.svc[.cluster.local] or a declared host. */

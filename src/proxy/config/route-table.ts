@@ -2,7 +2,8 @@
 // sorted match candidates, each rule's filters as ready-to-run steps, and weighted backends resolved to service or
 // subset endpoints. Runs once per config change; the request path only reads what is built here.
 
-import type { Fault, GRPCRoute, HTTPRoute, HTTPRouteFilter, GRPCRouteFilter, Route, TCPRoute, BackendObjectReference } from '../../api/v1alpha1/routes.js';
+import type { Fault, GRPCRoute, HTTPRoute, HTTPRouteFilter, GRPCRouteFilter, LocalRateLimit, Route, TCPRoute, BackendObjectReference } from '../../api/v1alpha1/routes.js';
+import { RateLimiter } from '../layers/rate-limit/index.js';
 import { compareRouteAge, gatewayDurationMs } from '../../api/v1alpha1/routes.js';
 import type { Resource } from '../../api/v1alpha1/resources.js';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
@@ -34,6 +35,8 @@ export type RequestStep =
   /** A Fault's delay and its abort are two steps, so that a delayed request can still be aborted afterwards. */
   | { readonly type: 'delay'; readonly fault: string; readonly ms: number; readonly percent: number }
   | { readonly type: 'abort'; readonly fault: string; readonly http: number | null; readonly grpc: number | null; readonly percent: number }
+  /** A LocalRateLimit: one token bucket per rule and calling sidecar (a new config starts it afresh). */
+  | { readonly type: 'rate-limit'; readonly name: string; readonly limiter: RateLimiter; readonly ratePerSecond: number }
   /** A filter that refers to something missing: Gateway API says such a filter must fail the request, never be skipped. */
   | { readonly type: 'invalid'; readonly reason: string };
 
@@ -99,9 +102,11 @@ type Services = ReadonlyMap<string, ServiceTarget>;
 /** Builds the route tables and stores them on the parent services (`ServiceTarget.routes`). */
 export function compileRoutes(resources: readonly Resource[], services: Services, selfNamespace: string): void {
   const faults = new Map<string, Fault>();
+  const rateLimits = new Map<string, LocalRateLimit>();
   const routes: Route[] = [];
   for (const r of resources) {
     if (r.kind === 'Fault') faults.set(`${r.metadata.namespace}/${r.metadata.name}`, r);
+    else if (r.kind === 'LocalRateLimit') rateLimits.set(`${r.metadata.namespace}/${r.metadata.name}`, r);
     else if (r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute' || r.kind === 'TCPRoute') routes.push(r);
   }
   if (routes.length === 0) return;
@@ -132,7 +137,7 @@ export function compileRoutes(resources: readonly Resource[], services: Services
     for (const [portNumber, attachedAll] of ports) {
       const attached = scopeToCaller(attachedAll, svc.namespace, selfNamespace);
       const parentPort = svc.portFor(portNumber) as PortTarget;
-      const ctx: RuleContext = { parent: svc, parentPort, faults, backends };
+      const ctx: RuleContext = { parent: svc, parentPort, faults, rateLimits, backends };
       const http: HttpCandidate<CompiledRule>[] = [];
       const grpc: GrpcCandidate<CompiledRule>[] = [];
       let tcp: PortRoutes['tcp'] = null;
@@ -162,6 +167,7 @@ interface RuleContext {
   parent: ServiceTarget;
   parentPort: PortTarget;
   faults: ReadonlyMap<string, Fault>;
+  rateLimits: ReadonlyMap<string, LocalRateLimit>;
   backends: BackendCache;
 }
 
@@ -229,6 +235,13 @@ function faultSteps(f: Fault): RequestStep[] {
   return steps;
 }
 
+const UNIT_SECONDS = { second: 1, minute: 60, hour: 3600 } as const;
+
+function rateLimitStep(name: string, rl: LocalRateLimit): RequestStep {
+  const ratePerSecond = rl.spec.requestsPerUnit / UNIT_SECONDS[rl.spec.unit];
+  return { type: 'rate-limit', name, ratePerSecond, limiter: new RateLimiter({ ratePerSecond, burst: rl.spec.burst ?? rl.spec.requestsPerUnit, maxKeys: 1 }) };
+}
+
 /** Compiles a filter list into request steps, collecting ResponseHeaderModifiers into `response`. */
 function compileSteps(filters: readonly (HTTPRouteFilter | GRPCRouteFilter)[] | undefined, routeNs: string, matched: string, ctx: RuleContext, response: HeaderModifier[]): RequestStep[] {
   const steps: RequestStep[] = [];
@@ -261,6 +274,12 @@ function compileSteps(filters: readonly (HTTPRouteFilter | GRPCRouteFilter)[] | 
       }
       case 'ExtensionRef': {
         const name = `${routeNs}/${f.extensionRef?.name ?? ''}`;
+        if (f.extensionRef?.kind === 'LocalRateLimit') {
+          const rl = ctx.rateLimits.get(name);
+          if (rl === undefined) steps.push({ type: 'invalid', reason: `LocalRateLimit ${name} is not known to this proxy` });
+          else steps.push(rateLimitStep(name, rl));
+          break;
+        }
         const fault = ctx.faults.get(name);
         if (fault === undefined) steps.push({ type: 'invalid', reason: `Fault ${name} is not known to this proxy` });
         else steps.push(...faultSteps(fault));

@@ -12,6 +12,7 @@ import { Mirrors } from './filters/mirror.js';
 import { respondRedirect } from './filters/redirect.js';
 import { startBackendTimeout, startRequestTimeout } from './filters/route-timeout.js';
 import { applyRewrite } from './filters/url-rewrite.js';
+import { retryAfterSeconds } from '../layers/rate-limit/index.js';
 
 /** What a filter step did: go on with the next one, wait (a delay resumes the chain later), or end the exchange. */
 const NEXT = 0;
@@ -114,6 +115,12 @@ export class Logical implements HttpService {
         if (this.random() * 100 >= step.percent) return NEXT;
         ex.fail(faultAbort(step.fault, step.http, step.grpc));
         return DONE;
+      case 'rate-limit': {
+        const waitMs = step.limiter.take('');
+        if (waitMs === 0) return NEXT;
+        ex.fail(new MycelError('rate-limited', `over the LocalRateLimit ${step.name} of route ${ex.route ?? '?'} (${Math.round(step.ratePerSecond * 1000) / 1000}/s)`, { headers: ['retry-after', retryAfterSeconds(waitMs)] }));
+        return DONE;
+      }
       case 'invalid':
         ex.fail(new MycelError('route-invalid', `route ${ex.route ?? '?'}: ${step.reason}`));
         return DONE;
