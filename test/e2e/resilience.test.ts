@@ -199,6 +199,14 @@ retry:
         ) +
         service('post', `external: true\nports: [ { port: 80, appProtocol: http } ]\nendpoints: [ { address: 127.0.0.1, port: ${b.port} } ]`) +
         policy('post', 'retry: { attempts: 2, retryOn: [ 5xx ], retryNonIdempotent: true, backoff: { baseInterval: 1ms, maxInterval: 2ms } }') +
+        // Without a perTryTimeout, a rule's backendRequest timeout bounds each try (each is a request to the backend).
+        httpRoute(
+          'post',
+          `- matches: [ { headers: [ { name: x-backend-timeout, value: "1" } ] } ]
+  timeouts: { request: 5s, backendRequest: 300ms }
+  backendRefs: [ { name: post, port: 80 } ]
+- backendRefs: [ { name: post, port: 80 } ]`,
+        ) +
         service('down', `external: true\nports: [ { port: 80, appProtocol: http } ]\nendpoints: [ { address: 127.0.0.1, port: ${a.port} } ]`) +
         policy('down', 'retry: { attempts: 3, retryOn: [ 5xx ], budget: { ratio: 0.2, minRetriesPerSecond: 1, ttl: 10s }, backoff: { baseInterval: 1ms, maxInterval: 2ms } }') +
         service('slow', `external: true\nports: [ { port: 80, appProtocol: http } ]\nendpoints: [ { address: 127.0.0.1, port: ${a.port} } ]`) +
@@ -293,6 +301,12 @@ retry:
     assert.equal(seen.length, 2);
     assert.notEqual(seen[0]!.app, seen[1]!.app, 'the retry went elsewhere');
     assert.ok((await metric(web.admin, 'mycel_retries_total', { destination_service: 'api', reason: 'timeout' })) >= 1);
+  });
+
+  test('a route\'s backendRequest timeout bounds each try, so a hanging first try is retried', async () => {
+    const r = await request(web.outbound, { path: '/hang-first?id=bt-1', headers: { host: 'post', 'x-backend-timeout': '1' } });
+    assert.equal(r.status, 200);
+    assert.equal(apps.of('bt-1').length, 2, 'the first try was given up after 300 ms and retried');
   });
 
   test('Retry-After is honoured, and one asking for too long is not waited for', async () => {

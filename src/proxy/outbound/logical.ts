@@ -74,7 +74,9 @@ export class Logical implements HttpService {
       state.backend = b;
       state.step = 0;
     }
-    if (rule.backendTimeoutMs > 0) startBackendTimeout(ex, rule.backendTimeoutMs);
+    // backendRequest bounds each request to a backend: with a retry policy each try is one (the retry layer times
+    // them); without, the one request is.
+    if (rule.backendTimeoutMs > 0 && ex.service?.policy?.retry == null) startBackendTimeout(ex, rule.backendTimeoutMs);
     this.inner.call(ex);
   }
 

@@ -247,7 +247,7 @@ class Attempt implements UpstreamRequest, ResponseSink, AttemptRecord {
 function perTryTimedOut(a: Attempt): void {
   a.timer = null;
   if (a.state !== PENDING && a.state !== HOLDING) return;
-  const ms = a.run.dest.perTryMs;
+  const ms = a.run.perTryMs();
   a.discard();
   a.run.failed(a, 'timeout', new MycelError('response-timeout', `${a.endpoint ?? 'the endpoint'} did not answer within the per-try timeout (${ms} ms)`));
 }
@@ -316,7 +316,13 @@ class RetryRun implements UpstreamCall {
     a.endpoint = ex.endpoint;
     a.call = ex.upstream;
     ex.upstream = this;
-    if (a.state === PENDING && this.dest.perTryMs > 0) a.timer = setTimeout(perTryTimedOut, this.dest.perTryMs, a);
+    const perTryMs = this.perTryMs();
+    if (a.state === PENDING && perTryMs > 0) a.timer = setTimeout(perTryTimedOut, perTryMs, a);
+  }
+
+  /** The policy's perTryTimeout, else the route rule's backendRequest timeout (each try is a backend request). */
+  perTryMs(): number {
+    return this.dest.perTryMs > 0 ? this.dest.perTryMs : (this.ex.routeState?.rule.backendTimeoutMs ?? 0);
   }
 
   /** After an attempt that got no usable answer: retry, or give the client this failure. */
