@@ -80,7 +80,7 @@ export const OutlierDetection = v.pipe(
   obj({
     consecutive5xx: v.optional(about('Eject an endpoint after this many 5xx responses (or connect failures) in a row; 0: off.', int('a count', 0, 1000)), 5),
     consecutiveGatewayErrors: v.optional(about('Eject an endpoint after this many 502, 503, 504 or connect failures in a row; absent: off.', int('a count', 1, 1000))),
-    interval: v.optional(about('How often ejected endpoints are reconsidered.', positiveDuration), '10s'),
+    interval: v.optional(about('Accepted for Istio/Envoy compatibility; Mycel needs no sweep: an ejected endpoint returns exactly when its ejection time is over.', positiveDuration), '10s'),
     baseEjectionTime: v.optional(about('An ejection lasts this long times the number of times the endpoint has been ejected.', positiveDuration), '30s'),
     maxEjectionTime: v.optional(about('An ejection lasts at most this long.', positiveDuration), '300s'),
     maxEjectionPercent: v.optional(about('Percentage of the service\'s endpoints that may be ejected at once.', percent), 10),
