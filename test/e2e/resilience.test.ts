@@ -209,6 +209,9 @@ retry:
         ) +
         service('down', `external: true\nports: [ { port: 80, appProtocol: http } ]\nendpoints: [ { address: 127.0.0.1, port: ${a.port} } ]`) +
         policy('down', 'retry: { attempts: 3, retryOn: [ 5xx ], budget: { ratio: 0.2, minRetriesPerSecond: 1, ttl: 10s }, backoff: { baseInterval: 1ms, maxInterval: 2ms } }') +
+        // At most one retry in flight towards capped: concurrent hanging requests cannot all retry.
+        service('capped', `external: true\nports: [ { port: 80, appProtocol: http } ]\nendpoints: [ { address: 127.0.0.1, port: ${a.port} } ]`) +
+        policy('capped', 'connectionPool: { maxRetries: 1 }\nretry: { attempts: 2, perTryTimeout: 200ms, retryOn: [ 5xx ], budget: { ratio: 1, minRetriesPerSecond: 1000 }, backoff: { baseInterval: 1ms, maxInterval: 2ms } }') +
         service('slow', `external: true\nports: [ { port: 80, appProtocol: http } ]\nendpoints: [ { address: 127.0.0.1, port: ${a.port} } ]`) +
         policy('slow', 'timeout: 300ms') +
         httpRoute(
@@ -307,6 +310,16 @@ retry:
     const r = await request(web.outbound, { path: '/hang-first?id=bt-1', headers: { host: 'post', 'x-backend-timeout': '1' } });
     assert.equal(r.status, 200);
     assert.equal(apps.of('bt-1').length, 2, 'the first try was given up after 300 ms and retried');
+  });
+
+  test('connectionPool.maxRetries caps the retries in flight: of six hanging requests at once, one retries', async () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `cap-${i}`);
+    const replies = await Promise.all(ids.map((id) => get(`/hang?id=${id}`, 'capped')));
+    assert.ok(replies.every((r) => r.status === 504), replies.map((r) => r.status).join(','));
+    const tries = ids.map((id) => apps.of(id).length);
+    // Uncapped, each would be tried 3 times (18 in all); with one retry slot, one request retries (twice) at most.
+    assert.equal(tries.filter((n) => n > 1).length, 1, `tries per request: ${tries.join(',')}`);
+    assert.ok(tries.reduce((x, y) => x + y, 0) <= 8);
   });
 
   test('Retry-After is honoured, and one asking for too long is not waited for', async () => {
