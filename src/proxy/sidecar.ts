@@ -11,6 +11,7 @@ import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
 import type { Logger } from '../core/log.js';
 import { formatProblem } from '../api/v1alpha1/load.js';
 import { parseSpiffeId } from '../security/spiffe.js';
+import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
@@ -105,6 +106,8 @@ export class SidecarConfigError extends Error {}
 export class Sidecar implements PlanHolder {
   private plan: ProxyPlan;
   private readonly metrics = new ProxyMetrics();
+  /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
+  private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
   /** Retry budgets per destination, shared by the outbound and binding stacks, kept across config changes. */
   private readonly retries = new RetryRegistry();
   private readonly frontends: HttpFrontend[] = [];
@@ -257,6 +260,7 @@ export class Sidecar implements PlanHolder {
     const log = o.log;
     const respondError = createErrorResponder(log, o.service);
     this.metrics.subscribe();
+    this.accessLog.configure(this.plan.mesh.accessLog.enabled, this.plan.mesh.accessLog.format);
     this.metrics.configVersion.set(this.plan.version);
     this.metrics.certExpiry.set(Math.floor(this.identity.current.notAfter.getTime() / 1000));
     const tunnels = this.tunnels;
@@ -392,6 +396,7 @@ export class Sidecar implements PlanHolder {
   // ---- config and identity changes -----------------------------------------------------------------------------
 
   private apply(plan: ProxyPlan): void {
+    this.accessLog.configure(plan.mesh.accessLog.enabled, plan.mesh.accessLog.format);
     const prev = this.plan;
     this.destinations.attach(plan);
     this.plan = plan;
@@ -512,6 +517,7 @@ export class Sidecar implements PlanHolder {
     void this.source.close();
     for (const w of this.identityWatchers) w.close();
     this.metrics.unsubscribe();
+    this.accessLog.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();
   }

@@ -14,6 +14,8 @@ export interface MycelProcess {
   proc: ChildProcess;
   /** stderr lines so far (structured JSON logs). */
   logs: string[];
+  /** Everything the process wrote on stdout so far (its ready line, access logs). */
+  stdout(): string;
   records(): LogRecord[];
   /** Resolves with the first log record (past or future) matching `pred`; rejects after timeoutMs. */
   waitForLog(pred: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
@@ -79,9 +81,14 @@ export function spawnMycel(
     });
   };
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => proc.once('exit', (code, signal) => res({ code, signal })));
+  let out = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
   const p: MycelProcess = {
     proc,
     logs,
+    stdout: () => out,
     records: () => logs.flatMap((l) => {
       const r = parse(l);
       return r === null ? [] : [r];
@@ -95,7 +102,6 @@ export function spawnMycel(
   };
   const timeoutMs = opts.timeoutMs ?? 15_000;
   return new Promise((resolveStart, rejectStart) => {
-    let out = '';
     const timer = setTimeout(() => {
       proc.kill('SIGKILL');
       rejectStart(new Error(`${name} did not get ready in ${timeoutMs} ms:\n${logs.join('\n')}${errBuf}`));
@@ -104,8 +110,7 @@ export function spawnMycel(
       clearTimeout(timer);
       rejectStart(new Error(`${name} exited (${r.code ?? r.signal}) before ready:\n${logs.join('\n')}${errBuf}`));
     });
-    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
+    proc.stdout!.on('data', () => {
       const m = ready.exec(out);
       if (!m) return;
       clearTimeout(timer);

@@ -24,6 +24,7 @@ export interface MeshSettings {
   };
   transportHttp1: 'h1' | 'h2';
   identityFiles: MeshConfigSpec['identity'];
+  accessLog: { enabled: boolean; format: 'json' | 'text' };
 }
 
 export interface ProxyPlan {
@@ -58,6 +59,7 @@ export function meshSettings(spec: MeshConfigSpec): MeshSettings {
     },
     transportHttp1: spec.transport.http1,
     identityFiles: spec.identity,
+    accessLog: { enabled: spec.telemetry.accessLog?.enabled ?? false, format: spec.telemetry.accessLog?.format ?? 'json' },
   };
 }
 
