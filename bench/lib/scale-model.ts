@@ -2,6 +2,8 @@
 // (popular ones more often), a "rare" service called by a handful of proxies, and a share that registers an endpoint.
 // Pure and seeded, so a given size always draws the same mesh (tested in scale-model.test.ts).
 
+import { seededRandom } from '../../test/helpers/seeded-random.js';
+
 export const SERVICE_COUNT = 50;
 /** Declared (external, static endpoint), run by no proxy, called by `rareCallers` only. */
 export const RARE_SERVICE = 'rare-ledger';
@@ -45,18 +47,6 @@ export interface ModelOptions {
 }
 
 export const DEFAULT_MODEL: ModelOptions = { endpointShare: 0.1, rareShare: 0.005, minCallees: 2, maxCallees: 4, seed: 42 };
-
-/** mulberry32: a tiny seeded PRNG, good enough to draw a mesh reproducibly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function serviceName(i: number): string {
   return `svc-${String(i).padStart(2, '0')}`;

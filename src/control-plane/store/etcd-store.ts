@@ -7,6 +7,7 @@ import { EtcdConnection, isLeaseNotFound, reasonOf, retryDelay, sleep, wasNotApp
 import { EtcdKeys, type ObjectId } from './etcd-keys.js';
 import { EtcdLease } from './etcd-lease.js';
 import { RangeWatch } from './etcd-watch.js';
+import { byKindNamespaceName, freezeObject } from './object-view.js';
 import { objectKey, StoreError, type Store, type StoreEvent, type StoreExpectation, type StoreListener, type StoredObject, type StoreOp } from './store.js';
 
 export interface EtcdStoreOptions {
@@ -478,7 +479,7 @@ export class EtcdStore implements Store {
       this.log.warn('skipping an etcd key whose value is not JSON', { key: kv.key.toString('utf8') });
       return undefined;
     }
-    return Object.freeze({ kind: id.kind, namespace: id.namespace, name: id.name, value: deepFreeze(value), revision: Number(kv.mod_revision), ephemeral: kv.lease !== '0' });
+    return freezeObject(id.kind, id.namespace, id.name, value, Number(kv.mod_revision), kv.lease !== '0');
   }
 }
 
@@ -492,16 +493,3 @@ function checkId(o: { kind?: unknown; namespace?: unknown; name?: unknown }, whe
   return { kind: o.kind as string, namespace: o.namespace as string, name: o.name as string };
 }
 
-function deepFreeze<T>(value: T): T {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
-  for (const v of Object.values(value)) deepFreeze(v);
-  return Object.freeze(value);
-}
-
-function byKindNamespaceName(a: StoredObject, b: StoredObject): number {
-  return cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name);
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -126,7 +126,8 @@ export class ObjectView {
   }
 }
 
-function freezeObject(kind: string, namespace: string, name: string, value: unknown, revision: number, ephemeral: boolean): StoredObject {
+/** A stored object, frozen with its value (values are never mutated after commit). */
+export function freezeObject(kind: string, namespace: string, name: string, value: unknown, revision: number, ephemeral: boolean): StoredObject {
   return Object.freeze({ kind, namespace, name, value: deepFreeze(value), revision, ephemeral });
 }
 
@@ -136,7 +137,8 @@ function deepFreeze<T>(value: T): T {
   return Object.freeze(value);
 }
 
-function byKindNamespaceName(a: StoredObject, b: StoredObject): number {
+/** The order of Store.list(): kind, namespace, name. */
+export function byKindNamespaceName(a: StoredObject, b: StoredObject): number {
   return cmp(a.kind, b.kind) || cmp(a.namespace, b.namespace) || cmp(a.name, b.name);
 }
 
