@@ -44,6 +44,18 @@ export function resolveDestination(plan: ProxyPlan, authority: string, binding: 
   return { service, port: p };
 }
 
+/**
+ * After `miss`: when it is an unknown host and a control plane can be asked about it, asks and calls `then` once it
+ * answered (true: the plan may know the host now) and returns true; else returns false and the caller fails with `miss`.
+ */
+export function askControlPlane(plans: PlanHolder, authority: string, binding: Binding | null, miss: MycelError, then: (again: boolean) => void): boolean {
+  if (miss.code !== 'unknown-service' || plans.discover === undefined) return false;
+  const host = binding?.service ?? splitAuthority(authority)?.host;
+  if (host === undefined) return false;
+  void plans.discover(host).then(then);
+  return true;
+}
+
 class Discover implements HttpService {
   constructor(
     private readonly inner: HttpService,
@@ -56,25 +68,16 @@ class Discover implements HttpService {
     ex.source = this.self;
     const r = resolveDestination(this.plans.current, ex.authority, this.binding);
     if (r instanceof MycelError) {
-      if (r.code === 'unknown-service' && this.plans.discover !== undefined) this.discoverThenCall(ex, r);
-      else ex.fail(r);
+      // Off the hot path: the first request to a host this proxy has not used yet waits for the control plane's answer.
+      const asked = askControlPlane(this.plans, ex.authority, this.binding, r, (again) => {
+        const next = again ? resolveDestination(this.plans.current, ex.authority, this.binding) : r;
+        if (next instanceof MycelError) ex.fail(next);
+        else this.resolved(ex, next);
+      });
+      if (!asked) ex.fail(r);
       return;
     }
     this.resolved(ex, r);
-  }
-
-  /** Off the hot path: the first request to a host this proxy has not used yet waits for the control plane's answer. */
-  private discoverThenCall(ex: HttpExchange, miss: MycelError): void {
-    const host = this.binding?.service ?? splitAuthority(ex.authority)?.host;
-    if (host === undefined) {
-      ex.fail(miss);
-      return;
-    }
-    void this.plans.discover!(host).then((again) => {
-      const r = again ? resolveDestination(this.plans.current, ex.authority, this.binding) : miss;
-      if (r instanceof MycelError) ex.fail(r);
-      else this.resolved(ex, r);
-    });
   }
 
   private resolved(ex: HttpExchange, r: { service: ServiceTarget; port: PortTarget }): void {

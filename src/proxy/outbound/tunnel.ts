@@ -6,7 +6,7 @@ import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MycelError, toMycelError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { splitAuthority, type EndpointTarget, type ServiceTarget } from '../config/plan.js';
+import type { EndpointTarget, ServiceTarget } from '../config/plan.js';
 import { requestHeaderList } from '../transport/h1/server-response.js';
 import { connectionRefused } from '../transport/connection-slots.js';
 import { refuseRaw } from '../transport/http-frontend.js';
@@ -14,7 +14,7 @@ import { splice, type SpliceResult } from '../transport/splice.js';
 import type { IdentityStore } from '../transport/tls/identity.js';
 import { ALPN_H1, ALPN_TCP, connectPeer } from '../transport/tls/peer-connect.js';
 import { relayUpgrade } from '../transport/upgrade.js';
-import { resolveDestination, type Binding, type PlanHolder } from './discover.js';
+import { askControlPlane, resolveDestination, type Binding, type PlanHolder } from './discover.js';
 import { tunnelBackend } from './tunnel-route.js';
 
 export interface TunnelRecord {
@@ -60,17 +60,7 @@ type Target = { svc: ServiceTarget; ep: EndpointTarget } | MycelError;
 /** `pick`, but a host the plan does not know is first asked of the control plane (when there is one). */
 function pickThen(deps: TunnelDeps, authority: string, binding: Binding | null, upgrade: IncomingMessage | null, then: (t: Target) => void): void {
   const t = pick(deps, authority, binding, upgrade);
-  const discover = deps.plans.discover;
-  if (!(t instanceof MycelError) || t.code !== 'unknown-service' || discover === undefined) {
-    then(t);
-    return;
-  }
-  const host = binding?.service ?? splitAuthority(authority)?.host;
-  if (host === undefined) {
-    then(t);
-    return;
-  }
-  void discover.call(deps.plans, host).then((again) => then(again ? pick(deps, authority, binding, upgrade) : t));
+  if (!(t instanceof MycelError) || !askControlPlane(deps.plans, authority, binding, t, (again) => then(again ? pick(deps, authority, binding, upgrade) : t))) then(t);
 }
 
 /** A tunnel is a connection to the destination: it takes one of its circuit breaker's connection slots (or is refused). */
