@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseUpstream } from './proxy-flags.js';
-import { parseListenAddress } from '../proxy/outbound/accept.js';
+import { parseListenAddress } from '../core/listen-address.js';
 
 test('--upstream forms', () => {
   assert.deepEqual(parseUpstream('api=9191'), { service: 'api', listen: { host: '127.0.0.1', port: 9191 } });

@@ -1,8 +1,18 @@
-// Flags shared by the commands that start sidecars (`mycel proxy`, `mycel run`): upstream bindings and endpoint labels.
+// Flags shared by the commands that start sidecars or servers (`mycel proxy`, `mycel run`, `mycel control`): listen
+// addresses, upstream bindings and endpoint labels.
 
-import { parseListenAddress, type ListenAddress } from '../proxy/outbound/accept.js';
+import { parseListenAddress, type ListenAddress } from '../core/listen-address.js';
 import type { UpstreamBindingOption } from '../proxy/sidecar.js';
 import { CliError, EXIT_USAGE } from './exit.js';
+
+/** A listen-address flag (`--inbound`, `--listen`, ...); a bad one is a usage error naming the flag. */
+export function listenFlag(flag: string, text: string): ListenAddress {
+  try {
+    return parseListenAddress(text);
+  } catch (err) {
+    throw new CliError(`invalid ${flag}: ${(err as Error).message}`, EXIT_USAGE);
+  }
+}
 
 /** `NAME[:SERVICEPORT]=[HOST:]PORT`, e.g. api=9191, api:8080=127.0.0.1:9191 */
 export function parseUpstream(text: string): UpstreamBindingOption {

@@ -7,6 +7,7 @@ import { createLogger } from '../../core/log.js';
 import { ControlPlane } from '../../control-plane/control-plane.js';
 import { openStore, parseStoreSpec } from '../../control-plane/store/open-store.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
+import { listenFlag } from '../proxy-flags.js';
 
 interface ControlFlags {
   store: string;
@@ -14,13 +15,6 @@ interface ControlFlags {
   stateDir?: string;
   lease: string;
   advertise?: string;
-}
-
-function parseListen(text: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text) ?? /^(\d{1,5})$/.exec(text);
-  if (!m) throw new CliError(`invalid --listen "${text}": expected HOST:PORT`, EXIT_USAGE);
-  if (m.length === 2) return { host: '127.0.0.1', port: Number(m[1]) };
-  return { host: (m[1] ?? m[2]) as string, port: Number(m[3]) };
 }
 
 export function registerControlCommand(program: Command): void {
@@ -37,7 +31,7 @@ export function registerControlCommand(program: Command): void {
       if (spec instanceof Error) throw new CliError(`invalid --store: ${spec.message}`, EXIT_USAGE);
       const leaseMs = parseDuration(flags.lease);
       if (leaseMs === undefined || leaseMs < 500) throw new CliError(`invalid --lease "${flags.lease}": expected a duration of at least 500ms, e.g. 10s`, EXIT_USAGE);
-      const listen = parseListen(flags.listen);
+      const listen = listenFlag('--listen', flags.listen);
       const log = createLogger({ fields: { component: 'control' } });
       const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
       let cp: ControlPlane;

@@ -7,18 +7,11 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ConfigInvalidError, formatProblem } from '../../api/v1alpha1/load.js';
 import { createLogger } from '../../core/log.js';
-import { parseListenAddress, type ListenAddress } from '../../proxy/outbound/accept.js';
+import type { ListenAddress } from '../../core/listen-address.js';
 import { Sidecar, SidecarConfigError, type ControlOptions } from '../../proxy/sidecar.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
-import { parseLabels, parseUpstream } from '../proxy-flags.js';
+import { listenFlag, parseLabels, parseUpstream } from '../proxy-flags.js';
 
-function address(flag: string, text: string): ListenAddress {
-  try {
-    return parseListenAddress(text);
-  } catch (err) {
-    throw new CliError(`invalid ${flag}: ${(err as Error).message}`, EXIT_USAGE);
-  }
-}
 
 interface ProxyFlags {
   service: string;
@@ -80,7 +73,7 @@ export function registerProxyCommand(program: Command): void {
       const idFlags = [flags.cert, flags.key, flags.ca].filter((x) => x !== undefined).length;
       if (idFlags !== 0 && idFlags !== 3) throw new CliError('--cert, --key and --ca go together', EXIT_USAGE);
       const log = createLogger({ fields: { component: 'proxy', service: flags.service } });
-      const inbound = address('--inbound', flags.inbound);
+      const inbound = listenFlag('--inbound', flags.inbound);
       const labels = parseLabels(flags.label);
       let control: ControlOptions | undefined;
       if (flags.control !== undefined) {
@@ -110,8 +103,8 @@ export function registerProxyCommand(program: Command): void {
           configFiles: flags.config ?? [],
           ...(control !== undefined ? { control } : {}),
           inbound,
-          outbound: address('--outbound', flags.outbound),
-          admin: address('--admin', flags.admin),
+          outbound: listenFlag('--outbound', flags.outbound),
+          admin: listenFlag('--admin', flags.admin),
           upstreams: flags.upstream.map(parseUpstream),
           ...(labels.zone !== undefined ? { zone: labels.zone } : {}),
           ...(idFlags === 3 ? { identityFiles: { cert: flags.cert as string, key: flags.key as string, ca: flags.ca as string } } : {}),

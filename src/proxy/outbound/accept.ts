@@ -2,26 +2,12 @@
 // and the upstream bindings (a local port per service), handing each connection to HTTP or to a TCP tunnel.
 
 import net, { type Server, type Socket } from 'node:net';
+import type { ListenAddress } from '../../core/listen-address.js';
 import type { Logger } from '../../core/log.js';
 import type { HttpFrontend } from '../transport/http-frontend.js';
 import { detectProtocol } from './detect.js';
 import type { Binding, PlanHolder } from './discover.js';
 import { handleTcpBinding, type TunnelDeps } from './tunnel.js';
-
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-/** Parses "HOST:PORT", ":PORT" or "PORT" (host defaults to 127.0.0.1). */
-export function parseListenAddress(text: string, defaultHost = '127.0.0.1'): ListenAddress {
-  const m = /^(?:(\[[^\]]+\]|[^:]*):)?(\d{1,5})$/.exec(text.trim());
-  if (!m) throw new Error(`invalid listen address "${text}": expected HOST:PORT or PORT`);
-  const port = Number(m[2]);
-  if (port > 65535) throw new Error(`invalid port in "${text}"`);
-  const host = m[1] ? m[1].replace(/^\[|\]$/g, '') : defaultHost;
-  return { host, port };
-}
 
 export function listen(server: Server, addr: ListenAddress): Promise<ListenAddress> {
   return new Promise((resolve, reject) => {
