@@ -6,6 +6,7 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:h
 import net from 'node:net';
 import { STREAM_PATH } from '../../api/v1alpha1/stream-messages.js';
 import { KINDS } from '../../api/v1alpha1/resources.js';
+import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
 import type { Principal, TokenAuthority } from '../auth/tokens.js';
@@ -63,6 +64,10 @@ function readBody(req: Req): Promise<Buffer> {
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+async function readJson(req: Req): Promise<unknown> {
+  return JSON.parse((await readBody(req)).toString('utf8')) as unknown;
 }
 
 function storeFailure(res: Res, err: unknown, deps: ApiDeps): void {
@@ -161,7 +166,7 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST a JSON body {"resources": [...]}');
       let body: { resources?: unknown; dryRun?: unknown };
       try {
-        body = JSON.parse((await readBody(req)).toString('utf8')) as typeof body;
+        body = (await readJson(req)) as typeof body;
       } catch (err) {
         return problem(res, 400, 'bad-request', `the body is not JSON: ${(err as Error).message}`);
       }
@@ -234,13 +239,13 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
       let body: { service?: unknown; namespace?: unknown };
       try {
-        body = JSON.parse((await readBody(req)).toString('utf8')) as typeof body;
+        body = (await readJson(req)) as typeof body;
       } catch {
         return problem(res, 400, 'bad-request', 'expected {"service": NAME}');
       }
       const svc = body.service;
       const ns = body.namespace ?? 'default';
-      if (typeof svc !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(svc) || typeof ns !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) {
+      if (typeof svc !== 'string' || !DNS_LABEL.test(svc) || typeof ns !== 'string' || !DNS_LABEL.test(ns)) {
         return problem(res, 400, 'bad-request', 'service and namespace must be DNS labels');
       }
       return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });

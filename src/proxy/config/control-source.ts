@@ -335,7 +335,6 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     this.heartbeat = null;
     session.destroy();
     if (this.closed) return;
-    this.lastError = this.lastError ?? reason;
     // Full jitter over an exponentially growing window: many proxies losing one replica do not come back in step.
     const min = this.o.backoffMinMs ?? 200;
     const max = this.o.backoffMaxMs ?? 10_000;
