@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseResources, parseResourceValues, crossCheck, formatProblem } from './load.js';
+import { parseResources, parseResourceValues, crossCheck, formatPath, formatProblem, parsePath } from './load.js';
 
 const good = `apiVersion: mycel.dev/v1alpha1
 kind: Service
@@ -142,4 +142,11 @@ test('parseResourceValues and parseResources agree on the same document', () => 
   const fromJson = parseResourceValues([{ apiVersion: 'mycel.dev/v1alpha1', kind: 'TrafficPolicy', metadata: { name: 'p' }, spec: { targetRef: { kind: 'Service', name: 'api' }, retry: { attempts: 1 } } }], 'api');
   assert.ok(fromYaml.ok && fromJson.ok);
   assert.deepEqual(fromJson.resources[0]!.resource, fromYaml.resources[0]!.resource);
+});
+
+test('parsePath reads back what formatPath writes', () => {
+  const path = ['spec', 'rules', 0, 'backendRefs', 12, 'weight'];
+  assert.equal(formatPath(path), 'spec.rules[0].backendRefs[12].weight');
+  assert.deepEqual(parsePath(formatPath(path)), path);
+  assert.deepEqual(parsePath(''), []);
 });

@@ -54,13 +54,21 @@ export class ConfigInvalidError extends Error {
   }
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
+/** A field path as problems print it: `spec.rules[0].backendRefs[1].weight`. */
+export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
     else out += out ? `.${String(seg)}` : String(seg);
   }
   return out;
+}
+
+/** The inverse of formatPath: `spec.ports[0].port` -> ['spec', 'ports', 0, 'port']. */
+export function parsePath(text: string): Array<string | number> {
+  const segs: Array<string | number> = [];
+  for (const m of text.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) segs.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
+  return segs;
 }
 
 /** The position of the deepest node along `path` that exists in the document. */

@@ -1,17 +1,11 @@
 // Cross-checks of routes against the rest of a resource set: parents, backends, subsets, ports and Faults that exist,
 // rules whose weights leave nothing to send to, and routes that claim identical matches on the same parent.
 
-import type { ConfigProblem, LoadedResource, SourcePosition } from './load.js';
+import { formatPath, type ConfigProblem, type LoadedResource, type SourcePosition } from './load.js';
 import type { Service } from './resources.js';
 import { compareRouteAge, type GRPCRoute, type HTTPRoute, type ParentReference, type Route, type TCPRoute } from './routes.js';
 
 type Path = (string | number)[];
-
-function formatPath(path: Path): string {
-  let out = '';
-  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
-  return out;
-}
 
 function isRoute(r: LoadedResource): r is LoadedResource & { resource: Route } {
   const k = r.resource.kind;

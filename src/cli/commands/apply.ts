@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crossCheck, formatProblem, parseResources, type ConfigProblem, type LoadedResource } from '../../api/v1alpha1/load.js';
+import { crossCheck, formatProblem, parsePath, parseResources, type ConfigProblem, type LoadedResource } from '../../api/v1alpha1/load.js';
 import { apiError, controlClient, type ClientFlags, type ControlClient } from '../control-client.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 
@@ -91,17 +91,10 @@ export async function applyFiles(client: ControlClient, files: ReadonlyArray<{ n
     // Problems found against the stored state (e.g. a backendRef to a service that does not exist): point into the files.
     fail(body.problems.map((p) => {
       const at = loaded[p.index];
-      const pos = at === undefined ? { file: '<request>', line: 1, column: 1 } : locate(at, p.path);
+      const pos = at === undefined ? { file: '<request>', line: 1, column: 1 } : at.locate(parsePath(p.path));
       return { ...pos, path: p.path, message: p.message };
     }));
   }
   if (status !== 200 || !body.results) throw apiError(status, body, 'apply');
   return body.results;
-}
-
-/** file:line:column of a field (`spec.rules[0].backendRefs[1].weight`) of a loaded document. */
-function locate(r: LoadedResource, path: string): { file: string; line: number; column: number } {
-  const segs: Array<string | number> = [];
-  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) segs.push(m[2] !== undefined ? Number(m[2]) : (m[1] as string));
-  return r.locate(segs);
 }
