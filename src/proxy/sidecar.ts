@@ -3,6 +3,7 @@
 
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename, resolve } from 'node:path';
+import { hostname } from 'node:os';
 import type { Server, Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import net from 'node:net';
@@ -13,6 +14,8 @@ import { formatProblem } from '../api/v1alpha1/load.js';
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { TapHub } from '../telemetry/tap.js';
+import { TapRelay } from '../telemetry/tap-relay.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
 import { FileConfigSource } from './config/file-source.js';
@@ -109,6 +112,8 @@ export class Sidecar implements PlanHolder {
   private readonly metrics = new ProxyMetrics();
   /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
   private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
+  /** Live taps (admin GET /tap, and the control plane's over the config stream); subscribed only while one is open. */
+  readonly taps: TapHub;
   /** Retry budgets per destination, shared by the outbound and binding stacks, kept across config changes. */
   private readonly retries = new RetryRegistry();
   private readonly frontends: HttpFrontend[] = [];
@@ -140,6 +145,7 @@ export class Sidecar implements PlanHolder {
   ) {
     this.plan = plan;
     this.identity = identity;
+    this.taps = new TapHub(options.control?.proxyId ?? `${options.service}-${hostname()}-${process.pid}`, () => this.identity.current.spiffeId);
     const t = plan.mesh.timeouts;
     this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
     this.appH1 = new H1Pool({
@@ -202,7 +208,13 @@ export class Sidecar implements PlanHolder {
     const mismatch = sidecar.checkPlan(plan);
     if (mismatch !== undefined) throw new SidecarConfigError(mismatch);
     source.check = (next) => sidecar.checkPlan(next);
-    if (control !== null) sidecar.discover = (host) => control.discover(host, 2000);
+    if (control !== null) {
+      sidecar.discover = (host) => control.discover(host, 2000);
+      const relay = new TapRelay(sidecar.taps, (id, events, dropped) => control.sendTapEvents(id, events, dropped));
+      control.on('tap', (action, id, filter) => (action === 'start' ? relay.start(id, filter) : relay.stop(id)));
+      control.on('disconnected', () => relay.stopAll());
+      for (const [id, filter] of control.activeTaps) relay.start(id, filter); // started while the first config loaded
+    }
     await sidecar.listenAll();
     source.on('plan', (p) => sidecar.apply(p));
     source.on('rejected', (problems) => sidecar.rejected(problems.map(formatProblem)));
@@ -337,6 +349,7 @@ export class Sidecar implements PlanHolder {
         certificateExpires: this.identity.current.notAfter.toISOString(),
         lastRejected: this.lastRejected,
         control: this.controlStatus(),
+        openTaps: this.taps.open,
         resources: this.plan.resources,
       }),
       endpoints: () => [...this.plan.services.values()].map((s) => ({ service: s.name, namespace: s.namespace, identity: s.identity, external: s.external, ports: s.ports, endpoints: s.endpoints })),
@@ -344,6 +357,7 @@ export class Sidecar implements PlanHolder {
         for (const rt of this.destinations.values()) this.metrics.breakerOpen.set(rt.breaker.open ? 1 : 0, [rt.name]);
         return this.metrics.render();
       },
+      taps: this.taps,
       drain: () => void this.drain('admin POST /drain'),
       shutdown: () => void this.drain('admin POST /shutdown'),
     });
@@ -519,6 +533,7 @@ export class Sidecar implements PlanHolder {
     for (const w of this.identityWatchers) w.close();
     this.metrics.unsubscribe();
     this.accessLog.close();
+    this.taps.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();
   }

@@ -15,6 +15,7 @@ import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
 import { proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
+import { serveTap } from '../../telemetry/tap-stream.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
 
 export interface ApiDeps {
@@ -235,6 +236,14 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       ];
       return json(res, 200, { service, namespace, items });
     }
+    case 'tap':
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET /api/v1/tap?service=NAME');
+      // Proxies connected to this replica only: with several replicas, tap each one (docs/telemetry.md).
+      serveTap(res, url.searchParams, (filter, stream) => deps.push.openTap(filter, (events, dropped) => {
+        for (const ev of events) stream.offer(ev);
+        stream.lost(dropped);
+      }), true);
+      return;
     case 'tokens': {
       if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
       let body: { service?: unknown; namespace?: unknown };
@@ -251,6 +260,6 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tap, tokens`);
   }
 }

@@ -1,9 +1,10 @@
 // Push: one long-lived HTTP/2 stream per proxy. Registers the proxy's endpoint, computes its scoped view (shared by
 // every proxy that asks for the same one), sends a new version only when the view's content changed, and records
-// each proxy's ACK or NACK. A NACKed version is never re-sent; the next change brings the next version.
+// each proxy's ACK or NACK. A NACKed version is never re-sent; the next change brings the next version. Taps ride
+// the same streams: started on every connected proxy (and on those that connect later), their events handed back.
 
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { encodeMessage, LineDecoder, MAX_PROXY_MESSAGE_BYTES, parseProxyMessage, type ProxyMessage } from '../../api/v1alpha1/stream-messages.js';
+import { encodeMessage, LineDecoder, MAX_PROXY_MESSAGE_BYTES, parseProxyMessage, type ProxyMessage, type TapEvent, type TapFilter } from '../../api/v1alpha1/stream-messages.js';
 import type { Logger } from '../../core/log.js';
 import type { Principal } from '../auth/tokens.js';
 import type { ControlMetrics } from '../metrics.js';
@@ -29,6 +30,18 @@ export interface ProxyStatus {
   ackedVersion: number | null;
   nack: { version: number; reason: string; at: string } | null;
   state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+}
+
+/** Receives a batch of a tap's events from one proxy, and how many that proxy had to drop. */
+export type TapSink = (events: TapEvent[], dropped: number, proxyId: string) => void;
+
+/** Concurrent taps per replica (each open `mycel tap` or API tap client is one; proxies take as many). */
+export const MAX_TAPS = 32;
+
+interface ControlTap {
+  readonly id: string;
+  readonly filter: TapFilter;
+  readonly sink: TapSink;
 }
 
 class ViewState {
@@ -75,6 +88,16 @@ class Session {
     readonly res: Http2ServerResponse,
   ) {}
 
+  /** A small message (tap start/stop) that must not replace a pending config: written at once. */
+  sendNow(message: string): void {
+    if (this.closed) return;
+    try {
+      this.res.write(message);
+    } catch {
+      /* the stream is gone; its close handler drops the session */
+    }
+  }
+
   send(message: string): void {
     if (this.closed) return;
     if (this.pending !== null) {
@@ -107,6 +130,8 @@ export class PushServer {
   private readonly sessions = new Map<string, Session>();
   private readonly views = new Map<string, ViewState>();
   private readonly byDep = new Map<string, Set<ViewState>>();
+  private readonly taps = new Map<string, ControlTap>();
+  private tapSeq = 0;
   private flushScheduled = false;
   private allDirty = false;
   private readonly timer: NodeJS.Timeout;
@@ -123,6 +148,27 @@ export class PushServer {
 
   get connected(): number {
     return this.sessions.size;
+  }
+
+  get openTaps(): number {
+    return this.taps.size;
+  }
+
+  /**
+   * Starts a tap on every proxy connected to this replica (each filters its own events) and on those that connect
+   * while it is open. Returns what stops it, or an Error when this replica already runs MAX_TAPS.
+   */
+  openTap(filter: TapFilter, sink: TapSink): (() => void) | Error {
+    if (this.taps.size >= MAX_TAPS) return new Error(`this control plane already serves ${MAX_TAPS} taps; close one or try again later`);
+    const t: ControlTap = { id: `${this.o.replica}-${++this.tapSeq}`, filter, sink };
+    this.taps.set(t.id, t);
+    const start = encodeMessage({ type: 'tap', id: t.id, action: 'start', filter });
+    for (const s of this.sessions.values()) s.sendNow(start);
+    return () => {
+      if (!this.taps.delete(t.id)) return;
+      const stop = encodeMessage({ type: 'tap', id: t.id, action: 'stop', filter: {} });
+      for (const s of this.sessions.values()) s.sendNow(stop);
+    };
   }
 
   /** Store changes (already applied to the index): mark the views they touch and push soon. */
@@ -199,6 +245,7 @@ export class PushServer {
       s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
       void this.register(s, m.endpoint.ready, m.endpoint.appPort);
     }
+    for (const t of this.taps.values()) s.sendNow(encodeMessage({ type: 'tap', id: t.id, action: 'start', filter: t.filter }));
     this.o.log.info('proxy connected', { proxyId: s.proxyId, service: s.service, namespace: s.namespace, version: m.version ?? null });
     this.attach(s);
     return s;
@@ -256,6 +303,13 @@ export class PushServer {
       case 'ready':
         void this.o.registry.setReady(s.proxyId, m.ready).catch((err: Error) => this.o.log.warn('could not record readiness', { proxyId: s.proxyId, reason: err.message }));
         return;
+      case 'tap-events': {
+        const t = this.taps.get(m.id);
+        // Events of a tap that ended meanwhile (the stop crossed them): make sure that proxy stops it.
+        if (t === undefined) s.sendNow(encodeMessage({ type: 'tap', id: m.id, action: 'stop', filter: {} }));
+        else t.sink(m.events, m.dropped, s.proxyId);
+        return;
+      }
       case 'goodbye':
         s.closed = true;
         void this.o.registry.deregister(s.proxyId).catch(() => {});

@@ -16,6 +16,8 @@ import {
   type ControlMessage,
   type EndpointRegistration,
   type ProxyMessage,
+  type TapEvent,
+  type TapFilter,
 } from '../../api/v1alpha1/stream-messages.js';
 import { formatProblem, parseResourceValues, type ConfigProblem } from '../../api/v1alpha1/load.js';
 import type { Logger } from '../../core/log.js';
@@ -43,7 +45,14 @@ export interface ControlSourceOptions {
 export interface ControlSourceEvents {
   plan: [ProxyPlan];
   rejected: [ConfigProblem[]];
+  /** The control plane starts or stops a tap on this proxy. */
+  tap: ['start' | 'stop', string, TapFilter];
+  /** The stream broke: the control plane's taps are gone (it starts them again on reconnect). */
+  disconnected: [];
 }
+
+/** Tap events wait no further than this in the stream's buffer; more is dropped (and counted) by the sender. */
+const TAP_WRITE_LIMIT = 1024 * 1024;
 
 interface Persisted {
   version: number;
@@ -82,6 +91,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   private firstPlan: ((p: ProxyPlan) => void) | null = null;
   private firstPlanFailed: ((err: Error) => void) | null = null;
   private ready = true;
+  /** The control plane's taps open on this stream (a sidecar that wires up late starts these). */
+  readonly activeTaps = new Map<string, TapFilter>();
   private saving: Promise<void> = Promise.resolve();
   /** A last check by the sidecar of a compiled plan against what it runs with; a reason rejects the version. */
   check: (plan: ProxyPlan) => string | undefined = () => undefined;
@@ -240,6 +251,14 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (s !== null && !s.destroyed && s.writable) s.write(encodeMessage(m));
   }
 
+  /** One batch of a control-plane tap; false when the stream is down or already holds too much. */
+  sendTapEvents(id: string, events: TapEvent[], dropped: number): boolean {
+    const s = this.stream;
+    if (s === null || s.destroyed || !s.writable || this.replica === null || s.writableLength > TAP_WRITE_LIMIT) return false;
+    s.write(encodeMessage({ type: 'tap-events', id, events, dropped }));
+    return true;
+  }
+
   private onMessage(line: string): void {
     const m = parseControlMessage(line);
     if (m instanceof Error) {
@@ -278,6 +297,11 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       }
       case 'config':
         this.applyConfig(m.version, m.resources, m.unresolved);
+        return;
+      case 'tap':
+        if (m.action === 'start') this.activeTaps.set(m.id, m.filter);
+        else this.activeTaps.delete(m.id);
+        this.emit('tap', m.action, m.id, m.filter);
         return;
       case 'error':
         this.lastError = `${m.code}: ${m.message}`;
@@ -334,6 +358,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
     this.heartbeat = null;
     session.destroy();
+    this.activeTaps.clear();
+    this.emit('disconnected');
     if (this.closed) return;
     // Full jitter over an exponentially growing window: many proxies losing one replica do not come back in step.
     const min = this.o.backoffMinMs ?? 200;
