@@ -1,6 +1,7 @@
 // The sidecar: loads config and identity, assembles the outbound, binding and inbound stacks, listens, swaps config
 // live, and drains gracefully. This file only wires; each concern lives in its own module.
 
+import { performance } from 'node:perf_hooks';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename, resolve } from 'node:path';
 import { hostname } from 'node:os';
@@ -368,7 +369,7 @@ export class Sidecar implements PlanHolder {
   /** mycel-tcp on the inbound port: an opaque tunnel to the app's port. */
   private inboundTcp(socket: TLSSocket): void {
     const peer = peerIdentityOf(socket);
-    const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null, startTime: performance.now() };
     const deps = this.tunnels;
     deps.opened(rec);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true, noDelay: true });
@@ -389,7 +390,7 @@ export class Sidecar implements PlanHolder {
   /** WebSocket and other upgrades arriving from a peer sidecar: relayed to the app on a dedicated connection. */
   private inboundUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
     const peer = peerIdentityOf(socket);
-    const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null, startTime: performance.now() };
     const deps = this.tunnels;
     deps.opened(rec);
     const headers = withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER);

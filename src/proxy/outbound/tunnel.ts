@@ -1,6 +1,7 @@
 // Outbound tunnels: HTTP CONNECT from a forward-proxy client, WebSocket (Upgrade) requests, and raw TCP from an
 // upstream binding. Each opens a dedicated connection to the destination (mTLS to its sidecar, plain if external).
 
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -26,6 +27,8 @@ export interface TunnelRecord {
   /** Set when the tunnel could not be opened. */
   error: MycelError | null;
   result: SpliceResult | null;
+  /** performance.now() when the tunnel was asked for (the access log's duration). */
+  readonly startTime: number;
 }
 
 export interface TunnelDeps {
@@ -72,7 +75,7 @@ function takeConnectionSlot(svc: ServiceTarget): MycelError | null {
 
 /** Connects `client` to the destination as an opaque byte stream; `established` runs once the far side is up. */
 function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, svc: ServiceTarget, ep: EndpointTarget, established: () => void, failed: (err: MycelError) => void, idleMs: number): void {
-  const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
+  const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null, startTime: performance.now() };
   deps.opened(rec);
   const refused = takeConnectionSlot(svc);
   if (refused !== null) {
@@ -163,7 +166,7 @@ function upgradeTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head:
     return;
   }
   const { svc, ep } = target;
-  const rec: TunnelRecord = { direction: 'outbound', kind: 'upgrade', source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
+  const rec: TunnelRecord = { direction: 'outbound', kind: 'upgrade', source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null, startTime: performance.now() };
   deps.opened(rec);
   const refused = takeConnectionSlot(svc);
   if (refused !== null) {
