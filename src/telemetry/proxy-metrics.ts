@@ -27,7 +27,8 @@ export interface TunnelFacts {
   direction: string;
   source: string | null;
   destination: string | null;
-  error: unknown;
+  /** Why the tunnel could not be opened (a mesh error), if it could not. */
+  error: { code: string } | null;
   result: { aToB: number; bToA: number } | null;
 }
 
@@ -106,6 +107,7 @@ export class ProxyMetrics {
       return;
     }
     this.tcpClosed.child(t.direction, src, dst).value++;
+    if (t.error !== null) this.meshErrors.child(t.direction, dst, t.error.code).value++;
     if (t.result !== null) {
       this.tcpSent.child(t.direction, src, dst).value += t.result.aToB;
       this.tcpReceived.child(t.direction, src, dst).value += t.result.bToA;

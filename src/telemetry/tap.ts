@@ -1,11 +1,12 @@
 // Tap: the live stream of request events (no bodies) that `mycel tap` and the sidecar's admin /tap show. A TapHub
-// subscribes to the exchange channel only while at least one tap is open, filters each finished exchange per tap,
-// and hands the matching ones over as TapEvents.
+// subscribes to the exchange and tunnel channels only while at least one tap is open, filters each finished exchange
+// (or tunnel) per tap, and hands the matching ones over as TapEvents.
 
 import { performance } from 'node:perf_hooks';
 import { TAP_MAX_TEXT, type TapEvent, type TapFilter } from '../api/v1alpha1/stream-messages.js';
-import { httpExchangeChannel } from '../core/diagnostics.js';
-import type { AccessLogFacts } from './access-log.js';
+import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../core/error-catalogue.js';
+import type { AccessLogFacts, TunnelLogFacts } from './access-log.js';
 
 export type { TapEvent, TapFilter };
 
@@ -67,7 +68,10 @@ export function tapFilterQuery(f: TapFilter): URLSearchParams {
   return q;
 }
 
-export function matchesTap(f: TapFilter, ex: TapFacts): boolean {
+/** The fields a filter looks at. */
+type Matchable = Pick<TapFacts, 'direction' | 'source' | 'destination' | 'method' | 'path' | 'status'>;
+
+export function matchesTap(f: TapFilter, ex: Matchable): boolean {
   if (f.direction !== undefined && ex.direction !== f.direction) return false;
   if (f.service !== undefined && ex.destination !== f.service && ex.source !== f.service) return false;
   if (f.method !== undefined && ex.method !== f.method) return false;
@@ -122,6 +126,32 @@ export function tapEventOf(ex: TapFacts, proxy: string, self: string | null): Ta
   };
 }
 
+/** A finished tunnel as an event: method CONNECT, UPGRADE or TCP, status 200/101/0 (or the error's), no path. */
+export function tunnelEventOf(t: TunnelLogFacts, proxy: string, self: string | null, endTime = performance.now()): TapEvent {
+  const code = t.error?.code ?? null;
+  const spec = code !== null && code in ERROR_CATALOGUE ? ERROR_CATALOGUE[code as ErrorCode] : null;
+  return {
+    time: Math.round(performance.timeOrigin + t.startTime),
+    proxy,
+    direction: t.direction,
+    sourceService: t.source,
+    destinationService: t.destination,
+    sourceIdentity: t.direction === 'inbound' ? null : self,
+    destinationIdentity: t.direction === 'inbound' ? self : null,
+    method: t.kind.toUpperCase(),
+    authority: t.destination ?? '',
+    path: '',
+    status: spec !== null ? spec.status : t.kind === 'connect' ? 200 : t.kind === 'upgrade' ? 101 : 0,
+    grpcStatus: null,
+    latencyMs: Math.round((endTime - t.startTime) * 1000) / 1000,
+    route: null,
+    endpoint: t.endpoint,
+    retries: 0,
+    error: code,
+    traceId: null,
+  };
+}
+
 interface Tap {
   readonly filter: TapFilter;
   readonly sink: (ev: TapEvent) => void;
@@ -131,6 +161,9 @@ interface Tap {
 export class TapHub {
   private readonly taps = new Set<Tap>();
   private readonly onExchange = (msg: unknown): void => this.dispatch(msg as TapFacts);
+  private readonly onTunnel = (msg: unknown): void => {
+    if ((msg as TunnelLogFacts).phase === 'close') this.dispatchTunnel(msg as TunnelLogFacts);
+  };
 
   /**
    * @param proxy this proxy's name in events
@@ -148,18 +181,34 @@ export class TapHub {
   /** Starts a tap; the returned function ends it (idempotent). The sink must not block: it gets every match. */
   tap(filter: TapFilter, sink: (ev: TapEvent) => void): () => void {
     const t: Tap = { filter, sink };
-    if (this.taps.size === 0) httpExchangeChannel.subscribe(this.onExchange);
+    if (this.taps.size === 0) this.subscribe(true);
     this.taps.add(t);
     return () => {
       if (!this.taps.delete(t)) return;
-      if (this.taps.size === 0) httpExchangeChannel.unsubscribe(this.onExchange);
+      if (this.taps.size === 0) this.subscribe(false);
     };
   }
 
   /** Ends every tap (sidecar shutdown). */
   close(): void {
-    if (this.taps.size > 0) httpExchangeChannel.unsubscribe(this.onExchange);
+    if (this.taps.size > 0) this.subscribe(false);
     this.taps.clear();
+  }
+
+  private subscribe(on: boolean): void {
+    if (on) {
+      httpExchangeChannel.subscribe(this.onExchange);
+      tunnelChannel.subscribe(this.onTunnel);
+    } else {
+      httpExchangeChannel.unsubscribe(this.onExchange);
+      tunnelChannel.unsubscribe(this.onTunnel);
+    }
+  }
+
+  private dispatchTunnel(t: TunnelLogFacts): void {
+    const ev = tunnelEventOf(t, this.proxy, this.self());
+    const view: Matchable = { direction: ev.direction, source: ev.sourceService, destination: ev.destinationService, method: ev.method, path: ev.path, status: ev.status };
+    for (const tap of this.taps) if (matchesTap(tap.filter, view)) tap.sink(ev);
   }
 
   private dispatch(ex: TapFacts): void {

@@ -18,6 +18,7 @@ import { closedPort, request } from '../helpers/http.js';
 import { startMisbehavingApps, type MisbehavingApps } from '../helpers/misbehaving-app.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
+import { policy } from '../helpers/resource-yaml.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -35,14 +36,6 @@ spec:
 ${spec.trim().replace(/^/gm, '  ')}
 `;
 
-const policy = (name: string, spec: string) => `---
-apiVersion: mycel.dev/v1alpha1
-kind: TrafficPolicy
-metadata: { name: ${name} }
-spec:
-  targetRef: { kind: Service, name: ${name} }
-${spec.trim().replace(/^/gm, '  ')}
-`;
 
 const httpRoute = (name: string, rules: string) => `---
 apiVersion: gateway.networking.k8s.io/v1

@@ -118,6 +118,13 @@ function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, 
 }
 
 /** HTTP CONNECT host:port on the outbound listener (what HTTPS_PROXY clients send). */
+/** A tunnel refused before it had an endpoint (unknown service, no endpoints, no route): reported like one that failed. */
+function reportRefused(deps: TunnelDeps, kind: TunnelRecord['kind'], destination: string, err: MycelError): void {
+  const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination, endpoint: null, error: err, result: null, startTime: performance.now() };
+  deps.opened(rec);
+  deps.closed(rec);
+}
+
 export function handleConnect(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   pickThen(deps, req.url ?? '', null, null, (target) => connectTo(deps, req, socket as Socket, head, target));
 }
@@ -126,6 +133,7 @@ function connectTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head:
   if (target instanceof MycelError) {
     deps.log.warn('request failed', { direction: 'outbound', method: 'CONNECT', authority: req.url, error: target.code, reason: target.message });
     refuseRaw(client, target.code, target.message);
+    reportRefused(deps, 'connect', req.url ?? '', target);
     return;
   }
   tunnelTo(
@@ -149,6 +157,7 @@ export function handleTcpBinding(deps: TunnelDeps, client: Socket, binding: Bind
     if (target instanceof MycelError) {
       deps.log.warn('tunnel failed', { kind: 'tcp', destination: binding.service, error: target.code, reason: target.message });
       client.destroy();
+      reportRefused(deps, 'tcp', binding.service, target);
       return;
     }
     tunnelTo(deps, 'tcp', client, target.svc, target.ep, () => client.resume(), () => client.destroy(), deps.plans.current.mesh.timeouts.idleMs);
@@ -163,6 +172,7 @@ export function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, socket: Du
 function upgradeTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head: Buffer, target: Target): void {
   if (target instanceof MycelError) {
     refuseRaw(client, target.code, target.message);
+    reportRefused(deps, 'upgrade', req.headers.host ?? '', target);
     return;
   }
   const { svc, ep } = target;
