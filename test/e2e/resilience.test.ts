@@ -36,7 +36,6 @@ spec:
 ${spec.trim().replace(/^/gm, '  ')}
 `;
 
-
 const httpRoute = (name: string, rules: string) => `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
