@@ -59,14 +59,12 @@ export class TapRelay {
   private offer(t: RelayedTap, ev: TapEvent): void {
     if (t.events.length >= MAX_PENDING) t.dropped++;
     else t.events.push(ev);
-    if (this.timer === null) {
-      this.timer = setTimeout(() => this.flush(), this.flushMs);
-      this.timer.unref();
-    }
+    this.schedule();
   }
 
   private flush(): void {
     this.timer = null;
+    let owed = false;
     for (const t of this.taps.values()) {
       let start = 0;
       while (start < t.events.length) {
@@ -78,6 +76,15 @@ export class TapRelay {
       t.events = [];
       // Drops with nothing else to send are reported on their own.
       if (t.dropped > 0 && start === 0 && this.send(t.id, [], t.dropped)) t.dropped = 0;
+      if (t.dropped > 0) owed = true;
     }
+    // Drops not reported yet are tried again, even if no new event comes.
+    if (owed) this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => this.flush(), this.flushMs);
+    this.timer.unref();
   }
 }

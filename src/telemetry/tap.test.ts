@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { httpExchangeChannel } from '../core/diagnostics.js';
-import { matchesTap, parseTapFilter, tapEventOf, TapHub, tapFilterQuery, type TapEvent, type TapFacts } from './tap.js';
+import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
+import { matchesTap, parseTapFilter, tapEventOf, TapHub, tapFilterQuery, tunnelEventOf, type TapEvent, type TapFacts } from './tap.js';
 
 const facts = (over: Partial<TapFacts> = {}): TapFacts => ({
   direction: 'outbound',
@@ -95,4 +95,22 @@ test('the hub subscribes to the exchange channel only while a tap is open', () =
   hub.close();
   assert.equal(httpExchangeChannel.hasSubscribers, false);
   assert.equal(hub.open, 0);
+});
+
+test('a finished tunnel is an event too, and a failed one carries its reason and status', () => {
+  const base = { phase: 'close' as const, direction: 'outbound', kind: 'connect', source: 'web', destination: 'db:5432', endpoint: null, result: null, startTime: 100 };
+  const failed = tunnelEventOf({ ...base, error: { code: 'unknown-service', message: 'no service db' } }, 'web-1', 'spiffe://x/ns/default/svc/web', 103);
+  assert.deepEqual([failed.method, failed.status, failed.error, failed.latencyMs, failed.path], ['CONNECT', 502, 'unknown-service', 3, '']);
+  const tcp = tunnelEventOf({ ...base, kind: 'tcp', error: null, result: { aToB: 1, bToA: 2, reason: 'closed' } }, 'web-1', null, 200);
+  assert.deepEqual([tcp.method, tcp.status, tcp.error], ['TCP', 0, null]);
+  const hub = new TapHub('web-1', () => null);
+  const seen: TapEvent[] = [];
+  const stop = hub.tap({ status: '5xx' }, (e) => seen.push(e));
+  assert.equal(tunnelChannel.hasSubscribers, true);
+  tunnelChannel.publish({ ...base, phase: 'open', error: null });
+  tunnelChannel.publish({ ...base, error: { code: 'no-endpoints', message: 'none' } });
+  tunnelChannel.publish({ ...base, kind: 'tcp', error: null });
+  assert.deepEqual(seen.map((e) => e.error), ['no-endpoints']);
+  stop();
+  assert.equal(tunnelChannel.hasSubscribers, false);
 });
