@@ -53,6 +53,11 @@ test('W3C wins over B3 when both came; B3 is rewritten to match', () => {
   assert.equal(incoming.traceId, TID);
   const out = writeTraceHeaders(headers, incoming, ctx());
   assert.deepEqual(out, ['traceparent', `00-${TID}-a1b2c3d4e5f60718-01`, 'b3', `${TID}-a1b2c3d4e5f60718-1`]);
+  // The next hop gets both; a 64-bit B3 id stays 64-bit there too.
+  const shortId = '0000000000000000a3ce929d0e0e4736';
+  const next = readTraceHeaders(['traceparent', `00-${shortId}-${PID}-01`, 'b3', `a3ce929d0e0e4736-${PID}-1`]);
+  assert.equal(next.b3Short, true);
+  assert.deepEqual(writeTraceHeaders(['b3', 'x'], next, ctx({ traceId: shortId })), ['traceparent', `00-${shortId}-a1b2c3d4e5f60718-01`, 'b3', 'a3ce929d0e0e4736-a1b2c3d4e5f60718-1']);
 });
 
 test('writing: traceparent always, old trace fields replaced, other fields and tracestate untouched', () => {

@@ -86,14 +86,10 @@ function b3Sampled(s: string): boolean | null {
   return null;
 }
 
-function b3TraceId(id: string, into: IncomingTrace): string | null {
+function b3TraceId(id: string): string | null {
   const t = id.toLowerCase();
   if (HEX32.test(t)) return t === ZERO32 ? null : t;
-  if (HEX16.test(t) && t !== ZERO16) {
-    into.b3Short = true;
-    return ZERO16 + t;
-  }
-  return null;
+  return HEX16.test(t) && t !== ZERO16 ? ZERO16 + t : null;
 }
 
 function parseB3Single(value: string, into: IncomingTrace): void {
@@ -102,7 +98,7 @@ function parseB3Single(value: string, into: IncomingTrace): void {
     into.sampled = b3Sampled(parts[0] as string);
     return;
   }
-  const traceId = b3TraceId(parts[0] as string, into);
+  const traceId = b3TraceId(parts[0] as string);
   const spanId = (parts[1] as string).toLowerCase();
   if (traceId === null || !HEX16.test(spanId) || spanId === ZERO16) return;
   into.traceId = traceId;
@@ -137,10 +133,13 @@ export function readTraceHeaders(headers: readonly string[]): IncomingTrace {
   }
   if (b3 !== null) t.b3 = 1;
   else if (mTrace !== null || mSpan !== null || mSampled !== null || mFlags !== null) t.b3 = 2;
+  // B3 goes on with the trace id length it came with, even when traceparent is the context that wins.
+  const b3Id = b3 !== null ? b3.trim().split('-', 1)[0]! : (mTrace?.trim() ?? '');
+  t.b3Short = b3Id.length === 16;
   if (traceparent !== null && parseTraceparent(traceparent, t)) return t;
   if (b3 !== null) parseB3Single(b3, t);
   else if (t.b3 === 2) {
-    const traceId = mTrace === null ? null : b3TraceId(mTrace.trim(), t);
+    const traceId = mTrace === null ? null : b3TraceId(mTrace.trim());
     const spanId = mSpan?.trim().toLowerCase() ?? null;
     if (traceId !== null && spanId !== null && HEX16.test(spanId) && spanId !== ZERO16) {
       t.traceId = traceId;
