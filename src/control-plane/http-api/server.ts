@@ -149,6 +149,9 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
   if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, `not ready: loading the store (${deps.store.description})\n`);
   if (path === '/metrics') {
     deps.metrics.revision.set(deps.store.revision());
+    deps.metrics.recentTraces.set(deps.traces.size);
+    deps.metrics.recentTraceSpans.set(deps.traces.spans);
+    deps.metrics.traceSpansDropped.child().value = deps.traces.droppedSpans;
     return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
   }
   // OTLP/HTTP receiver: open like a collector's (apps export here too); what it keeps is bounded, reading needs the admin token.
