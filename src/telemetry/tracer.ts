@@ -91,7 +91,8 @@ export class Tracer {
   private record(ex: TraceFacts): void {
     const ctx = ex.trace;
     if (ctx === null || !ctx.sampled) return;
-    const origin = performance.timeOrigin;
+    // Wall clock now minus monotonic now: follows clock adjustments, unlike performance.timeOrigin in a long-lived process.
+    const origin = Date.now() - performance.now();
     const rec: SpanRecord = {
       ctx,
       kind: ex.direction === 'inbound' ? 'server' : 'client',

@@ -6,6 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ReceivedSpan } from '../../src/control-plane/traces/otlp-decode.js';
@@ -14,7 +16,7 @@ import { startHttpApp, type SeenRequest, type TestApp } from '../helpers/apps.js
 import { API_AND_WEB_SERVICES, eventually, startControl, type ControlProcess } from '../helpers/control.js';
 import { closedPort, request } from '../helpers/http.js';
 import { startCollector, type TestCollector } from '../helpers/otlp-receiver.js';
-import { startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
+import { startSidecar, startTwoSidecars, type SidecarProcess, type TwoSidecars } from '../helpers/sidecars.js';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/;
 
@@ -205,5 +207,48 @@ describe('tracing through two sidecars joined to a control plane', () => {
     const missing = await cp.cli(['trace', 'ab'.repeat(16)]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /not in the control plane's recent traces/);
+  });
+});
+
+describe('tracing to a collector that never answers (sidecars from files, no control plane)', () => {
+  let app: TestApp;
+  let mesh: TwoSidecars;
+  const held: http.ServerResponse[] = [];
+  const slow = http.createServer((_req, res) => void held.push(res));
+
+  before(async () => {
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    app = await startHttpApp();
+    const collectorUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+    mesh = await startTwoSidecars({ apiAppPort: app.port, apiProtocol: 'http', meshSpec: `telemetry: { tracing: { sampling: 100 }, otlp: { endpoint: "${collectorUrl}" } }` });
+  });
+  after(async () => {
+    await mesh?.close();
+    await app?.close();
+    await new Promise<void>((resolve) => {
+      slow.close(() => resolve());
+      slow.closeAllConnections();
+    });
+  });
+
+  test('requests are unaffected; spans beyond the bounded queue are dropped and counted', async () => {
+    // The exporter holds at most one batch in flight (512) plus its queue (2048): more requests than that must drop.
+    const total = 2700;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    let next = 0;
+    const worker = async () => {
+      while (next < total) {
+        const i = next++;
+        const r = await request(mesh.apiBinding, { path: `/slow/${i}`, agent });
+        assert.equal(r.status, 200);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    agent.destroy();
+    await eventually('an export the collector never answers', async () => (held.length >= 1 ? true : undefined));
+    const text = await (await fetch(`http://${mesh.web.admin}/metrics`)).text();
+    const dropped = Number(/^mycel_trace_spans_dropped_total\{exporter="otlp",reason="queue-full"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    assert.ok(dropped >= total - 2048 - 512, `dropped ${dropped} of ${total} spans`);
+    assert.doesNotMatch(text, /^mycel_trace_spans_exported_total\{exporter="otlp"\} [1-9]/m);
   });
 });
