@@ -520,8 +520,10 @@ export class Sidecar implements PlanHolder {
           if (left > 0) log.warn('drain timeout: closing what is still open', { inFlight: left });
           this.stop();
           log.info('drained', { ms: Date.now() - started });
-          // The goodbye to the control plane must leave before the process does (close() bounds this wait).
-          void deregistered.finally(() => {
+          // The goodbye to the control plane must leave before the process does (close() bounds this wait), and the
+          // last spans get a short chance to go out.
+          const spansSent = Promise.race([this.tracer.close(), new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+          void Promise.all([deregistered, spansSent]).finally(() => {
             resolveDrain();
             this.onStopped();
           });
@@ -545,7 +547,6 @@ export class Sidecar implements PlanHolder {
     for (const w of this.identityWatchers) w.close();
     this.metrics.unsubscribe();
     this.accessLog.close();
-    void this.tracer.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();
   }
