@@ -166,6 +166,18 @@ describe('tracing through two sidecars joined to a control plane', () => {
     assert.equal(m?.[2], server.spanId);
   });
 
+  const failedTrace = '33333333333333333333333333333333';
+
+  test('a request the mesh fails is an error span with the x-mycel-error reason', async () => {
+    const r = await request(web.outbound, { path: '/nowhere', headers: { host: 'nosuch', traceparent: `00-${failedTrace}-00f067aa0ba902b7-01` } });
+    assert.equal(r.status, 502);
+    const [span] = await traceFromControl(failedTrace, 1);
+    assert.equal(span!.status, 'error');
+    assert.equal(span!.kind, 'client');
+    assert.equal(span!.attributes['mycel.error'], 'unknown-service');
+    assert.equal(span!.attributes['http.response.status_code'], 502);
+  });
+
   test('sampling 0: a request with no context makes no spans (but still propagates an unsampled context)', async () => {
     await applyMesh(0, collector.url);
     const seen = await send('/t/sampling-zero');
@@ -204,6 +216,9 @@ describe('tracing through two sidecars joined to a control plane', () => {
     assert.match(lines[0]!, new RegExp(`^trace ${firstTrace} +[\\d.]+ m?s +2 spans$`));
     assert.match(lines[1]!, /^web GET \/t\/fresh \(client\) +[\d.]+ m?s {2}\|█+ *\|$/);
     assert.match(lines[2]!, /^ {2}api GET \/t\/fresh \(server\) +[\d.]+ m?s {2}\| *█+ *\|$/);
+    const failed = await cp.cli(['trace', failedTrace]);
+    assert.match(failed.stdout, /^web GET \/nowhere \(client\) +[\d.]+ m?s {2}\|x+\| {2}ERROR unknown-service$/m);
+    assert.match((await cp.cli(['trace', '--service', 'web', '--limit', '50'])).stdout, new RegExp(`^${failedTrace} .* ERROR$`, 'm'));
     const missing = await cp.cli(['trace', 'ab'.repeat(16)]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /not in the control plane's recent traces/);

@@ -1,8 +1,9 @@
 // Trace layer: gives each request this hop's span context (continuing the caller's trace, or starting one at the
 // configured sampling rate) and rewrites the trace headers so the next hop's parent is this span. Off: one check.
 
-import { newSpanId, newTraceId, readTraceHeaders, writeTraceHeaders } from '../../../core/trace-context.js';
+import { newSpanId, newTraceId, readTraceHeaders, writeTraceHeaders, type SpanContext } from '../../../core/trace-context.js';
 import type { HttpExchange } from '../../stack/exchange.js';
+import type { HeaderList } from '../../stack/http-types.js';
 import type { HttpLayer, HttpService } from '../../stack/service.js';
 
 /** What the layer asks of the tracer: whether spans are made at all, and the rate new traces start at. */
@@ -12,8 +13,14 @@ export interface TracePolicy {
   readonly samplingPercent: number;
 }
 
+/** The part of an exchange this layer reads and writes. */
+export interface TracedRequest {
+  headers: HeaderList;
+  trace: SpanContext | null;
+}
+
 /** Sets ex.trace and the outgoing trace headers. Unsampled contexts propagate too, so the next hop agrees. */
-export function beginSpan(ex: HttpExchange, samplingPercent: number): void {
+export function beginSpan(ex: TracedRequest, samplingPercent: number): void {
   const incoming = readTraceHeaders(ex.headers);
   const continued = incoming.traceId !== null;
   const sampled = incoming.sampled ?? (samplingPercent > 0 && Math.random() * 100 < samplingPercent);
