@@ -13,6 +13,13 @@ export type { TapEvent, TapFilter };
 /** What tap reads from a finished exchange (the proxy's HttpExchange satisfies it): the access log's facts and the headers. */
 export interface TapFacts extends Omit<AccessLogFacts, 'responseBytes' | 'errorDetail'> {
   headers: readonly string[];
+  /** This hop's span when tracing is on (its trace id wins over the request's headers: a new trace has none there). */
+  trace?: { readonly traceId: string } | null;
+}
+
+/** Unix ms of a performance.now() time; wall clock minus monotonic now follows clock adjustments (timeOrigin does not). */
+function unixMs(t: number): number {
+  return Math.round(Date.now() - performance.now() + t);
 }
 
 const STATUS = /^(?:[1-5]\d\d|[1-5]xx)$/;
@@ -105,7 +112,7 @@ function traceIdOf(headers: readonly string[]): string | null {
 export function tapEventOf(ex: TapFacts, proxy: string, self: string | null): TapEvent {
   const inbound = ex.direction === 'inbound';
   return {
-    time: Math.round(performance.timeOrigin + ex.startTime),
+    time: unixMs(ex.startTime),
     proxy,
     direction: ex.direction,
     sourceService: ex.source,
@@ -122,7 +129,7 @@ export function tapEventOf(ex: TapFacts, proxy: string, self: string | null): Ta
     endpoint: ex.endpoint,
     retries: ex.attempts ? Math.max(0, ex.attempts.length - 1) : 0,
     error: ex.errorCode,
-    traceId: traceIdOf(ex.headers),
+    traceId: ex.trace?.traceId ?? traceIdOf(ex.headers),
   };
 }
 
@@ -131,7 +138,7 @@ export function tunnelEventOf(t: TunnelLogFacts, proxy: string, self: string | n
   const code = t.error?.code ?? null;
   const spec = code !== null && code in ERROR_CATALOGUE ? ERROR_CATALOGUE[code as ErrorCode] : null;
   return {
-    time: Math.round(performance.timeOrigin + t.startTime),
+    time: unixMs(t.startTime),
     proxy,
     direction: t.direction,
     sourceService: t.source,
