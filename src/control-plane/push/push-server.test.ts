@@ -136,11 +136,12 @@ describe('config stream', () => {
     const lateStart = await late.next((m) => m.type === 'tap');
     assert.ok(lateStart.type === 'tap' && lateStart.id === id && lateStart.action === 'start');
     const event = (proxy: string, path: string) => ({ time: Date.now(), proxy, direction: 'inbound', sourceService: 'web', destinationService: 'api', sourceIdentity: null, destinationIdentity: null, method: 'GET', authority: 'api', path, status: 503, grpcStatus: null, latencyMs: 1, route: null, endpoint: null, retries: 0, error: 'connect-failed', traceId: null });
-    web.send({ type: 'tap-events', id, events: [event('web-1', '/a'), event('web-1', '/b')], dropped: 0 });
-    api.send({ type: 'tap-events', id, events: [event('api-1', '/c')], dropped: 4 });
+    web.send({ type: 'tap-events', id, events: [event('spoofed', '/a'), event('spoofed', '/b')], dropped: 0 });
+    api.send({ type: 'tap-events', id, events: [event('spoofed', '/c')], dropped: 4 });
     const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines.filter((l) => l.path !== undefined).map((l) => l.path).sort(), ['/a', '/b', '/c'], 'the limit ends the stream after 3 events');
     assert.deepEqual(lines.filter((l) => l.dropped !== undefined).map((l) => l.dropped), [4]);
+    assert.ok(lines.filter((l) => l.path !== undefined).every((l) => /^(web|api)-/.test(String(l.proxy))), 'events name the stream they came on');
     // The client is gone: every proxy is told to stop, and events that crossed the stop get a stop of their own.
     for (const c of [web, api, late]) {
       const stop = await c.next((m) => m.type === 'tap');

@@ -307,7 +307,11 @@ export class PushServer {
         const t = this.taps.get(m.id);
         // Events of a tap that ended meanwhile (the stop crossed them): make sure that proxy stops it.
         if (t === undefined) s.sendNow(encodeMessage({ type: 'tap', id: m.id, action: 'stop', filter: {} }));
-        else t.sink(m.events, m.dropped, s.proxyId);
+        else {
+          // A proxy speaks for itself only: the events carry the name of the stream they came on.
+          for (const ev of m.events) ev.proxy = s.proxyId;
+          t.sink(m.events, m.dropped, s.proxyId);
+        }
         return;
       }
       case 'goodbye':
