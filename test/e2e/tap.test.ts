@@ -155,6 +155,13 @@ describe('tap', () => {
     for (const e of failed) assert.deepEqual([e.status, e.error, e.proxy === undefined], [502, 'upstream-reset', false]);
   });
 
+  test('Ctrl-C ends mycel tap cleanly', async () => {
+    const p = startCli(['tap', 'api', '--control', cp.url, '--token', cp.adminTokenFile]);
+    await p.waitFor(/ out web -> api /);
+    const exit = await p.stop('SIGINT');
+    assert.deepEqual(exit, { code: 0, signal: null }, p.stderr());
+  });
+
   test('the proxies stop tapping once the last tap client is gone', async () => {
     for (const s of [web, api]) {
       await eventually(`${s.service} has no tap open`, async () => {
