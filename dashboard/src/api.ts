@@ -50,7 +50,8 @@ export interface TapEvent {
   authority: string;
   path: string;
   status: number | null;
-  grpcStatus: number | null;
+  /** The gRPC status code (a number, or its decimal text), null for plain HTTP. */
+  grpcStatus: number | string | null;
   latencyMs: number | null;
   route: string | null;
   endpoint: string | null;

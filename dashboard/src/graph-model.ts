@@ -94,22 +94,27 @@ function assignDepths(nodes: GraphNode[], edges: GraphEdge[]): void {
   }
 }
 
-/** Totals for the header: what the whole mesh serves right now. */
+/**
+ * Totals for the header: the requests the services served, and the success rate as the callers saw it (the edges),
+ * which also counts what the mesh refused before a request reached its service (faults, policy, no endpoint).
+ */
 export function meshTotals(stats: Stats | null): Golden | null {
   if (stats === null || stats.services.length === 0) return null;
   let rps = 0;
   let requests = 0;
-  let ok = 0;
-  let measured = 0;
   let p99: number | null = null;
   for (const s of stats.services) {
     rps += s.rps;
     requests += s.requests;
-    if (s.successRate !== null) {
-      ok += s.successRate * s.requests;
-      measured += s.requests;
-    }
     if (s.p99Ms !== null) p99 = Math.max(p99 ?? 0, s.p99Ms);
+  }
+  const seen = stats.edges.length > 0 ? stats.edges : stats.services;
+  let ok = 0;
+  let measured = 0;
+  for (const s of seen) {
+    if (s.successRate === null) continue;
+    ok += s.successRate * s.requests;
+    measured += s.requests;
   }
   return { rps, requests, successRate: measured > 0 ? ok / measured : null, p50Ms: null, p95Ms: null, p99Ms: p99 };
 }

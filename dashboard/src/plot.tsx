@@ -17,6 +17,12 @@ export interface PlotProps {
   max?: number;
 }
 
+/** x-axis ticks as HH:MM (seconds since the epoch in, local time out). */
+function clock(s: number): string {
+  const d = new Date(s * 1000);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+}
+
 function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
@@ -37,7 +43,7 @@ export function Plot({ title, times, values, format, color, min, max }: PlotProp
       legend: { show: false },
       cursor: { points: { size: 6 } },
       scales: { x: { time: true }, y: { range: (_u, lo, hi) => [min ?? Math.min(0, lo), max ?? (hi > 0 ? hi * 1.15 : 1)] } },
-      axes: [axis, { ...axis, size: 54, values: (_u, splits) => splits.map((v) => format(v)) }],
+      axes: [{ ...axis, values: (_u, splits) => splits.map(clock) }, { ...axis, size: 58, values: (_u, splits) => splits.map((v) => format(v)) }],
       series: [{}, { label: title, stroke, width: 2, fill: stroke + '22', spanGaps: false, points: { show: false } }],
     };
     const u = new uPlot(opts, data, el);

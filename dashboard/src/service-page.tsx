@@ -8,7 +8,7 @@ import { serviceHref, useNow, usePoll } from './hooks.js';
 import type { MeshData } from './main.js';
 import { Plot } from './plot.js';
 import { configFor } from './resources-summary.js';
-import { isFailure, useTap } from './use-tap.js';
+import { grpcFailed, isFailure, useTap } from './use-tap.js';
 
 const PLOT_WINDOW_S = 300;
 
@@ -42,7 +42,7 @@ function Failures({ name }: { name: string }) {
                 <td class="mono">{fmtClock(e.time)}</td>
                 <td>{e.sourceService} → {e.destinationService}</td>
                 <td class="mono clip">{e.method} {e.path}</td>
-                <td class="h-bad num">{e.status ?? '–'}{e.grpcStatus !== null && e.grpcStatus !== 0 ? ` / grpc ${e.grpcStatus}` : ''}</td>
+                <td class="h-bad num">{e.status ?? '–'}{grpcFailed(e) ? ` / grpc ${e.grpcStatus}` : ''}</td>
                 <td>{e.error !== null ? <span class="tag bad">{e.error}</span> : 'the app answered so'}</td>
               </tr>
             ))}
@@ -61,7 +61,9 @@ export function ServicePage({ mesh, namespace, name }: { mesh: MeshData; namespa
   const config = useMemo(() => configFor(resources.data?.items ?? [], namespace, name), [resources.data, namespace, name]);
 
   const current = mesh.stats?.services.find((s) => s.service === name && s.namespace === namespace) ?? null;
-  const timeline = stats.data?.timeline.find((t) => t.service === name)?.points ?? [];
+  // The newest bucket is still filling: plotted, it would always look like a drop.
+  const complete = (stats.data?.now ?? 0) - 10_000;
+  const timeline = (stats.data?.timeline.find((t) => t.service === name)?.points ?? []).filter((p) => p.t <= complete);
   const times = timeline.map((p) => p.t);
   const inbound = (mesh.stats?.edges ?? []).filter((e) => e.destination === name);
   const outbound = (mesh.stats?.edges ?? []).filter((e) => e.source === name);

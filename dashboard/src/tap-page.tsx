@@ -5,7 +5,7 @@ import { useState } from 'preact/hooks';
 import type { TapEvent } from './api.js';
 import { fmtClock, fmtMs } from './format.js';
 import type { MeshData } from './main.js';
-import { useTap } from './use-tap.js';
+import { isFailure, useTap } from './use-tap.js';
 
 const KEEP = 300;
 
@@ -27,7 +27,7 @@ function tapPath(f: Filters): string {
 }
 
 function statusClass(e: TapEvent): string {
-  if (e.error !== null || (e.status !== null && e.status >= 500) || (e.grpcStatus !== null && e.grpcStatus !== 0)) return 'h-bad';
+  if (isFailure(e)) return 'h-bad';
   if (e.status !== null && e.status >= 400) return 'h-warn';
   return 'h-good';
 }
@@ -135,7 +135,7 @@ export function TapPage({ mesh, query }: { mesh: MeshData; query: URLSearchParam
               return [
                 <tr key={key} class="tap-row clickable" onClick={() => setOpen(open === key ? null : key)}>
                   <td class="mono">{fmtClock(e.time)}</td>
-                  <td title={e.direction}>{e.direction === 'inbound' ? '⇥' : '↦'}</td>
+                  <td><span class={`tag dir-${e.direction}`} title={e.direction === 'inbound' ? 'seen by the callee\'s sidecar' : 'seen by the caller\'s sidecar'}>{e.direction === 'inbound' ? 'in' : 'out'}</span></td>
                   <td>{e.sourceService} → {e.destinationService}</td>
                   <td class="mono">{e.method}</td>
                   <td class="mono clip">{e.path}</td>

@@ -14,7 +14,7 @@ interface SimNode extends SimulationNodeDatum {
 }
 type SimLink = SimulationLinkDatum<SimNode> & { id: string };
 
-const COLUMN = 210;
+const COLUMN = 260;
 const RADIUS = 26;
 
 function useSize(): [preact.RefObject<HTMLDivElement>, { w: number; h: number }] {
@@ -40,8 +40,10 @@ function useLayout(nodes: GraphNode[], edges: GraphEdge[], size: { w: number; h:
   useEffect(() => {
     const map = positions.current;
     const next = new Map<string, SimNode>();
-    const left = Math.max(RADIUS * 3, (size.w - maxDepth * COLUMN) / 2);
-    const column = maxDepth === 0 ? 0 : Math.min(COLUMN * 1.4, (size.w - 2 * left) / maxDepth || COLUMN);
+    // Columns spread over the width (at most COLUMN * 1.3 apart), centred when the graph is narrower than the box.
+    const margin = RADIUS * 4;
+    const column = maxDepth === 0 ? 0 : Math.min(COLUMN * 1.3, (size.w - 2 * margin) / maxDepth);
+    const left = maxDepth === 0 ? size.w / 2 : (size.w - maxDepth * column) / 2;
     for (const n of nodes) {
       const old = map.get(n.id);
       const node: SimNode = old ?? { id: n.id, depth: n.depth, x: left + n.depth * column, y: size.h / 2 + (Math.random() - 0.5) * 80 };
@@ -95,7 +97,7 @@ function Edge({ e, s, t }: { e: GraphEdge; s: SimNode; t: SimNode }) {
   const { d, mx, my } = edgePath(s, t);
   const st = e.stats;
   const width = st === null || st.rps <= 0 ? 1.5 : Math.min(7, 1.8 + Math.log2(1 + st.rps));
-  const label = st === null || st.rps <= 0 ? null : `${fmtRps(st.rps)} rps · ${fmtPercent(st.successRate)} · p99 ${fmtMs(st.p99Ms)}`;
+  const label = st === null || st.rps <= 0 ? null : `${fmtRps(st.rps)} rps · ${fmtPercent(st.successRate)} · ${fmtMs(st.p99Ms)}`;
   return (
     <g class={`edge h-${e.health} ${st === null ? 'unmeasured' : ''}`} data-edge={e.id}>
       <title>{st === null ? `${e.source} calls ${e.target} (no traffic measured yet)` : `${e.source} → ${e.target}: ${fmtRps(st.rps)} rps, ${fmtPercent(st.successRate)} success, p50 ${fmtMs(st.p50Ms)}, p95 ${fmtMs(st.p95Ms)}, p99 ${fmtMs(st.p99Ms)} (${st.requests} requests)`}</title>
@@ -115,16 +117,16 @@ function Node({ n, p }: { n: GraphNode; p: SimNode }) {
   const st = n.stats;
   const circumference = 2 * Math.PI * (RADIUS + 4);
   const ok = st?.successRate ?? null;
-  const sub = st !== null && st.rps > 0 ? `${fmtRps(st.rps)} rps · ${fmtPercent(st.successRate)}` : n.instances > 0 ? `${n.instances} instance${n.instances === 1 ? '' : 's'}` : 'no instances';
+  const sub = n.outside ? 'not in the mesh' : st !== null && st.rps > 0 ? `${fmtRps(st.rps)} rps · ${fmtPercent(st.successRate)}` : n.instances > 0 ? `${n.instances} instance${n.instances === 1 ? '' : 's'}` : 'no instances';
   const body = (
     <g class={`node h-${n.health} ${n.outside ? 'outside' : ''}`} transform={`translate(${p.x ?? 0},${p.y ?? 0})`} data-node={n.id}>
-      <title>{n.outside ? 'requests from outside the mesh' : `${n.namespace}/${n.name}: ${sub}`}</title>
+      <title>{n.outside ? 'callers from outside the mesh, or destinations it does not know' : `${n.namespace}/${n.name}: ${sub}`}</title>
       <circle class="node-halo" r={RADIUS + 4} />
       {ok !== null && <circle class="node-ring-bad" r={RADIUS + 4} />}
       {ok !== null && <circle class="node-ring" r={RADIUS + 4} stroke-dasharray={`${circumference * ok} ${circumference}`} transform="rotate(-90)" />}
       <circle class="node-core" r={RADIUS} />
       <text class="node-initial" text-anchor="middle" dy="6">{n.outside ? '?' : n.name.slice(0, 2)}</text>
-      <text class="node-name" text-anchor="middle" y={RADIUS + 20}>{n.outside ? 'outside the mesh' : n.name}</text>
+      <text class="node-name" text-anchor="middle" y={RADIUS + 20}>{n.outside ? 'unknown' : n.name}</text>
       <text class="node-sub" text-anchor="middle" y={RADIUS + 35}>{sub}</text>
     </g>
   );
@@ -139,7 +141,7 @@ function Graph({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }) {
       <svg viewBox={`0 0 ${size.w} ${size.h}`} width={size.w} height={size.h} role="img" aria-label="service graph">
         <defs>
           {(['good', 'warn', 'bad', 'idle'] as const).map((h) => (
-            <marker key={h} id={`arrow-${h}`} class={`arrow h-${h}`} viewBox="0 0 10 10" refX="8" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <marker key={h} id={`arrow-${h}`} class={`arrow h-${h}`} viewBox="0 0 10 10" refX="8" refY="5" markerUnits="userSpaceOnUse" markerWidth="11" markerHeight="11" orient="auto-start-reverse">
               <path d="M0,0 L10,5 L0,10 z" />
             </marker>
           ))}
@@ -193,7 +195,12 @@ export function TopologyPage({ mesh }: { mesh: MeshData }) {
         )}
         <Graph nodes={graph.nodes} edges={graph.edges} />
         <div class="legend">
-          <span class="dot h-good" /> ≥ 99% success <span class="dot h-warn" /> ≥ 95% <span class="dot h-bad" /> below <span class="dot h-idle" /> no traffic
+          <span>edges: rps · success · p99</span>
+          <span><span class="dot h-good" />≥ 99% success</span>
+          <span><span class="dot h-warn" />≥ 95%</span>
+          <span><span class="dot h-bad" />below 95%</span>
+          <span><span class="dot h-idle" />no traffic</span>
+          <span><span class="dash" />called, not measured yet</span>
         </div>
       </section>
       <aside class="side">

@@ -62,5 +62,10 @@ export function useTap(path: string | null, keep: number, accept: (e: TapEvent) 
 
 /** A failure worth listing: the mesh failed it (error set), the app answered 5xx, or gRPC said no. */
 export function isFailure(e: TapEvent): boolean {
-  return e.error !== null || (e.status !== null && e.status >= 500) || (e.grpcStatus !== null && e.grpcStatus !== 0);
+  return e.error !== null || (e.status !== null && e.status >= 500) || grpcFailed(e);
+}
+
+/** A gRPC status other than OK (0); absent for plain HTTP. */
+export function grpcFailed(e: TapEvent): boolean {
+  return e.grpcStatus !== null && e.grpcStatus !== undefined && e.grpcStatus !== '' && Number(e.grpcStatus) !== 0;
 }
