@@ -7,6 +7,8 @@ import 'uplot/dist/uPlot.min.css';
 
 export interface PlotProps {
   title: string;
+  /** What the x axis spans, e.g. "last 5 min". */
+  window: string;
   /** Unix ms per point. */
   times: number[];
   values: Array<number | null>;
@@ -27,7 +29,7 @@ function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
 
-export function Plot({ title, times, values, format, color, min, max }: PlotProps) {
+export function Plot({ title, window, times, values, format, color, min, max }: PlotProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const data: uPlot.AlignedData = [times.map((t) => t / 1000), values];
@@ -62,12 +64,11 @@ export function Plot({ title, times, values, format, color, min, max }: PlotProp
     plot.current?.setData(data);
   });
 
-  const last = [...values].reverse().find((v) => v !== null) ?? null;
   return (
     <div class="plot card">
       <div class="plot-head">
         <span>{title}</span>
-        <b>{format(last)}</b>
+        <span>{window}</span>
       </div>
       <div class="plot-box" ref={box} />
       {times.length === 0 && <div class="plot-empty muted">no points yet</div>}

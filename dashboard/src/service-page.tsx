@@ -8,7 +8,8 @@ import { serviceHref, useNow, usePoll } from './hooks.js';
 import type { MeshData } from './main.js';
 import { Plot } from './plot.js';
 import { configFor } from './resources-summary.js';
-import { grpcFailed, isFailure, useTap } from './use-tap.js';
+import { grpcFailed, isFailure } from './tap-events.js';
+import { useTap } from './use-tap.js';
 
 const PLOT_WINDOW_S = 300;
 
@@ -90,9 +91,9 @@ export function ServicePage({ mesh, namespace, name }: { mesh: MeshData; namespa
       {stats.error?.missing && <div class="banner">This control plane does not serve /api/v1/stats yet: no golden signals to plot.</div>}
       {current !== null && current.rps === 0 && <div class="banner">{name} served no requests in the last minute. Is anything calling it? <code>npx mycel up --demo</code> starts a load generator.</div>}
       {!stats.error?.missing && <div class="plots">
-        <Plot title="requests / s" times={times} values={timeline.map((p) => p.rps)} format={(v) => (v === null ? '–' : fmtRps(v))} color="--accent" />
-        <Plot title="success rate" times={times} values={timeline.map((p) => p.successRate)} format={fmtPercent} color="--good" min={0} max={1.02} />
-        <Plot title="p99 latency" times={times} values={timeline.map((p) => p.p99Ms)} format={fmtMs} color="--warn" />
+        <Plot window={`last ${PLOT_WINDOW_S / 60} min`} title="requests / s" times={times} values={timeline.map((p) => p.rps)} format={(v) => (v === null ? '–' : fmtRps(v))} color="--accent" />
+        <Plot window={`last ${PLOT_WINDOW_S / 60} min`} title="success rate" times={times} values={timeline.map((p) => p.successRate)} format={fmtPercent} color="--good" min={0} max={1.02} />
+        <Plot window={`last ${PLOT_WINDOW_S / 60} min`} title="p99 latency" times={times} values={timeline.map((p) => p.p99Ms)} format={fmtMs} color="--warn" />
       </div>}
 
       <div class="columns">

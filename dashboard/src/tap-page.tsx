@@ -5,7 +5,8 @@ import { useState } from 'preact/hooks';
 import type { TapEvent } from './api.js';
 import { fmtClock, fmtMs } from './format.js';
 import type { MeshData } from './main.js';
-import { isFailure, useTap } from './use-tap.js';
+import { isFailure } from './tap-events.js';
+import { useTap } from './use-tap.js';
 
 const KEEP = 300;
 

@@ -3,11 +3,9 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, streamNdjson, type TapEvent } from './api.js';
+import { insertNewestFirst, type Tapped } from './tap-events.js';
 
 export type TapState = 'idle' | 'connecting' | 'live' | 'ended' | 'error';
-
-/** An event with its arrival number, a stable key for the rows that show it. */
-export type Tapped = TapEvent & { seq: number };
 
 export interface Tap {
   events: Tapped[];
@@ -39,8 +37,7 @@ export function useTap(path: string | null, keep: number, accept: (e: TapEvent) 
     streamNdjson(path, abort.signal, (v) => {
       seen++;
       if (typeof v !== 'object' || v === null || !accept(v as TapEvent)) return;
-      // Newest first; a fresh array so that Preact sees the change.
-      events = [{ ...(v as TapEvent), seq: seen }, ...events.slice(0, keep - 1)];
+      events = insertNewestFirst(events, { ...(v as TapEvent), seq: seen }, keep);
       dirty = true;
     }, () => setTap((t) => ({ ...t, state: 'live' })))
       .then(() => {
@@ -58,14 +55,4 @@ export function useTap(path: string | null, keep: number, accept: (e: TapEvent) 
     // `accept` is a filter fixed per page; the stream restarts when the path (its server-side filters) changes.
   }, [path, keep]);
   return tap;
-}
-
-/** A failure worth listing: the mesh failed it (error set), the app answered 5xx, or gRPC said no. */
-export function isFailure(e: TapEvent): boolean {
-  return e.error !== null || (e.status !== null && e.status >= 500) || grpcFailed(e);
-}
-
-/** A gRPC status other than OK (0); absent for plain HTTP. */
-export function grpcFailed(e: TapEvent): boolean {
-  return e.grpcStatus !== null && e.grpcStatus !== undefined && e.grpcStatus !== '' && Number(e.grpcStatus) !== 0;
 }

@@ -1,13 +1,15 @@
 // The dashboard on a real `mycel control`: its files at / for anyone, with their types and a strict CSP; its data
 // only after signing in: `mycel dashboard` prints a one-time link that sets a read-only HttpOnly session cookie, the
-// form takes the admin token, and neither a reused link, another origin's form nor the cookie's writes get through.
+// form takes the admin token, and neither a reused link, another origin's form nor the cookie's writes get through;
+// `mycel up --open` and `mycel dashboard` hand the link to the browser.
 
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startControl, type ControlProcess } from '../helpers/control.js';
+import { startCli } from '../helpers/cli-process.js';
+import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
 import { run } from '../helpers/http.js';
 import { MYCEL_BIN } from '../helpers/mycel-process.js';
 
@@ -139,4 +141,36 @@ describe('dashboard sign-in and files on mycel control', () => {
     const anonymous = await fetch(`${cp.url}/api/v1/dashboard/login-codes`, { method: 'POST' });
     assert.equal(anonymous.status, 401);
   });
+});
+
+test('mycel up --open and mycel dashboard open the signed-in link in the browser ($BROWSER)', async () => {
+  const cwd = await mkdtemp(join(tmpdir(), 'mycel-dash-open-'));
+  // A "browser" that writes down what it was asked to open.
+  const browser = join(cwd, 'browser.sh');
+  await writeFile(browser, `#!/bin/sh\necho "$1" >> '${join(cwd, 'opened')}'\n`, { mode: 0o755 });
+  const up = startCli(['up', '--open', '--listen', '127.0.0.1:0'], { cwd, env: { BROWSER: browser } });
+  try {
+    await up.waitFor(/Opened it in your browser\./, 'stdout', 30_000);
+    assert.match(up.stdout(), /The local mesh runs: control plane (\S+), dashboard \1\//);
+    const opened = await eventually('the browser to be started', async () => (await readFile(join(cwd, 'opened'), 'utf8').catch(() => '')).trim() || undefined);
+    assert.match(opened, /^http:\/\/127\.0\.0\.1:\d+\/login\?code=[\w-]+$/);
+    const signIn = await get(opened);
+    assert.equal(signIn.status, 303);
+    assert.match(signIn.headers.get('set-cookie') ?? '', /HttpOnly/);
+
+    const dashboard = startCli(['dashboard', '--dir', join(cwd, '.mycel')], { cwd, env: { BROWSER: browser } });
+    const exit = await dashboard.exited;
+    assert.equal(exit.code, 0, dashboard.stderr());
+    // Under test there may be no desktop: with $BROWSER set it is used either way.
+    assert.match(dashboard.stdout(), /Opened it in your browser\./);
+    // The browser runs detached: its line may come after the command exits.
+    const lines = await eventually('the second browser start', async () => {
+      const l = (await readFile(join(cwd, 'opened'), 'utf8')).trim().split('\n');
+      return l.length === 2 ? l : undefined;
+    });
+    assert.notEqual(lines[1], lines[0], 'a fresh code each time');
+  } finally {
+    await up.stop('SIGINT', 20_000);
+    await rm(cwd, { recursive: true, force: true });
+  }
 });
