@@ -17,6 +17,8 @@ export interface PlotProps {
   color: string;
   min?: number;
   max?: number;
+  /** Shade the area under the line (off for rates near 100%, where it would be one solid block). */
+  fill?: boolean;
 }
 
 /** x-axis ticks as HH:MM (seconds since the epoch in, local time out). */
@@ -29,7 +31,7 @@ function cssVar(name: string, fallback: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 }
 
-export function Plot({ title, window, times, values, format, color, min, max }: PlotProps) {
+export function Plot({ title, window, times, values, format, color, min, max, fill = true }: PlotProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const data: uPlot.AlignedData = [times.map((t) => t / 1000), values];
@@ -46,7 +48,7 @@ export function Plot({ title, window, times, values, format, color, min, max }: 
       cursor: { points: { size: 6 } },
       scales: { x: { time: true }, y: { range: (_u, lo, hi) => [min ?? Math.min(0, lo), max ?? (hi > 0 ? hi * 1.15 : 1)] } },
       axes: [{ ...axis, values: (_u, splits) => splits.map(clock) }, { ...axis, size: 58, values: (_u, splits) => splits.map((v) => format(v)) }],
-      series: [{}, { label: title, stroke, width: 2, fill: stroke + '22', spanGaps: false, points: { show: false } }],
+      series: [{}, { label: title, stroke, width: 2, ...(fill ? { fill: stroke + '22' } : {}), spanGaps: false, points: { show: false } }],
     };
     const u = new uPlot(opts, data, el);
     plot.current = u;

@@ -92,7 +92,7 @@ export function ServicePage({ mesh, namespace, name }: { mesh: MeshData; namespa
       {current !== null && current.rps === 0 && <div class="banner">{name} served no requests in the last minute. Is anything calling it? <code>npx mycel up --demo</code> starts a load generator.</div>}
       {!stats.error?.missing && <div class="plots">
         <Plot window={`last ${PLOT_WINDOW_S / 60} min`} title="requests / s" times={times} values={timeline.map((p) => p.rps)} format={(v) => (v === null ? '–' : fmtRps(v))} color="--accent" />
-        <Plot window={`last ${PLOT_WINDOW_S / 60} min`} title="success rate" times={times} values={timeline.map((p) => p.successRate)} format={fmtPercent} color="--good" min={0} max={1.02} />
+        <Plot window={`last ${PLOT_WINDOW_S / 60} min`} title="success rate" times={times} values={timeline.map((p) => p.successRate)} format={fmtPercent} color="--good" min={0} max={1.02} fill={false} />
         <Plot window={`last ${PLOT_WINDOW_S / 60} min`} title="p99 latency" times={times} values={timeline.map((p) => p.p99Ms)} format={fmtMs} color="--warn" />
       </div>}
 

@@ -174,7 +174,7 @@ export function TopologyPage({ mesh }: { mesh: MeshData }) {
     return (
       <div class="empty big">
         <h2>No services yet</h2>
-        <p>Start the demo shop, with a load generator, in another terminal:</p>
+        <p>For the demo shop with live traffic, start the local mesh with it (stop a plain <code>mycel up</code> first):</p>
         <pre class="cmd">npx mycel up --demo</pre>
         <p class="muted">Or put your own app in the mesh: <code>npx mycel run --service NAME --port PORT -- your command</code></p>
       </div>

@@ -50,6 +50,13 @@ export function TracesPage({ query }: { query: URLSearchParams }) {
 
 const PALETTE = 8;
 
+/** The duration label beside its bar: after it, or before it when the bar reaches the right edge. */
+function durationPlace(left: number, width: number): Record<string, string> {
+  if (left + width <= 85) return { left: `${left + width}%` };
+  if (left >= 12) return { right: `${100 - left}%`, marginRight: '6px' };
+  return { right: '0', marginRight: '4px', color: 'var(--bg)' };
+}
+
 export function TracePage({ id }: { id: string }) {
   const trace = usePoll<{ traceId: string; spans: Span[] }>(`/api/v1/traces/${encodeURIComponent(id)}`, 60_000);
   const [open, setOpen] = useState<string | null>(null);
@@ -86,11 +93,12 @@ export function TracePage({ id }: { id: string }) {
               </div>
               <div class="wf-track">
                 <div class={`wf-bar c${color}`} style={{ left: `${left}%`, width: `${width}%` }} title={`${fmtMs(r.span.durationMs)} from +${fmtMs(r.span.startTime - start)}`} />
-                <span class="wf-dur" style={{ left: `${Math.min(left + width, 88)}%` }}>{fmtMs(r.span.durationMs)}</span>
+                <span class="wf-dur" style={durationPlace(left, width)}>{fmtMs(r.span.durationMs)}</span>
               </div>
             </div>,
             open === r.span.spanId ? (
               <dl key={`${r.span.spanId}-a`} class="wf-attrs">
+                <div><dt>span</dt><dd class="mono">{r.span.spanId} · {r.span.status} · starts +{fmtMs(r.span.startTime - start)}</dd></div>
                 {Object.entries(r.span.attributes).map(([k, v]) => (
                   <div key={k}><dt class="mono">{k}</dt><dd class="mono">{typeof v === 'string' ? v : JSON.stringify(v)}</dd></div>
                 ))}
