@@ -13,6 +13,7 @@ import { formatProblem } from '../api/v1alpha1/load.js';
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { GoldenSignalsRecorder } from '../telemetry/golden-signals.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
 import { FileConfigSource } from './config/file-source.js';
@@ -107,6 +108,8 @@ export class SidecarConfigError extends Error {}
 export class Sidecar implements PlanHolder {
   private plan: ProxyPlan;
   private readonly metrics = new ProxyMetrics();
+  /** Golden-signal summaries for the control plane (only with one). */
+  private readonly golden: GoldenSignalsRecorder | null;
   /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
   private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
   /** Retry budgets per destination, shared by the outbound and binding stacks, kept across config changes. */
@@ -140,6 +143,8 @@ export class Sidecar implements PlanHolder {
   ) {
     this.plan = plan;
     this.identity = identity;
+    this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
+    if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
     this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
     this.appH1 = new H1Pool({
@@ -261,6 +266,7 @@ export class Sidecar implements PlanHolder {
     const log = o.log;
     const respondError = createErrorResponder(log, o.service);
     this.metrics.subscribe();
+    this.golden?.subscribe();
     this.accessLog.configure(this.plan.mesh.accessLog.enabled, this.plan.mesh.accessLog.format);
     this.metrics.configVersion.set(this.plan.version);
     this.metrics.certExpiry.set(Math.floor(this.identity.current.notAfter.getTime() / 1000));
@@ -518,6 +524,7 @@ export class Sidecar implements PlanHolder {
     void this.source.close();
     for (const w of this.identityWatchers) w.close();
     this.metrics.unsubscribe();
+    this.golden?.unsubscribe();
     this.accessLog.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();

@@ -10,6 +10,8 @@ import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
 import type { Principal, TokenAuthority } from '../auth/tokens.js';
+import type { SignalWindow } from '../stats/signal-window.js';
+import { parseWindow, statsReport } from '../stats/stats-report.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
@@ -24,6 +26,7 @@ export interface ApiDeps {
   registry: Registry;
   tokens: () => TokenAuthority | undefined;
   metrics: ControlMetrics;
+  stats: SignalWindow;
   ready: () => boolean;
   replica: string;
   log: Logger;
@@ -235,6 +238,14 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       ];
       return json(res, 200, { service, namespace, items });
     }
+    case 'stats': {
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+      const windowSeconds = parseWindow(url.searchParams.get('window'));
+      if (windowSeconds instanceof Error) return problem(res, 400, 'bad-request', windowSeconds.message);
+      // Services with a connected proxy are listed even when idle (rps 0).
+      const known = deps.push.status().filter((p) => p.endpoint !== null).map((p) => ({ service: p.service, namespace: p.namespace }));
+      return json(res, 200, statsReport(deps.stats, windowSeconds, known));
+    }
     case 'tokens': {
       if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
       let body: { service?: unknown; namespace?: unknown };
@@ -251,6 +262,6 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, stats, tokens`);
   }
 }
