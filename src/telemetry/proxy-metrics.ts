@@ -34,6 +34,9 @@ export interface TunnelFacts {
   result: { aToB: number; bToA: number } | null;
 }
 
+/** Status codes as label text, made once (no string per request). */
+const STATUS_TEXT: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i));
+
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
 export class ProxyMetrics {
@@ -82,7 +85,7 @@ export class ProxyMetrics {
   recordExchange(ex: ExchangeFacts): void {
     const src = ex.source ?? 'unknown';
     const dst = ex.destination ?? 'unknown';
-    const status = ex.errorCode === 'downstream-reset' && ex.status === 0 ? '0' : String(ex.status);
+    const status = ex.errorCode === 'downstream-reset' && ex.status === 0 ? '0' : (STATUS_TEXT[ex.status] ?? String(ex.status));
     const method = METHODS.has(ex.method) ? ex.method : 'OTHER';
     const route = ex.route ?? '';
     const attempts = ex.attempts ?? null;
