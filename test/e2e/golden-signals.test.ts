@@ -61,7 +61,7 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test('mycel stat counts what was sent: requests, success rate with a 20% fault, per service, route and edge', async () => {
+test('mycel stat counts what was sent: requests, success rate with a 20% fault, per service, route and edge', async (t) => {
   // The route reaches web once api is registered; until then requests may fail, so wait before the counted load.
   const client = keepAliveClient(web.upstreams.api as string);
   try {
@@ -117,6 +117,7 @@ test('mycel stat counts what was sent: requests, success rate with a 20% fault, 
     assert.match(all.stdout, /^web\s+0\.00\s+-\s+-\s+-\s+-\s+0$/m);
     const one = await cp.cli(['stat', 'api', '--window', '600s']);
     assert.equal(one.code, 0, one.stderr);
+    for (const line of `$ mycel stat\n${all.stdout}$ mycel stat api\n${one.stdout}`.split('\n')) t.diagnostic(line);
     assert.match(one.stdout, /^ROUTE\s+RPS/m);
     assert.match(one.stdout, new RegExp(`^default/api-faulty\\s+.*\\s${routeOf(report)!.requests}$`, 'm'));
     assert.match(one.stdout, new RegExp(`^FROM\\s+RPS[\\s\\S]*^web\\s+.*\\s${edge.requests}$`, 'm'));

@@ -8,25 +8,14 @@ import { LATENCY_BUCKET_COUNT } from '../../telemetry/latency-buckets.js';
 export const SLOT_MS = 10_000;
 /** 60 slots of 10 s: the longest window a query may ask for is 10 minutes. */
 export const SLOTS = 60;
-/** Distinct series kept at most (all kinds together); about 18 KB each when all 60 slots hold data. */
+/** Distinct series kept at most (all kinds together); about 10 KB each, so about 21 MB when full. */
 export const MAX_SERIES = 2000;
 
-/** Counts of one series in one 10 s slot; `latency` is per bucket, then requests, successes, sum of ms. */
-class Slot {
-  index = -1;
-  readonly latency = new Float64Array(LATENCY_BUCKET_COUNT);
-  requests = 0;
-  success = 0;
-  sumMs = 0;
-
-  reset(index: number): void {
-    this.index = index;
-    this.latency.fill(0);
-    this.requests = 0;
-    this.success = 0;
-    this.sumMs = 0;
-  }
-}
+/** Numbers per slot: the latency buckets, then requests, successes and the sum of milliseconds. */
+export const SLOT_WIDTH = LATENCY_BUCKET_COUNT + 3;
+export const REQUESTS = LATENCY_BUCKET_COUNT;
+export const SUCCESS = LATENCY_BUCKET_COUNT + 1;
+const SUM_MS = LATENCY_BUCKET_COUNT + 2;
 
 export interface SeriesKey {
   kind: StatsSeries['kind'];
@@ -38,27 +27,31 @@ export interface SeriesKey {
 }
 
 export class WindowSeries {
-  /** Allocated lazily, one per slot position of the ring. */
-  readonly slots: Array<Slot | undefined> = new Array<Slot | undefined>(SLOTS);
+  /** The ring: SLOTS slots of SLOT_WIDTH numbers in one array (about 10 KB), and which 10 s slot each holds. */
+  readonly data = new Float64Array(SLOTS * SLOT_WIDTH);
+  private readonly held = new Float64Array(SLOTS).fill(-1);
   lastIndex = -1;
   constructor(readonly key: SeriesKey) {}
 
   add(index: number, s: StatsSeries): void {
     const pos = index % SLOTS;
-    let slot = this.slots[pos];
-    if (slot === undefined) this.slots[pos] = slot = new Slot();
-    if (slot.index !== index) slot.reset(index);
-    for (let i = 0; i < LATENCY_BUCKET_COUNT; i++) slot.latency[i]! += s.latency[i] as number;
-    slot.requests += s.requests;
-    slot.success += s.success;
-    slot.sumMs += s.sumMs;
+    const at = pos * SLOT_WIDTH;
+    const d = this.data;
+    if (this.held[pos] !== index) {
+      d.fill(0, at, at + SLOT_WIDTH);
+      this.held[pos] = index;
+    }
+    for (let i = 0; i < LATENCY_BUCKET_COUNT; i++) d[at + i]! += s.latency[i] as number;
+    d[at + REQUESTS]! += s.requests;
+    d[at + SUCCESS]! += s.success;
+    d[at + SUM_MS]! += s.sumMs;
     if (index > this.lastIndex) this.lastIndex = index;
   }
 
-  /** The slot with this index, if it holds data. */
-  slot(index: number): Slot | undefined {
-    const s = this.slots[index % SLOTS];
-    return s !== undefined && s.index === index ? s : undefined;
+  /** Where the slot with this index starts in `data`, or -1 when the ring holds no data for it. */
+  offset(index: number): number {
+    const pos = index % SLOTS;
+    return this.held[pos] === index ? pos * SLOT_WIDTH : -1;
   }
 }
 

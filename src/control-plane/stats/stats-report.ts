@@ -3,7 +3,7 @@
 // service. Shapes are those of contracts.md ("Golden signals").
 
 import { LATENCY_BUCKET_COUNT, quantileMs } from '../../telemetry/latency-buckets.js';
-import { SLOT_MS, SLOTS, type SignalWindow, type WindowSeries } from './signal-window.js';
+import { REQUESTS, SLOT_MS, SLOTS, SUCCESS, type SignalWindow, type WindowSeries } from './signal-window.js';
 
 export const DEFAULT_WINDOW_SECONDS = 60;
 export const MAX_WINDOW_SECONDS = (SLOTS * SLOT_MS) / 1000;
@@ -56,12 +56,13 @@ function roundOrNull(v: number | null): number | null {
 /** Sums slots [first, last] of a series. */
 function sum(w: WindowSeries, first: number, last: number): Sum {
   const out = new Sum();
+  const d = w.data;
   for (let i = first; i <= last; i++) {
-    const s = w.slot(i);
-    if (s === undefined) continue;
-    out.requests += s.requests;
-    out.success += s.success;
-    for (let b = 0; b < LATENCY_BUCKET_COUNT; b++) out.latency[b]! += s.latency[b] as number;
+    const at = w.offset(i);
+    if (at < 0) continue;
+    out.requests += d[at + REQUESTS] as number;
+    out.success += d[at + SUCCESS] as number;
+    for (let b = 0; b < LATENCY_BUCKET_COUNT; b++) out.latency[b]! += d[at + b] as number;
   }
   return out;
 }
