@@ -1,6 +1,6 @@
 // A real Prometheus (Debian package) scrapes two sidecars every 500 ms; after a known load the PromQL answers must
-// match it: the request count exactly, increase() within its extrapolation, and histogram_quantile(0.99) inside the
-// latency bucket the app's fixed delay puts every request in.
+// match it: the request count exactly, increase() within its extrapolation, and the latency histogram consistent
+// with the app's fixed delay (histogram_quantile above it, within stated bounds).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,10 +74,10 @@ test('Prometheus scraping two sidecars answers PromQL with the load that was sen
   if (!(await requirePackage(t, 'prometheus', 'prometheus'))) return;
   await eventually('both sidecars scraped', async () => ((await scalar('sum(up{job="mycel"})')) === 2 ? true : undefined), 20_000);
   // One warm-up request, scraped, so that the counted load is an increase of series Prometheus already has.
+  const born = Date.now();
   assert.equal((await request(mesh.apiBinding, { path: '/hello' })).status, 200);
   const outbound = 'mycel_requests_total{direction="outbound",source_service="web",destination_service="api"}';
   await eventually('the warm-up scraped', async () => ((await scalar(`sum(${outbound})`)) === 1 ? true : undefined), 20_000);
-  const start = Date.now();
   for (let batch = 0; batch < N / 10; batch++) {
     const replies = await Promise.all(Array.from({ length: 10 }, () => request(mesh.apiBinding, { path: `/slow?ms=${DELAY_MS}` })));
     for (const r of replies) assert.equal(r.status, 200);
@@ -85,25 +85,36 @@ test('Prometheus scraping two sidecars answers PromQL with the load that was sen
   // Both sides counted every request: outbound at web, inbound at api.
   await eventually('the load scraped', async () => ((await scalar(`sum(${outbound})`)) === N + 1 ? true : undefined), 20_000);
   await eventually('the inbound side scraped', async () => ((await scalar('sum(mycel_requests_total{direction="inbound",destination_service="api"})')) === N + 1 ? true : undefined), 20_000);
-  await new Promise((r) => setTimeout(r, 1200)); // two more scrapes: the range below ends after the load
+  await new Promise((r) => setTimeout(r, 5000)); // more samples after the load: less extrapolation below
 
-  const range = `${Math.ceil((Date.now() - start) / 1000) + 2}s`;
-  // increase() never reports less than the samples' difference (N) and extrapolates to the range's edges: stated
-  // tolerance +25% for a range of a few seconds sampled every 500 ms.
+  // The range starts before the series existed, so increase() does not extrapolate backwards past the first sample
+  // (a counter does not go below zero); it only extrapolates forward to the range's end, at most one 500 ms scrape
+  // interval over the series' 8 s or more of samples (+7% at most). Stated tolerance: N to N + 15%.
+  const range = `${Math.ceil((Date.now() - born) / 1000) + 5}s`;
   const byDestination = await query(`sum by (destination_service) (increase(mycel_requests_total{direction="outbound"}[${range}]))`);
   assert.deepEqual(byDestination.map((s) => s.metric.destination_service), ['api']);
   const increase = Number(byDestination[0]!.value[1]);
-  assert.ok(increase >= N - 1e-9 && increase <= N * 1.25, `increase ${increase} for ${N} requests`);
+  assert.ok(increase >= N - 1e-9 && increase <= N * 1.15, `increase ${increase} for ${N} requests`);
   const rate = await scalar(`sum(rate(mycel_requests_total{direction="inbound",destination_service="api"}[${range}]))`);
   assert.ok(rate !== undefined && rate > 0, 'rate over the same range');
 
-  // Every request took a bit more than the app's 60 ms delay: p99 lands in the (50 ms, 100 ms] bucket; one bucket
-  // of slack above (up to 250 ms) is allowed for a loaded machine.
-  const p99 = await scalar(`histogram_quantile(0.99, sum by (le) (increase(mycel_request_duration_seconds_bucket{direction="inbound",destination_service="api"}[${range}])))`);
-  assert.ok(p99 !== undefined && p99 > DELAY_MS / 1000 - 0.01 && p99 <= 0.25, `p99 ${p99}`);
-  const p99Out = await scalar(`histogram_quantile(0.99, sum by (le) (increase(mycel_request_duration_seconds_bucket{direction="outbound",destination_service="api"}[${range}])))`);
-  assert.ok(p99Out !== undefined && p99Out > DELAY_MS / 1000 - 0.01 && p99Out <= 0.25, `outbound p99 ${p99Out}`);
-  t.diagnostic(`increase ${increase} for ${N} requests; p99 inbound ${p99} s, outbound ${p99Out} s`);
+  // Every request took a bit more than the app's 60 ms delay. Exact: no delayed request is in a bucket at or below
+  // 50 ms, and the histogram counted them all. Interpolated by histogram_quantile: p50 and p99 above 50 ms; as upper
+  // bounds (a loaded 2-core machine delays some requests) p50 at most 250 ms and p99 at most 1 s, both sides.
+  const inbound = 'direction="inbound",destination_service="api"';
+  assert.ok(((await scalar(`sum(mycel_request_duration_seconds_bucket{${inbound},le="0.05"})`)) ?? 99) <= 1, 'only the warm-up at or below 50 ms');
+  assert.equal(await scalar(`sum(mycel_request_duration_seconds_count{${inbound}})`), N + 1);
+  const quantile = (q: number, direction: string) =>
+    scalar(`histogram_quantile(${q}, sum by (le) (increase(mycel_request_duration_seconds_bucket{direction="${direction}",destination_service="api"}[${range}])))`);
+  const found: string[] = [];
+  for (const direction of ['inbound', 'outbound']) {
+    const p50 = await quantile(0.5, direction);
+    const p99 = await quantile(0.99, direction);
+    found.push(`${direction} p50 ${p50} s, p99 ${p99} s`);
+    assert.ok(p50 !== undefined && p50 > DELAY_MS / 1000 - 0.01 && p50 <= 0.25, `${direction} p50 ${p50}`);
+    assert.ok(p99 !== undefined && p99 >= p50 && p99 <= 1, `${direction} p99 ${p99}`);
+  }
+  t.diagnostic(`increase ${increase} for ${N} requests; ${found.join('; ')}`);
   // Bytes both ways are there too.
   assert.ok(((await scalar('sum(mycel_response_bytes_total{direction="inbound",destination_service="api"})')) ?? 0) > 0);
 });
