@@ -17,6 +17,7 @@ import { SignalWindow } from './stats/signal-window.js';
 import { announceReplica, REPLICA_KIND, withdrawReplica } from './replicas.js';
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
+import { TraceBuffer } from './traces/trace-buffer.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -40,6 +41,8 @@ export class ControlPlane {
   /** The proxies' golden signals of the last 10 minutes (GET /api/v1/stats, mycel stat). */
   readonly stats = new SignalWindow();
   private readonly index = new MeshIndex(new Set([SECRET_KIND, REPLICA_KIND]));
+  /** Recent traces received over OTLP (served by GET /api/v1/traces). */
+  readonly traces = new TraceBuffer();
   private tokens: TokenAuthority | undefined;
   private ready = false;
   private unwatch: (() => void) | null = null;
@@ -82,6 +85,7 @@ export class ControlPlane {
       stats: this.stats,
       ready: () => this.ready,
       replica: this.replica,
+      traces: this.traces,
       log: o.log,
     });
     // Listen first so that /healthz answers and /readyz says why it is not ready while the store loads.
