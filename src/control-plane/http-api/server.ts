@@ -10,12 +10,12 @@ import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
 import type { Principal, TokenAuthority } from '../auth/tokens.js';
-import type { SignalWindow } from '../stats/signal-window.js';
-import { parseWindow, statsReport } from '../stats/stats-report.js';
+import type { RawWindow, SignalWindow } from '../stats/signal-window.js';
+import { mergedReport, parseWindow, windowSlots } from '../stats/stats-report.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
-import { proxiesOfOthers } from '../replicas.js';
+import { askOthers, proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
 import type { TraceBuffer } from '../traces/trace-buffer.js';
@@ -153,6 +153,9 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
   if (path === '/metrics') {
     deps.metrics.revision.set(deps.store.revision());
     deps.metrics.recentTraces.set(deps.traces.size);
+    deps.metrics.statsSeries.set(deps.stats.size);
+    deps.metrics.statsDropped.child('window-full').value = deps.stats.droppedSeries;
+    deps.metrics.statsDropped.child('proxy-cap').value = deps.stats.droppedByProxies;
     deps.metrics.recentTraceSpans.set(deps.traces.spans);
     deps.metrics.traceSpansDropped.child().value = deps.traces.droppedSpans;
     return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
@@ -257,7 +260,15 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       if (windowSeconds instanceof Error) return problem(res, 400, 'bad-request', windowSeconds.message);
       // Services with a connected proxy are listed even when idle (rps 0).
       const known = deps.push.status().filter((p) => p.endpoint !== null).map((p) => ({ service: p.service, namespace: p.namespace }));
-      return json(res, 200, statsReport(deps.stats, windowSeconds, known));
+      if (url.searchParams.get('scope') === 'local') {
+        // For the other replicas: this one's raw buckets, which they merge with their own.
+        const { first, last } = windowSlots(deps.stats.now(), windowSeconds);
+        return json(res, 200, { replica: deps.replica, known, ...deps.stats.exportRaw(first, last) });
+      }
+      const others = await askOthers<RawWindow & { known?: typeof known }>(deps.store, deps.replica, deps.tokens()!.adminToken(), `/api/v1/stats?scope=local&window=${windowSeconds}`);
+      const allKnown = [...known, ...others.answers.flatMap((a) => (Array.isArray(a.known) ? a.known : []))];
+      const report = mergedReport(deps.stats, others.answers, windowSeconds, allKnown);
+      return json(res, 200, others.unreachable.length > 0 ? { ...report, unreachableReplicas: others.unreachable } : report);
     }
     case 'traces': {
       if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { StatsSeries } from '../../api/v1alpha1/stream-messages.js';
 import { LATENCY_BUCKET_COUNT, LATENCY_BOUNDS_MS } from '../../telemetry/latency-buckets.js';
 import { SignalWindow, SLOT_MS } from './signal-window.js';
-import { parseWindow, statsReport } from './stats-report.js';
+import { mergedReport, parseWindow, statsReport, windowSlots } from './stats-report.js';
 
 /** `requests` observations of `ms` each (at a bucket bound), `failures` of them failed. */
 function series(kind: StatsSeries['kind'], service: string, requests: number, failures: number, boundMs: number, extra: Partial<StatsSeries> = {}): StatsSeries {
@@ -72,4 +72,28 @@ test('the window parameter is whole seconds up to 10 minutes', () => {
   assert.equal(parseWindow('30'), 30);
   assert.equal(parseWindow('600s'), 600);
   for (const bad of ['0', '601', '1.5', '1m', 'x']) assert.ok(parseWindow(bad) instanceof Error, bad);
+});
+
+test('replicas merge by bucket: each exports its raw slots, the asked one adds them to its own', () => {
+  let now = 2_000 * SLOT_MS + 3;
+  const a = new SignalWindow({ now: () => now });
+  const b = new SignalWindow({ now: () => now });
+  // api's two instances report to different replicas; web (on b) reports its edge to api.
+  a.record('api', 'default', { series: [series('service', 'api', 90, 0, 1)], dropped: 0 });
+  b.record('api', 'default', { series: [series('service', 'api', 10, 10, 1000)], dropped: 0 });
+  b.record('web', 'default', { series: [series('edge', 'api', 100, 10, 2.5, { source: 'web' })], dropped: 0 });
+  now += SLOT_MS;
+  b.record('api', 'default', { series: [series('service', 'api', 5, 0, 1)], dropped: 0 });
+  const { first, last } = windowSlots(now, 60);
+  // Through JSON, as over HTTP; a slot outside the window and a malformed one are ignored.
+  const raw = JSON.parse(JSON.stringify(b.exportRaw(first, last)));
+  raw.series[0].slots.push([first - 100, new Array(21).fill(1)], [last, [1, 2]]);
+  const r = mergedReport(a, [raw], 60, [{ service: 'web', namespace: 'default' }]);
+  const api = r.services.find((s) => s.service === 'api')!;
+  assert.deepEqual([api.requests, api.successRate], [105, 0.9048]);
+  // p99 from the merged buckets: the 10 slow requests of b are the top 9.5%.
+  assert.ok((api.p99Ms as number) > 500 && (api.p99Ms as number) <= 1000, String(api.p99Ms));
+  assert.deepEqual(r.edges.map((e) => [e.source, e.destination, e.requests]), [['web', 'api', 100]]);
+  assert.equal(r.timeline.find((t) => t.service === 'api')!.points.at(-1)!.rps, 0.5);
+  assert.equal(statsReport(a, 60, []).services[0]!.requests, 90, 'the local window is left as it was');
 });

@@ -34,18 +34,30 @@ export class WindowSeries {
   constructor(readonly key: SeriesKey) {}
 
   add(index: number, s: StatsSeries): void {
-    const pos = index % SLOTS;
-    const at = pos * SLOT_WIDTH;
+    const at = this.slotAt(index);
     const d = this.data;
-    if (this.held[pos] !== index) {
-      d.fill(0, at, at + SLOT_WIDTH);
-      this.held[pos] = index;
-    }
     for (let i = 0; i < LATENCY_BUCKET_COUNT; i++) d[at + i]! += s.latency[i] as number;
     d[at + REQUESTS]! += s.requests;
     d[at + SUCCESS]! += s.success;
     d[at + SUM_MS]! += s.sumMs;
+  }
+
+  /** Adds a whole slot as another replica exported it (SLOT_WIDTH numbers). */
+  addSlot(index: number, values: readonly number[]): void {
+    const at = this.slotAt(index);
+    for (let i = 0; i < SLOT_WIDTH; i++) this.data[at + i]! += values[i] as number;
+  }
+
+  /** Where slot `index` starts, cleared first if the ring position held an older slot. */
+  private slotAt(index: number): number {
+    const pos = index % SLOTS;
+    const at = pos * SLOT_WIDTH;
+    if (this.held[pos] !== index) {
+      this.data.fill(0, at, at + SLOT_WIDTH);
+      this.held[pos] = index;
+    }
     if (index > this.lastIndex) this.lastIndex = index;
+    return at;
   }
 
   /** Where the slot with this index starts in `data`, or -1 when the ring holds no data for it. */
@@ -53,6 +65,11 @@ export class WindowSeries {
     const pos = index % SLOTS;
     return this.held[pos] === index ? pos * SLOT_WIDTH : -1;
   }
+}
+
+/** A window's series over some slots, as one replica hands them to another (GET /api/v1/stats?scope=local). */
+export interface RawWindow {
+  series: Array<{ key: SeriesKey; slots: Array<[index: number, values: number[]]> }>;
 }
 
 export interface SignalWindowOptions {
@@ -90,16 +107,50 @@ export class SignalWindow {
           ? { kind: 'service', service, namespace, route: null, source: null }
           : // Edges and routes are named without namespace (contracts.md): callers from any namespace add up.
             { kind: s.kind, service: s.service, namespace: '', route: s.route ?? null, source: s.source ?? null };
-      const id = `${key.kind}\u0001${key.namespace}\u0001${key.service}\u0001${key.route ?? ''}\u0001${key.source ?? ''}`;
-      let w = this.series.get(id);
-      if (w === undefined) {
-        if (this.series.size >= this.maxSeries) {
-          this.droppedSeries += s.requests;
-          continue;
-        }
-        this.series.set(id, (w = new WindowSeries(key)));
+      const w = this.seriesFor(key);
+      if (w === null) this.droppedSeries += s.requests;
+      else w.add(index, s);
+    }
+  }
+
+  /** The series with this key, created if the window has room; null when it is full. */
+  private seriesFor(key: SeriesKey): WindowSeries | null {
+    const id = `${key.kind}\u0001${key.namespace}\u0001${key.service}\u0001${key.route ?? ''}\u0001${key.source ?? ''}`;
+    let w = this.series.get(id);
+    if (w === undefined) {
+      if (this.series.size >= this.maxSeries) return null;
+      this.series.set(id, (w = new WindowSeries(key)));
+    }
+    return w;
+  }
+
+  /** The data of slots [first, last] (series without any there left out). */
+  exportRaw(first: number, last: number): RawWindow {
+    const out: RawWindow = { series: [] };
+    for (const w of this.active(last, last - first + 1)) {
+      const slots: RawWindow['series'][number]['slots'] = [];
+      for (let i = first; i <= last; i++) {
+        const at = w.offset(i);
+        if (at >= 0) slots.push([i, Array.from(w.data.subarray(at, at + SLOT_WIDTH))]);
       }
-      w.add(index, s);
+      if (slots.length > 0) out.series.push({ key: w.key, slots });
+    }
+    return out;
+  }
+
+  /** Adds another replica's export of slots [first, last] (what its proxies reported); anything else is skipped. */
+  importRaw(raw: RawWindow, first: number, last: number): void {
+    if (!Array.isArray(raw?.series)) return;
+    for (const s of raw.series) {
+      const k = s?.key;
+      if (k === undefined || !['service', 'route', 'edge'].includes(k.kind) || typeof k.service !== 'string' || !Array.isArray(s.slots)) continue;
+      const key: SeriesKey = { kind: k.kind, service: k.service, namespace: String(k.namespace ?? ''), route: typeof k.route === 'string' ? k.route : null, source: typeof k.source === 'string' ? k.source : null };
+      const w = this.seriesFor(key);
+      if (w === null) continue;
+      for (const slot of s.slots) {
+        if (!Array.isArray(slot) || !Number.isInteger(slot[0]) || slot[0] < first || slot[0] > last || !Array.isArray(slot[1]) || slot[1].length !== SLOT_WIDTH || !slot[1].every((v) => typeof v === 'number' && v >= 0)) continue;
+        w.addSlot(slot[0], slot[1]);
+      }
     }
   }
 

@@ -3,7 +3,7 @@
 // service. Shapes are those of contracts.md ("Golden signals").
 
 import { LATENCY_BUCKET_COUNT, quantileMs } from '../../telemetry/latency-buckets.js';
-import { REQUESTS, SLOT_MS, SLOTS, SUCCESS, type SignalWindow, type WindowSeries } from './signal-window.js';
+import { MAX_SERIES, REQUESTS, SignalWindow, SLOT_MS, SLOTS, SUCCESS, type RawWindow, type WindowSeries } from './signal-window.js';
 
 export const DEFAULT_WINDOW_SECONDS = 60;
 export const MAX_WINDOW_SECONDS = (SLOTS * SLOT_MS) / 1000;
@@ -53,6 +53,26 @@ function roundOrNull(v: number | null): number | null {
   return v === null ? null : round(v);
 }
 
+/** The 10 s slots a window of `windowSeconds` ending now covers (the current, partial one included). */
+export function windowSlots(now: number, windowSeconds: number): { first: number; last: number } {
+  const last = Math.floor(now / SLOT_MS);
+  return { first: last - Math.max(1, Math.ceil((windowSeconds * 1000) / SLOT_MS)) + 1, last };
+}
+
+/**
+ * The report over this replica's window and the raw windows of the other replicas (their proxies' summaries):
+ * merged bucket by bucket into a scratch window first, so that quantiles come from the whole mesh's buckets.
+ */
+export function mergedReport(local: SignalWindow, others: readonly RawWindow[], windowSeconds: number, known: ReadonlyArray<{ service: string; namespace: string }>): StatsReport {
+  if (others.length === 0) return statsReport(local, windowSeconds, known);
+  const now = local.now();
+  const { first, last } = windowSlots(now, windowSeconds);
+  const merged = new SignalWindow({ now: () => now, maxSeries: MAX_SERIES * (others.length + 1) });
+  merged.importRaw(local.exportRaw(first, last), first, last);
+  for (const raw of others) merged.importRaw(raw, first, last);
+  return statsReport(merged, windowSeconds, known);
+}
+
 /** Sums slots [first, last] of a series. */
 function sum(w: WindowSeries, first: number, last: number): Sum {
   const out = new Sum();
@@ -73,9 +93,8 @@ function sum(w: WindowSeries, first: number, last: number): Sum {
  */
 export function statsReport(window: SignalWindow, windowSeconds: number, known: ReadonlyArray<{ service: string; namespace: string }>): StatsReport {
   const now = window.now();
-  const last = Math.floor(now / SLOT_MS);
-  const slots = Math.max(1, Math.ceil((windowSeconds * 1000) / SLOT_MS));
-  const first = last - slots + 1;
+  const { first, last } = windowSlots(now, windowSeconds);
+  const slots = last - first + 1;
   const report: StatsReport = { windowSeconds, now, services: [], routes: [], edges: [], timeline: [] };
   const seen = new Set<string>();
   for (const w of window.active(last, slots)) {
