@@ -54,7 +54,8 @@ const PALETTE = 8;
 function durationPlace(left: number, width: number): Record<string, string> {
   if (left + width <= 85) return { left: `${left + width}%` };
   if (left >= 12) return { right: `${100 - left}%`, marginRight: '6px' };
-  return { right: '0', marginRight: '4px', color: 'var(--bg)' };
+  // A bar across nearly the whole trace: the label goes inside its right end.
+  return { right: `${Math.max(0, 100 - left - width)}%`, marginRight: '4px', color: 'var(--bg)' };
 }
 
 export function TracePage({ id }: { id: string }) {

@@ -17,6 +17,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   up: async () => (await import('./commands/up.js')).registerUpCommand,
   check: async () => (await import('./commands/check.js')).registerCheckCommand,
   dashboard: async () => (await import('./commands/dashboard.js')).registerDashboardCommand,
+  stat: async () => (await import('./commands/stat.js')).registerStatCommand,
+  trace: async () => (await import('./commands/trace.js')).registerTraceCommand,
 };
 // `get` registers its siblings that share its client code.
 COMMANDS.delete = COMMANDS.get!;

@@ -11,14 +11,18 @@ import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
 import type { Principal, TokenAuthority } from '../auth/tokens.js';
+import type { RawWindow, SignalWindow } from '../stats/signal-window.js';
+import { mergedReport, parseWindow, windowSlots } from '../stats/stats-report.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
-import { proxiesOfOthers } from '../replicas.js';
+import { askOthers, proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
 import { sessionFromCookies } from './dashboard-login.js';
 import { DashboardRoutes } from './dashboard-routes.js';
+import type { TraceBuffer } from '../traces/trace-buffer.js';
+import { receiveOtlpTraces } from '../traces/otlp-receiver.js';
 
 export interface ApiDeps {
   store: Store;
@@ -27,8 +31,11 @@ export interface ApiDeps {
   registry: Registry;
   tokens: () => TokenAuthority | undefined;
   metrics: ControlMetrics;
+  stats: SignalWindow;
   ready: () => boolean;
   replica: string;
+  /** Recent traces, fed by POST /v1/traces (OTLP/HTTP from the sidecars and apps). */
+  traces: TraceBuffer;
   log: Logger;
   /** Where the built dashboard is (default dist/dashboard/); tests point elsewhere. */
   dashboardDir?: string;
@@ -154,7 +161,19 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
   if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, `not ready: loading the store (${deps.store.description})\n`);
   if (path === '/metrics') {
     deps.metrics.revision.set(deps.store.revision());
+    deps.metrics.recentTraces.set(deps.traces.size);
+    deps.metrics.statsSeries.set(deps.stats.size);
+    deps.metrics.statsDropped.child('window-full').value = deps.stats.droppedSeries;
+    deps.metrics.statsDropped.child('proxy-cap').value = deps.stats.droppedByProxies;
+    deps.metrics.recentTraceSpans.set(deps.traces.spans);
+    deps.metrics.traceSpansDropped.child().value = deps.traces.droppedSpans;
     return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+  }
+  // OTLP/HTTP receiver: open like a collector's (apps export here too); what it keeps is bounded, reading needs the admin token.
+  if (path === '/v1/traces') {
+    if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST an OTLP ExportTraceServiceRequest (protobuf or JSON)');
+    const out = await receiveOtlpTraces(req.headers['content-type'], req.headers['content-encoding'], await readBody(req).catch(() => null), deps.traces);
+    return send(res, out.status, out.body, out.type);
   }
   if (!path.startsWith('/api/v1/')) {
     if (dashboard.handle(req, res, path, url)) return;
@@ -257,6 +276,33 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
       const { code, expiresAt } = dashboard.codes.issue(Date.now());
       return json(res, 200, { code, path: `/login?code=${code}`, expiresAt });
     }
+    case 'stats': {
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+      const windowSeconds = parseWindow(url.searchParams.get('window'));
+      if (windowSeconds instanceof Error) return problem(res, 400, 'bad-request', windowSeconds.message);
+      // Services with a connected proxy are listed even when idle (rps 0).
+      const known = deps.push.status().filter((p) => p.endpoint !== null).map((p) => ({ service: p.service, namespace: p.namespace }));
+      if (url.searchParams.get('scope') === 'local') {
+        // For the other replicas: this one's raw buckets, which they merge with their own.
+        const { first, last } = windowSlots(deps.stats.now(), windowSeconds);
+        return json(res, 200, { replica: deps.replica, known, ...deps.stats.exportRaw(first, last) });
+      }
+      const others = await askOthers<RawWindow & { known?: typeof known }>(deps.store, deps.replica, deps.tokens()!.adminToken(), `/api/v1/stats?scope=local&window=${windowSeconds}`);
+      const allKnown = [...known, ...others.answers.flatMap((a) => (Array.isArray(a.known) ? a.known : []))];
+      const report = mergedReport(deps.stats, others.answers, windowSeconds, allKnown);
+      return json(res, 200, others.unreachable.length > 0 ? { ...report, unreachableReplicas: others.unreachable } : report);
+    }
+    case 'traces': {
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+      const [id] = rest;
+      if (id === undefined) {
+        const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 50) || 50));
+        return json(res, 200, { traces: deps.traces.list(limit, url.searchParams.get('service') ?? undefined) });
+      }
+      const spans = rest.length === 1 ? deps.traces.get(id.toLowerCase()) : undefined;
+      if (spans === undefined) return problem(res, 404, 'not-found', `no trace ${id} in the recent-trace buffer (it keeps the latest ${deps.traces.limits.maxTraces} traces)`);
+      return json(res, 200, { traceId: id.toLowerCase(), spans });
+    }
     case 'tokens': {
       if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
       let body: { service?: unknown; namespace?: unknown };
@@ -273,6 +319,6 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
       return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, stats, tokens, traces`);
   }
 }
