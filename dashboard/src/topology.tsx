@@ -190,7 +190,7 @@ export function TopologyPage({ mesh }: { mesh: MeshData }) {
         {mesh.statsProblem !== null && <div class="banner">{mesh.statsProblem}</div>}
         {quiet && (
           <div class="banner">
-            No traffic in the last minute: run <code>npx mycel up --demo</code> for a load generator, or send requests through a sidecar.
+            Waiting for traffic: the sidecars report their numbers every few seconds. Still nothing after a minute? <code>npx mycel up --demo</code> runs a load generator; or send requests through a sidecar.
           </div>
         )}
         <Graph nodes={graph.nodes} edges={graph.edges} />
