@@ -93,13 +93,13 @@ function toward(x: number, y: number, tx: number, ty: number, by: number): [numb
   return [x + ((tx - x) / d) * by, y + ((ty - y) / d) * by];
 }
 
-function Edge({ e, s, t }: { e: GraphEdge; s: SimNode; t: SimNode }) {
+function Edge({ e, s, t, dim }: { e: GraphEdge; s: SimNode; t: SimNode; dim: boolean }) {
   const { d, mx, my } = edgePath(s, t);
   const st = e.stats;
   const width = st === null || st.rps <= 0 ? 1.5 : Math.min(7, 1.8 + Math.log2(1 + st.rps));
   const label = st === null || st.rps <= 0 ? null : `${fmtRps(st.rps)} rps · ${fmtPercent(st.successRate)} · ${fmtMs(st.p99Ms)}`;
   return (
-    <g class={`edge h-${e.health} ${st === null ? 'unmeasured' : ''}`} data-edge={e.id}>
+    <g class={`edge h-${e.health} ${st === null ? 'unmeasured' : ''} ${dim ? 'dim' : ''}`} data-edge={e.id}>
       <title>{st === null ? `${e.source} calls ${e.target} (no traffic measured yet)` : `${e.source} → ${e.target}: ${fmtRps(st.rps)} rps, ${fmtPercent(st.successRate)} success, p50 ${fmtMs(st.p50Ms)}, p95 ${fmtMs(st.p95Ms)}, p99 ${fmtMs(st.p99Ms)} (${st.requests} requests)`}</title>
       <path class="edge-line" d={d} stroke-width={width} marker-end={`url(#arrow-${e.health})`} />
       {label !== null && <path class="edge-flow" d={d} />}
@@ -113,13 +113,19 @@ function Edge({ e, s, t }: { e: GraphEdge; s: SimNode; t: SimNode }) {
   );
 }
 
-function Node({ n, p }: { n: GraphNode; p: SimNode }) {
+function Node({ n, p, dim, onHover }: { n: GraphNode; p: SimNode; dim: boolean; onHover: (id: string | null) => void }) {
   const st = n.stats;
   const circumference = 2 * Math.PI * (RADIUS + 4);
   const ok = st?.successRate ?? null;
   const sub = n.outside ? 'not in the mesh' : st !== null && st.rps > 0 ? `${fmtRps(st.rps)} rps · ${fmtPercent(st.successRate)}` : n.instances > 0 ? `${n.instances} instance${n.instances === 1 ? '' : 's'}` : 'no instances';
   const body = (
-    <g class={`node h-${n.health} ${n.outside ? 'outside' : ''}`} transform={`translate(${p.x ?? 0},${p.y ?? 0})`} data-node={n.id}>
+    <g
+      class={`node h-${n.health} ${n.outside ? 'outside' : ''} ${dim ? 'dim' : ''}`}
+      transform={`translate(${p.x ?? 0},${p.y ?? 0})`}
+      data-node={n.id}
+      onPointerEnter={() => onHover(n.id)}
+      onPointerLeave={() => onHover(null)}
+    >
       <title>{n.outside ? 'callers from outside the mesh, or destinations it does not know' : `${n.namespace}/${n.name}: ${sub}`}</title>
       <circle class="node-halo" r={RADIUS + 4} />
       {ok !== null && <circle class="node-ring-bad" r={RADIUS + 4} />}
@@ -136,6 +142,9 @@ function Node({ n, p }: { n: GraphNode; p: SimNode }) {
 function Graph({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }) {
   const [ref, size] = useSize();
   const pos = useLayout(nodes, edges, size);
+  // Hovering a service brings out its calls and its neighbours; the rest fades.
+  const [hover, setHover] = useState<string | null>(null);
+  const near = (id: string) => hover === null || id === hover || edges.some((e) => (e.source === hover && e.target === id) || (e.target === hover && e.source === id));
   return (
     <div class="graph" ref={ref}>
       <svg viewBox={`0 0 ${size.w} ${size.h}`} width={size.w} height={size.h} role="img" aria-label="service graph">
@@ -149,13 +158,13 @@ function Graph({ nodes, edges }: { nodes: GraphNode[]; edges: GraphEdge[] }) {
         <g>
           {edges.map((e) => {
             const s = pos.get(e.source), t = pos.get(e.target);
-            return s && t ? <Edge key={e.id} e={e} s={s} t={t} /> : null;
+            return s && t ? <Edge key={e.id} e={e} s={s} t={t} dim={hover !== null && e.source !== hover && e.target !== hover} /> : null;
           })}
         </g>
         <g>
           {nodes.map((n) => {
             const p = pos.get(n.id);
-            return p ? <Node key={n.id} n={n} p={p} /> : null;
+            return p ? <Node key={n.id} n={n} p={p} dim={!near(n.id)} onHover={setHover} /> : null;
           })}
         </g>
       </svg>
