@@ -1,0 +1,166 @@
+// Transparent mode across hosts: three network namespaces (web, api, reviews), each app with a `mycel proxy
+// --transparent` sidecar. Unmodified clients (curl, Python's urllib) call http://api:8080/ by name; iptables sends
+// the connection through the sidecars over mTLS, api calls reviews the same way, and each callee sees its caller's
+// SPIFFE identity. Also: pass-through to a destination outside the mesh, REGISTRY_ONLY, and rule removal on exit.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeDevCertificates } from '../../src/security/dev-ca.js';
+import { originalDstUnavailable } from '../../src/proxy/transparent/original-dst.js';
+import { requirePackage } from '../helpers/http.js';
+import { spawnMycel, type MycelProcess } from '../helpers/mycel-process.js';
+import { createHostBed, requireNetns, type Host, type HostBed } from '../hosts/netns-bed.js';
+
+// An app that knows nothing of the mesh: it answers with who called it, and calls NEXT (if set) by its plain URL.
+const APP = `
+const http = require('node:http');
+const { NAME, NEXT } = process.env;
+http.createServer((req, res) => {
+  const answer = (next) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ service: NAME, path: req.url, peerIdentity: req.headers['x-mycel-peer-identity'] ?? null, next }));
+  };
+  if (!NEXT) return answer(null);
+  http.get(NEXT, (r) => { let b = ''; r.on('data', (d) => b += d); r.on('end', () => answer({ status: r.statusCode, body: JSON.parse(b) })); })
+    .on('error', (e) => answer({ error: e.message }));
+}).listen(8080, '0.0.0.0', () => console.log('app ready'));
+`;
+const PLAIN = `require('node:http').createServer((req, res) => res.end('plain server outside the mesh')).listen(9000, '0.0.0.0', () => console.log('plain ready'))`;
+
+function meshYaml(bed: HostBed, policy: 'ALLOW_ANY' | 'REGISTRY_ONLY'): string {
+  const svc = (name: string, host: Host) => `---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: ${name} }
+spec:
+  ports: [ { port: 8080, appProtocol: http } ]
+  endpoints: [ { address: ${host.address}, port: 15006 } ]
+`;
+  return `apiVersion: mycel.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { trustDomain: mycel.local, outboundTrafficPolicy: { mode: ${policy} } }
+${svc('web', bed.host('web'))}${svc('api', bed.host('api'))}${svc('reviews', bed.host('reviews'))}`;
+}
+
+async function startApp(h: Host, file: string, env: Record<string, string>): Promise<void> {
+  const child = h.spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`app in ${h.name} exited (${code})`)));
+  });
+}
+
+async function startSidecar(bed: HostBed, h: Host, dir: string, config: string, extra: string[] = []): Promise<MycelProcess> {
+  const args = ['proxy', '--service', h.name, '--app-port', '8080', '--config', config, '--inbound', '0.0.0.0:15006', '--outbound', '127.0.0.1:15001', '--admin', '127.0.0.1:15000',
+    '--cert', join(dir, `${h.name}.crt`), '--key', join(dir, `${h.name}.key`), '--ca', join(dir, 'ca.crt'), '--transparent', ...extra];
+  const { p } = await spawnMycel(`sidecar ${h.name}`, args, /ready: outbound/, { prefix: h.prefix });
+  if (p.proc.pid !== undefined) bed.track(p.proc.pid);
+  // Ready is printed before the rules go in; the log line says they are in.
+  await p.waitForLog((r) => r.msg === 'transparent interception installed', 10_000);
+  return p;
+}
+
+function json(text: string): Record<string, unknown> {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new Error(`not JSON: ${text.slice(0, 500)}`);
+  }
+}
+
+/** Sum of a counter's series whose labels include all of `labels`. */
+function counterSum(metrics: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+test('unmodified clients in three network namespaces are meshed by transparent interception', { timeout: 120_000 }, async (t) => {
+  if (!(await requireNetns(t))) return;
+  if (!(await requirePackage(t, 'curl', 'curl')) || !(await requirePackage(t, 'python3', 'python3'))) return;
+  const missing = originalDstUnavailable();
+  if (missing !== null) {
+    if (process.env.CI === 'true') throw missing;
+    t.skip(`the SO_ORIGINAL_DST addon is not built: ${missing.message}`);
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'mycel-transparent-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bed = await createHostBed(t, [{ name: 'web' }, { name: 'api' }, { name: 'reviews' }]);
+  const [web, api, reviews] = [bed.host('web'), bed.host('api'), bed.host('reviews')];
+  await writeDevCertificates(dir, { services: ['web', 'api', 'reviews'] });
+  const config = join(dir, 'mesh.yaml');
+  await writeFile(config, meshYaml(bed, 'ALLOW_ANY'));
+  // web reloads its own copy when the test switches it to REGISTRY_ONLY.
+  const webConfig = join(dir, 'web.yaml');
+  await writeFile(webConfig, meshYaml(bed, 'ALLOW_ANY'));
+  const appFile = join(dir, 'app.cjs');
+  await writeFile(appFile, APP);
+  const plainFile = join(dir, 'plain.cjs');
+  await writeFile(plainFile, PLAIN);
+
+  await startApp(web, appFile, { NAME: 'web' });
+  await startApp(api, appFile, { NAME: 'api', NEXT: 'http://reviews:8080/from-api' });
+  await startApp(reviews, appFile, { NAME: 'reviews' });
+  await startApp(reviews, plainFile, {});
+  const webSidecar = await startSidecar(bed, web, dir, webConfig);
+  await startSidecar(bed, api, dir, config);
+  await startSidecar(bed, reviews, dir, config, ['--exclude-inbound-ports', '9000']);
+
+  const rules = await web.exec('iptables-save', ['-t', 'nat']);
+  assert.match(rules.stdout, /-A OUTPUT -p tcp -j MYCEL_OUTPUT/);
+  assert.match(rules.stdout, /-A MYCEL_OUTPUT -m owner --gid-owner 1337 -j RETURN/);
+
+  const expectChain = (body: Record<string, unknown>, path: string) => {
+    assert.equal(body.service, 'api');
+    assert.equal(body.path, path);
+    assert.equal(body.peerIdentity, 'spiffe://mycel.local/ns/default/svc/web', 'api sees the caller web over mTLS');
+    const next = body.next as { status: number; body: Record<string, unknown> };
+    assert.equal(next.status, 200);
+    assert.equal(next.body.service, 'reviews');
+    assert.equal(next.body.peerIdentity, 'spiffe://mycel.local/ns/default/svc/api', 'reviews sees api, whose app also called by plain URL');
+  };
+
+  const curl = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://api:8080/by-curl']);
+  assert.equal(curl.code, 0, curl.stderr);
+  expectChain(json(curl.stdout), '/by-curl');
+
+  const py = await web.exec('python3', ['-c', "import urllib.request; print(urllib.request.urlopen('http://api:8080/by-python', timeout=20).read().decode())"]);
+  assert.equal(py.code, 0, py.stderr);
+  expectChain(json(py.stdout), '/by-python');
+
+  // The caller's sidecar counted both requests (and api's sidecar counted its call to reviews).
+  const metrics = await web.exec('curl', ['-sS', '-m', '10', 'http://127.0.0.1:15000/metrics']);
+  assert.equal(counterSum(metrics.stdout, 'mycel_requests_total', { direction: 'outbound', source_service: 'web', destination_service: 'api', status_code: '200' }), 2);
+  const apiMetrics = await api.exec('curl', ['-sS', '-m', '10', 'http://127.0.0.1:15000/metrics']);
+  assert.equal(counterSum(apiMetrics.stdout, 'mycel_requests_total', { direction: 'outbound', source_service: 'api', destination_service: 'reviews' }), 2);
+
+  // A port of no mesh service passes through (ALLOW_ANY), plain, to where the app meant to go.
+  const plain = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://reviews:9000/']);
+  assert.equal(plain.stdout, 'plain server outside the mesh', plain.stderr);
+
+  await t.test('REGISTRY_ONLY refuses destinations outside the mesh', async () => {
+    await writeFile(webConfig, meshYaml(bed, 'REGISTRY_ONLY'));
+    await webSidecar.waitForLog((r) => r.msg === 'config applied' && r.version === 2, 15_000);
+    const refused = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', '-D', '-', 'http://reviews:9000/']);
+    assert.match(refused.stdout, /^HTTP\/1\.1 502/);
+    assert.match(refused.stdout, /x-mycel-error: unknown-service/i);
+    // Mesh services still work.
+    const ok = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://api:8080/still']);
+    expectChain(json(ok.stdout), '/still');
+  });
+
+  await t.test('the sidecar removes its rules when it stops', async () => {
+    const exit = await webSidecar.stop('SIGTERM');
+    assert.equal(exit.code, 0);
+    const after = await web.exec('iptables-save', ['-t', 'nat']);
+    assert.doesNotMatch(after.stdout, /MYCEL_/);
+  });
+});
