@@ -64,6 +64,25 @@ function prepareTransparent(flags: ProxyFlags, log: Logger): { gid: number; excl
   return { gid: t.proxyGid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts };
 }
 
+/**
+ * Installs the rules before the sidecar opens any connection: a connection already open when NAT rules appear is
+ * picked up by conntrack mid-stream, and the PREROUTING redirect would send its incoming packets to the inbound port
+ * (the peer gets a reset). The ports must therefore be fixed in advance. The rules go again when the process exits.
+ */
+async function interceptBeforeStart(t: { gid: number; excludeOutboundPorts: number[]; excludeInboundPorts: number[] }, outboundPort: number, inboundPort: number, log: Logger): Promise<void> {
+  if (outboundPort === 0 || inboundPort === 0) throw new CliError('--transparent needs fixed --outbound and --inbound ports (not 0): the rules redirect to them', EXIT_USAGE);
+  process.on('exit', () => {
+    const err = removeInterceptionSync();
+    if (err !== null) process.stderr.write(`mycel: could not remove the iptables rules: ${err}; run \`mycel iptables remove\`\n`);
+  });
+  try {
+    await installInterception({ outboundPort, inboundPort, proxyGid: t.gid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts, inbound: true });
+  } catch (err) {
+    throw new CliError(`cannot install the transparent-mode rules: ${(err as Error).message}\n  fix: run as root in the app's network namespace, or install them beforehand (mycel iptables install) and pass --skip-iptables`);
+  }
+  log.info('transparent interception installed', { outboundPort, inboundPort, proxyGid: t.gid });
+}
+
 export function registerProxyCommand(program: Command): void {
   const cmd = program
     .command('proxy')
@@ -99,6 +118,8 @@ export function registerProxyCommand(program: Command): void {
       // Before any connection is made: the sidecar's own connections must carry its group from the first one on.
       const transparent = prepareTransparent(flags, log);
       const inbound = listenFlag('--inbound', flags.inbound);
+      const outbound = listenFlag('--outbound', flags.outbound);
+      if (transparent !== null && !flags.skipIptables) await interceptBeforeStart(transparent, outbound.port, inbound.port, log);
       const labels = parseLabels(flags.label);
       let control: ControlOptions | undefined;
       if (flags.control !== undefined) {
@@ -128,7 +149,7 @@ export function registerProxyCommand(program: Command): void {
           configFiles: flags.config ?? [],
           ...(control !== undefined ? { control } : {}),
           inbound,
-          outbound: listenFlag('--outbound', flags.outbound),
+          outbound,
           admin: listenFlag('--admin', flags.admin),
           upstreams: flags.upstream.map(parseUpstream),
           transparent: transparent !== null,
@@ -143,19 +164,6 @@ export function registerProxyCommand(program: Command): void {
         throw err;
       }
       const a = sidecar.addresses;
-      if (transparent !== null && !flags.skipIptables) {
-        // After listening, so that the rules name the real ports; removed on the way out, whatever the way.
-        process.on('exit', () => {
-          const err = removeInterceptionSync();
-          if (err !== null) process.stderr.write(`mycel: could not remove the iptables rules: ${err}; run \`mycel iptables remove\`\n`);
-        });
-        try {
-          await installInterception({ outboundPort: a.outbound.port, inboundPort: a.inbound.port, proxyGid: transparent.gid, excludeOutboundPorts: transparent.excludeOutboundPorts, excludeInboundPorts: transparent.excludeInboundPorts, inbound: true });
-        } catch (err) {
-          throw new CliError(`cannot install the transparent-mode rules: ${(err as Error).message}\n  fix: run as root in the app's network namespace, or install them beforehand (mycel iptables install) and pass --skip-iptables`);
-        }
-        log.info('transparent interception installed', { outboundPort: a.outbound.port, inboundPort: a.inbound.port, proxyGid: transparent.gid });
-      }
       // One human line on stdout with the addresses (scripts and `mycel run` read it).
       process.stdout.write(
         `mycel proxy ${flags.service} ready: outbound ${a.outbound.host}:${a.outbound.port} inbound ${a.inbound.host}:${a.inbound.port} admin ${a.admin.host}:${a.admin.port}` +

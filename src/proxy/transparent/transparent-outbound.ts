@@ -10,6 +10,8 @@ import { detectProtocol } from '../outbound/detect.js';
 import type { TunnelDeps, TunnelRecord } from '../outbound/tunnel.js';
 import { refuseRaw } from '../transport/http-frontend.js';
 import { splice } from '../transport/splice.js';
+import type { ServiceTarget } from '../config/targets.js';
+import { sniffHost } from './host-sniff.js';
 import { originalDestination, type OriginalDestination } from './original-dst.js';
 
 export interface TransparentOutboundHooks {
@@ -41,21 +43,43 @@ export function createTransparentOutboundServer(h: TransparentOutboundHooks, max
       h.explicit(socket);
       return;
     }
-    const plan = h.plans.current;
-    const svc = plan.lookupAddress(dst.address, dst.port);
+    const svc = h.plans.current.lookupAddress(dst.address, dst.port);
     if (svc !== undefined) {
-      // name.namespace: the exact service, even where another namespace has one of the same name.
-      h.bound(socket, { service: `${svc.name}.${svc.namespace}`, servicePort: dst.port });
+      toService(h, socket, svc, dst.port);
       return;
     }
-    if (plan.mesh.outboundTrafficPolicy === 'REGISTRY_ONLY') {
-      refuseUnknown(h, socket, dst, plan.mesh.timeouts.detectMs);
+    if (h.plans.discover === undefined) {
+      outsideMesh(h, socket, dst);
       return;
     }
-    passThrough(h, socket, dst);
+    // With a control plane the view holds only the services this sidecar has used: an HTTP/1 request's Host names the
+    // service to ask about; once the answer is in, the address may belong to it.
+    sniffHost(socket, h.plans.current.mesh.timeouts.detectMs, (host) => {
+      if (host === null || h.plans.current.lookupHost(host) !== undefined) {
+        outsideMesh(h, socket, dst);
+        return;
+      }
+      void h.plans.discover!(host).then(() => {
+        const found = h.plans.current.lookupAddress(dst.address, dst.port);
+        if (found !== undefined) toService(h, socket, found, dst.port);
+        else outsideMesh(h, socket, dst);
+      });
+    });
   });
   server.maxConnections = maxConnections;
   return server;
+}
+
+function toService(h: TransparentOutboundHooks, socket: Socket, svc: ServiceTarget, port: number): void {
+  // name.namespace: the exact service, even where another namespace has one of the same name.
+  h.bound(socket, { service: `${svc.name}.${svc.namespace}`, servicePort: port });
+}
+
+/** A destination no mesh service owns: MeshConfig outboundTrafficPolicy decides. */
+function outsideMesh(h: TransparentOutboundHooks, socket: Socket, dst: OriginalDestination): void {
+  const mesh = h.plans.current.mesh;
+  if (mesh.outboundTrafficPolicy === 'REGISTRY_ONLY') refuseUnknown(h, socket, dst, mesh.timeouts.detectMs);
+  else passThrough(h, socket, dst);
 }
 
 /** REGISTRY_ONLY: an HTTP/1 client gets a 502 naming the reason; anything else is closed. */
