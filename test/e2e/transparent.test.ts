@@ -76,6 +76,18 @@ function expectChain(body: Record<string, unknown>, path: string): void {
   assert.equal(next.body.peerIdentity, 'spiffe://mycel.local/ns/default/svc/api', 'reviews sees api, whose app also called by plain URL');
 }
 
+/** From the web host, curl and Python's urllib call http://api:8080/ by name; web's sidecar counts both. */
+async function curlAndPythonCallApi(web: Host): Promise<void> {
+  const curl = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://api:8080/by-curl']);
+  assert.equal(curl.code, 0, curl.stderr);
+  expectChain(json(curl.stdout), '/by-curl');
+  const py = await web.exec('python3', ['-c', "import urllib.request; print(urllib.request.urlopen('http://api:8080/by-python', timeout=20).read().decode())"]);
+  assert.equal(py.code, 0, py.stderr);
+  expectChain(json(py.stdout), '/by-python');
+  const metrics = await web.exec('curl', ['-sS', '-m', '10', 'http://127.0.0.1:15000/metrics']);
+  assert.equal(counterSum(metrics.stdout, 'mycel_requests_total', { direction: 'outbound', source_service: 'web', destination_service: 'api', status_code: '200' }), 2);
+}
+
 function json(text: string): Record<string, unknown> {
   try {
     return JSON.parse(text) as Record<string, unknown>;
@@ -142,17 +154,8 @@ test('unmodified clients in three network namespaces are meshed by transparent i
   assert.match(rules.stdout, /-A OUTPUT -p tcp -j MYCEL_OUTPUT/);
   assert.match(rules.stdout, /-A MYCEL_OUTPUT -m owner --gid-owner 1337 -j RETURN/);
 
-  const curl = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://api:8080/by-curl']);
-  assert.equal(curl.code, 0, curl.stderr);
-  expectChain(json(curl.stdout), '/by-curl');
-
-  const py = await web.exec('python3', ['-c', "import urllib.request; print(urllib.request.urlopen('http://api:8080/by-python', timeout=20).read().decode())"]);
-  assert.equal(py.code, 0, py.stderr);
-  expectChain(json(py.stdout), '/by-python');
-
-  // The caller's sidecar counted both requests (and api's sidecar counted its call to reviews).
-  const metrics = await web.exec('curl', ['-sS', '-m', '10', 'http://127.0.0.1:15000/metrics']);
-  assert.equal(counterSum(metrics.stdout, 'mycel_requests_total', { direction: 'outbound', source_service: 'web', destination_service: 'api', status_code: '200' }), 2);
+  await curlAndPythonCallApi(web);
+  // api's sidecar counted its calls to reviews too.
   const apiMetrics = await api.exec('curl', ['-sS', '-m', '10', 'http://127.0.0.1:15000/metrics']);
   assert.equal(counterSum(apiMetrics.stdout, 'mycel_requests_total', { direction: 'outbound', source_service: 'api', destination_service: 'reviews' }), 2);
 
@@ -226,12 +229,5 @@ ${svc('web')}${svc('api')}${svc('reviews')}`);
   }
 
   // Neither web nor api was told about its callee: the first request's Host makes each sidecar ask.
-  const curl = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://api:8080/via-control']);
-  assert.equal(curl.code, 0, curl.stderr);
-  expectChain(json(curl.stdout), '/via-control');
-  const py = await web.exec('python3', ['-c', "import urllib.request; print(urllib.request.urlopen('http://api:8080/again', timeout=20).read().decode())"]);
-  assert.equal(py.code, 0, py.stderr);
-  expectChain(json(py.stdout), '/again');
-  const metrics = await web.exec('curl', ['-sS', '-m', '10', 'http://127.0.0.1:15000/metrics']);
-  assert.equal(counterSum(metrics.stdout, 'mycel_requests_total', { direction: 'outbound', source_service: 'web', destination_service: 'api', status_code: '200' }), 2);
+  await curlAndPythonCallApi(web);
 });
