@@ -57,6 +57,10 @@ export class ProxyMetrics {
   readonly rateLimited = this.registry.register(new Counter('mycel_rate_limited_total', 'Requests answered 429 by a local rate limit', ['destination_service', 'source_service']));
   readonly breakerOpen = this.registry.register(new Gauge('mycel_circuit_breaker_open', 'Whether a destination\'s circuit breaker is at one of its limits (1) or not (0)', ['destination_service']));
   readonly outlierEjections = this.registry.register(new Counter('mycel_outlier_ejections_total', 'Endpoints ejected by passive outlier detection', ['destination_service']));
+  readonly traceSpansExported = this.registry.register(new Counter('mycel_trace_spans_exported_total', 'Spans accepted by an OTLP receiver', ['exporter']));
+  readonly traceSpansDropped = this.registry.register(
+    new Counter('mycel_trace_spans_dropped_total', 'Spans not exported: the queue was full (receiver slow or down) or the export failed', ['exporter', 'reason']),
+  );
   readonly handshakeErrors = this.registry.register(new Counter('mycel_inbound_handshake_errors_total', 'Inbound mTLS handshakes refused', ['reason']));
 
   private readonly onExchange = (msg: unknown): void => this.recordExchange(msg as ExchangeFacts);

@@ -27,6 +27,8 @@ export interface MeshSettings {
   accessLog: { enabled: boolean; format: 'json' | 'text' };
   /** Transparent mode: pass connections to destinations outside the mesh through, or refuse them. */
   outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Trace sampling (percent of requests that start a trace) and the OTLP/HTTP collector's base URL, if any. */
+  tracing: { samplingPercent: number; otlpEndpoint: string | null };
 }
 
 export interface ProxyPlan {
@@ -68,6 +70,7 @@ export function meshSettings(spec: MeshConfigSpec): MeshSettings {
     identityFiles: spec.identity,
     accessLog: { enabled: spec.telemetry.accessLog?.enabled ?? false, format: spec.telemetry.accessLog?.format ?? 'json' },
     outboundTrafficPolicy: spec.outboundTrafficPolicy.mode,
+    tracing: { samplingPercent: spec.telemetry.tracing?.sampling ?? 1, otlpEndpoint: spec.telemetry.otlp?.endpoint ?? null },
   };
 }
 
