@@ -4,9 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { originalDstUnavailable } from '../../src/proxy/transparent/original-dst.js';
-import { MYCEL_BIN } from '../helpers/mycel-process.js';
-import { createHostBed, requireNetns } from '../hosts/netns-bed.js';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeDevCertificates } from '../../src/security/dev-ca.js';
+import { MYCEL_BIN, spawnMycel } from '../helpers/mycel-process.js';
+import { MESH_AND_WEB } from '../helpers/sidecars.js';
+import { createHostBed, requireNetns, requireTransparent } from '../hosts/netns-bed.js';
 
 test('mycel iptables install replaces stale rules, installs once however often it runs, and remove takes all out', async (t) => {
   if (!(await requireNetns(t))) return;
@@ -67,13 +71,7 @@ server.listen(port, '127.0.0.1', () => {
 `;
 
 test('the addon reads the original destination of a redirected connection, and null for a direct one', async (t) => {
-  if (!(await requireNetns(t))) return;
-  const missing = originalDstUnavailable();
-  if (missing !== null) {
-    if (process.env.CI === 'true') throw missing;
-    t.skip(missing.message);
-    return;
-  }
+  if (!(await requireTransparent(t))) return;
   const bed = await createHostBed(t, [{ name: 'app' }, { name: 'peer' }]);
   const h = bed.host('app');
   const port = await new Promise<number>((resolve) => {
@@ -88,4 +86,25 @@ test('the addon reads the original destination of a redirected connection, and n
   const r = await h.exec(process.execPath, ['--input-type=module', '-e', PROBE, String(port), bed.host('peer').address]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), [{ address: bed.host('peer').address, port: 80 }, null]);
+});
+
+test('init-container style: a sidecar with --skip-iptables runs in the proxy group and leaves the rules to their owner', async (t) => {
+  if (!(await requireTransparent(t))) return;
+  const dir = await mkdtemp(join(tmpdir(), 'mycel-iptables-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeDevCertificates(dir, { services: ['web'] });
+  const config = join(dir, 'mesh.yaml');
+  await writeFile(config, MESH_AND_WEB);
+  const bed = await createHostBed(t, [{ name: 'app' }]);
+  const h = bed.host('app');
+  const install = await h.exec(process.execPath, [MYCEL_BIN, 'iptables', 'install', '--proxy-gid', '4242', '--outbound-port', '15001', '--inbound-port', '15006']);
+  assert.equal(install.code, 0, install.stderr);
+  const { p } = await spawnMycel('sidecar web', ['proxy', '--service', 'web', '--app-port', '3000', '--config', config, '--transparent', '--skip-iptables', '--proxy-gid', '4242',
+    '--cert', join(dir, 'web.crt'), '--key', join(dir, 'web.key'), '--ca', join(dir, 'ca.crt')], /ready: outbound/, { prefix: h.prefix });
+  if (p.proc.pid !== undefined) bed.track(p.proc.pid);
+  const status = await readFile(`/proc/${p.proc.pid}/status`, 'utf8');
+  assert.match(status, /^Gid:\s+4242\s+4242\s+4242\s+4242$/m, 'real, effective, saved and filesystem group');
+  assert.equal((await p.stop('SIGTERM')).code, 0);
+  const rules = (await h.exec('iptables-save', ['-t', 'nat'])).stdout;
+  assert.match(rules, /--gid-owner 4242 -j RETURN/, 'the rules stay: the init step installed them');
 });

@@ -9,10 +9,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
-import { originalDstUnavailable } from '../../src/proxy/transparent/original-dst.js';
 import { requirePackage } from '../helpers/http.js';
 import { MYCEL_BIN, spawnMycel, type MycelProcess } from '../helpers/mycel-process.js';
-import { createHostBed, requireNetns, type Host, type HostBed } from '../hosts/netns-bed.js';
+import { createHostBed, requireTransparent, type Host, type HostBed } from '../hosts/netns-bed.js';
 
 // An app that knows nothing of the mesh: it answers with who called it, and calls NEXT (if set) by its plain URL.
 const APP = `
@@ -58,10 +57,10 @@ async function startApp(h: Host, file: string, env: Record<string, string>): Pro
 async function startSidecar(bed: HostBed, h: Host, dir: string, source: string[], extra: string[] = []): Promise<MycelProcess> {
   const args = ['proxy', '--service', h.name, '--app-port', '8080', ...source, '--inbound', '0.0.0.0:15006', '--outbound', '127.0.0.1:15001', '--admin', '127.0.0.1:15000',
     '--cert', join(dir, `${h.name}.crt`), '--key', join(dir, `${h.name}.key`), '--ca', join(dir, 'ca.crt'), '--transparent', ...extra];
-  const { p } = await spawnMycel(`sidecar ${h.name}`, args, /ready: outbound/, { prefix: h.prefix });
+  const { p } = await spawnMycel(`sidecar ${h.name}`, args, /ready: outbound/, { prefix: h.prefix, timeoutMs: 30_000 });
   if (p.proc.pid !== undefined) bed.track(p.proc.pid);
   // Ready is printed before the rules go in; the log line says they are in.
-  await p.waitForLog((r) => r.msg === 'transparent interception installed', 10_000);
+  await p.waitForLog((r) => r.msg === 'transparent interception installed', 30_000);
   return p;
 }
 
@@ -78,10 +77,10 @@ function expectChain(body: Record<string, unknown>, path: string): void {
 
 /** From the web host, curl and Python's urllib call http://api:8080/ by name; web's sidecar counts both. */
 async function curlAndPythonCallApi(web: Host): Promise<void> {
-  const curl = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://api:8080/by-curl']);
+  const curl = await web.exec('curl', ['-sS', '-m', '30', '--noproxy', '*', 'http://api:8080/by-curl']);
   assert.equal(curl.code, 0, curl.stderr);
   expectChain(json(curl.stdout), '/by-curl');
-  const py = await web.exec('python3', ['-c', "import urllib.request; print(urllib.request.urlopen('http://api:8080/by-python', timeout=20).read().decode())"]);
+  const py = await web.exec('python3', ['-c', "import urllib.request; print(urllib.request.urlopen('http://api:8080/by-python', timeout=30).read().decode())"]);
   assert.equal(py.code, 0, py.stderr);
   expectChain(json(py.stdout), '/by-python');
   const metrics = await web.exec('curl', ['-sS', '-m', '10', 'http://127.0.0.1:15000/metrics']);
@@ -108,15 +107,8 @@ function counterSum(metrics: string, name: string, labels: Record<string, string
 
 /** What both scenarios need: root, the tools, the addon. */
 async function prerequisites(t: TestContext): Promise<boolean> {
-  if (!(await requireNetns(t))) return false;
-  if (!(await requirePackage(t, 'curl', 'curl')) || !(await requirePackage(t, 'python3', 'python3'))) return false;
-  const missing = originalDstUnavailable();
-  if (missing !== null) {
-    if (process.env.CI === 'true') throw missing;
-    t.skip(`the SO_ORIGINAL_DST addon is not built: ${missing.message}`);
-    return false;
-  }
-  return true;
+  if (!(await requireTransparent(t))) return false;
+  return (await requirePackage(t, 'curl', 'curl')) && (await requirePackage(t, 'python3', 'python3'));
 }
 
 /** A temp dir with certificates for the three services and the app script; removed after the test. */
@@ -160,17 +152,17 @@ test('unmodified clients in three network namespaces are meshed by transparent i
   assert.equal(counterSum(apiMetrics.stdout, 'mycel_requests_total', { direction: 'outbound', source_service: 'api', destination_service: 'reviews' }), 2);
 
   // A port of no mesh service passes through (ALLOW_ANY), plain, to where the app meant to go.
-  const plain = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://reviews:9000/']);
+  const plain = await web.exec('curl', ['-sS', '-m', '30', '--noproxy', '*', 'http://reviews:9000/']);
   assert.equal(plain.stdout, 'plain server outside the mesh', plain.stderr);
 
   await t.test('REGISTRY_ONLY refuses destinations outside the mesh', async () => {
     await writeFile(webConfig, meshYaml(bed, 'REGISTRY_ONLY'));
-    await webSidecar.waitForLog((r) => r.msg === 'config applied' && r.version === 2, 15_000);
-    const refused = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', '-D', '-', 'http://reviews:9000/']);
+    await webSidecar.waitForLog((r) => r.msg === 'config applied' && r.version === 2, 30_000);
+    const refused = await web.exec('curl', ['-sS', '-m', '30', '--noproxy', '*', '-D', '-', 'http://reviews:9000/']);
     assert.match(refused.stdout, /^HTTP\/1\.1 502/);
     assert.match(refused.stdout, /x-mycel-error: unknown-service/i);
     // Mesh services still work.
-    const ok = await web.exec('curl', ['-sS', '-m', '20', '--noproxy', '*', 'http://api:8080/still']);
+    const ok = await web.exec('curl', ['-sS', '-m', '30', '--noproxy', '*', 'http://api:8080/still']);
     expectChain(json(ok.stdout), '/still');
   });
 

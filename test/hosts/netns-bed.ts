@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { originalDstUnavailable } from '../../src/proxy/transparent/original-dst.js';
 import { requirePackage, run } from '../helpers/http.js';
 
 export interface HostSpec {
@@ -63,6 +64,16 @@ export async function requireNetns(t: { skip(msg: string): void }): Promise<bool
     return false;
   }
   return true;
+}
+
+/** requireNetns, and the SO_ORIGINAL_DST addon built (transparent mode): skips without it, fails under CI=true. */
+export async function requireTransparent(t: { skip(msg: string): void }): Promise<boolean> {
+  if (!(await requireNetns(t))) return false;
+  const missing = originalDstUnavailable();
+  if (missing === null) return true;
+  if (process.env.CI === 'true') throw missing;
+  t.skip(`the SO_ORIGINAL_DST addon is not built: ${missing.message}`);
+  return false;
 }
 
 function ipSync(args: string[], input?: string): { code: number | null; stderr: string } {
