@@ -14,7 +14,7 @@ if (process.platform !== 'linux') {
   } catch (err) {
     loadError = new Error(
       `@mycel/original-dst is not built (${err.message.split('\n')[0]}); build it with ` +
-        '`npx node-gyp rebuild` in ' + __dirname + ' (needs python3, make and a C compiler)',
+        '`node build.js` in ' + __dirname + ' (needs python3, make and a C/C++ compiler)',
     );
   }
 }

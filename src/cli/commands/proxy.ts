@@ -57,7 +57,6 @@ function prepareTransparent(flags: ProxyFlags, log: Logger): { gid: number; excl
   const why = originalDstUnavailable();
   if (why !== null) {
     log.warn('--transparent is unavailable here, running in explicit mode: apps must send to the outbound listener or use --upstream bindings', { reason: why.message });
-    process.stderr.write(`mycel: --transparent is unavailable (${why.message}); running in explicit mode\n`);
     return null;
   }
   becomeProxyGroup(t.proxyGid);
