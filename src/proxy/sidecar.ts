@@ -289,7 +289,8 @@ export class Sidecar implements PlanHolder {
     const o = this.options;
     const log = o.log;
     const respondError = createErrorResponder(log, o.service);
-    this.metrics.subscribe();
+    // Metrics are always on; the benchmark turns them off for one row to measure what they cost (bench/README.md).
+    if (process.env.MYCEL_BENCH_NO_METRICS !== '1') this.metrics.subscribe();
     this.golden?.subscribe();
     this.accessLog.configure(this.plan.mesh.accessLog.enabled, this.plan.mesh.accessLog.format);
     this.configureTracing(this.plan);
