@@ -13,6 +13,7 @@ import { formatProblem } from '../api/v1alpha1/load.js';
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { GoldenSignalsRecorder } from '../telemetry/golden-signals.js';
 import { Tracer, tracesUrl, type TraceTarget } from '../telemetry/tracer.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
@@ -115,6 +116,8 @@ export class SidecarConfigError extends Error {}
 export class Sidecar implements PlanHolder {
   private plan: ProxyPlan;
   private readonly metrics = new ProxyMetrics();
+  /** Golden-signal summaries for the control plane (only with one). */
+  private readonly golden: GoldenSignalsRecorder | null;
   /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
   private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
   /** Spans of sampled requests, exported to the control plane and the MeshConfig's OTLP collector. */
@@ -150,6 +153,8 @@ export class Sidecar implements PlanHolder {
   ) {
     this.plan = plan;
     this.identity = identity;
+    this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
+    if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
     this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
     this.appH1 = new H1Pool({
@@ -322,7 +327,9 @@ export class Sidecar implements PlanHolder {
     const o = this.options;
     const log = o.log;
     const respondError = this.respondError;
-    this.metrics.subscribe();
+    // Metrics are always on; the benchmark turns them off for one row to measure what they cost (bench/README.md).
+    if (process.env.MYCEL_BENCH_NO_METRICS !== '1') this.metrics.subscribe();
+    this.golden?.subscribe();
     this.accessLog.configure(this.plan.mesh.accessLog.enabled, this.plan.mesh.accessLog.format);
     this.configureTracing(this.plan);
     this.metrics.configVersion.set(this.plan.version);
@@ -589,6 +596,7 @@ export class Sidecar implements PlanHolder {
     void this.source.close();
     for (const w of this.identityWatchers) w.close();
     this.metrics.unsubscribe();
+    this.golden?.unsubscribe();
     this.accessLog.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();
