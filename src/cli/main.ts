@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   up: async () => (await import('./commands/up.js')).registerUpCommand,
   check: async () => (await import('./commands/check.js')).registerCheckCommand,
   dashboard: async () => (await import('./commands/dashboard.js')).registerDashboardCommand,
+  iptables: async () => (await import('./commands/iptables.js')).registerIptablesCommand,
   stat: async () => (await import('./commands/stat.js')).registerStatCommand,
   trace: async () => (await import('./commands/trace.js')).registerTraceCommand,
 };
