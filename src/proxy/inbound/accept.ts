@@ -69,6 +69,8 @@ export function createInboundServer(o: InboundAcceptOptions): net.Server {
         return;
       }
       detectProtocol(socket, o.handshakeTimeoutMs, 'tcp', (p) => acceptPlain(o, socket, p));
+      socket.resume(); // detection reads the bytes put back above, and what follows
+
     };
     const gone = () => {
       if (timer !== null) clearTimeout(timer);
