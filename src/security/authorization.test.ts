@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { parseResources } from '../api/v1alpha1/load.js';
+import { compilePlan } from '../proxy/config/plan.js';
 import type { AuthorizationPolicy } from '../api/v1alpha1/policies.js';
 import { compileAuthorization, type AuthzRequest } from './authorization.js';
 
@@ -166,4 +169,20 @@ test('path patterns must be in normalised form, or they could never match', () =
     const parsed = parseResources(doc('p', 'DENY', `  rules: [ { to: [ { operation: { paths: [ "${good}" ] } } ] } ]`), 'p.yaml');
     assert.ok(parsed.ok, `${good} was refused: ${JSON.stringify(parsed)}`);
   }
+});
+
+test('the demo\'s ratings-authz.yaml: reviews may GET /ratings/ID, nothing else is allowed', async () => {
+  const demo = fileURLToPath(new URL('../../../examples/demo/', import.meta.url));
+  const yaml = (await readFile(demo + '00-mesh.yaml', 'utf8')) + '\n---\n' + (await readFile(demo + 'ratings-authz.yaml', 'utf8'));
+  const parsed = parseResources(yaml, 'demo.yaml');
+  assert.ok(parsed.ok, JSON.stringify(parsed));
+  const authz = compilePlan(parsed.resources.map((r) => r.resource), 'ratings', 1).authz;
+  const ratings = (principal: string | null, method: string, path: string) => authz.decide(req(principal, method, path));
+  assert.equal(ratings(REVIEWS, 'GET', '/ratings/7'), null);
+  assert.equal(ratings(REVIEWS, 'POST', '/ratings/7'), 'default/ratings-from-reviews');
+  assert.equal(ratings(REVIEWS, 'GET', '/admin'), 'default/ratings-from-reviews');
+  assert.equal(ratings(WEB, 'GET', '/ratings/7'), 'default/ratings-from-reviews');
+  assert.equal(ratings(null, 'GET', '/ratings/7'), 'default/ratings-from-reviews');
+  // Other services' sidecars are not affected.
+  assert.equal(compilePlan(parsed.resources.map((r) => r.resource), 'reviews', 1).authz.empty, true);
 });
