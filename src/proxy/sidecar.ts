@@ -215,6 +215,7 @@ export class Sidecar implements PlanHolder {
       // The endpoint is registered once the inbound port is known (it may have been port 0).
       control.register({ address: options.control.advertise, port: sidecar.addresses.inbound.port, labels: options.control.labels, ready: true, appPort: options.appPort });
     }
+    sidecar.logBrokenPolicies(plan);
     sidecar.ready = true;
     options.log.info('sidecar ready', { service: options.service, configVersion: plan.version, identity: identity.current.spiffeId, ...flatAddresses(sidecar.addresses) });
     return sidecar;
@@ -454,8 +455,12 @@ export class Sidecar implements PlanHolder {
     this.clients.retain(keep);
     this.retries.retain([...plan.services.values()].map((s) => `${s.namespace}/${s.name}`));
     const restartNeeded = JSON.stringify(prev.mesh.limits) !== JSON.stringify(plan.mesh.limits);
-    for (const b of plan.authz.broken) this.options.log.error('an AuthorizationPolicy could not be compiled; it fails closed', b);
+    this.logBrokenPolicies(plan);
     this.options.log.info('config applied', { version: plan.version, hash: plan.hash, services: plan.services.size, ...(restartNeeded ? { note: 'changed limits apply to new listeners only; restart the sidecar to apply them everywhere' } : {}) });
+  }
+
+  private logBrokenPolicies(plan: ProxyPlan): void {
+    for (const b of plan.authz.broken) this.options.log.error('an AuthorizationPolicy could not be compiled; it fails closed', b);
   }
 
   /**
