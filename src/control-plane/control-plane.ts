@@ -15,6 +15,7 @@ import { Registry } from './registry/registry.js';
 import { announceReplica, REPLICA_KIND, withdrawReplica } from './replicas.js';
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
+import { TraceBuffer } from './traces/trace-buffer.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -34,6 +35,8 @@ export class ControlPlane {
   readonly replica = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   readonly metrics = new ControlMetrics();
   private readonly index = new MeshIndex(new Set([SECRET_KIND, REPLICA_KIND]));
+  /** Recent traces received over OTLP (served by GET /api/v1/traces). */
+  readonly traces = new TraceBuffer();
   private tokens: TokenAuthority | undefined;
   private ready = false;
   private unwatch: (() => void) | null = null;
@@ -75,6 +78,7 @@ export class ControlPlane {
       metrics: this.metrics,
       ready: () => this.ready,
       replica: this.replica,
+      traces: this.traces,
       log: o.log,
     });
     // Listen first so that /healthz answers and /readyz says why it is not ready while the store loads.

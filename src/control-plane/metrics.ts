@@ -14,6 +14,10 @@ export class ControlMetrics {
   readonly applies = this.registry.register(new Counter('mycel_control_applies_total', 'Apply and delete requests, by result', ['result']));
   readonly storeErrors = this.registry.register(new Counter('mycel_control_store_errors_total', 'Store writes that failed, by reason', ['reason']));
 
+  readonly recentTraces = this.registry.register(new Gauge('mycel_control_recent_traces', 'Traces held in the recent-trace buffer'));
+  readonly recentTraceSpans = this.registry.register(new Gauge('mycel_control_recent_trace_spans', 'Spans held in the recent-trace buffer'));
+  readonly traceSpansDropped = this.registry.register(new Counter('mycel_control_trace_spans_dropped_total', 'Received spans not kept because their trace was at its span bound'));
+
   render(): string {
     return this.registry.render();
   }

@@ -14,6 +14,7 @@ import { isPathProblem, normalizeRequestPath } from '../security/request-path.js
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { Tracer, tracesUrl, type TraceTarget } from '../telemetry/tracer.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
 import { FileConfigSource } from './config/file-source.js';
@@ -34,6 +35,7 @@ import { logicalLayer } from './outbound/logical.js';
 import { deadlineLayer } from './outbound/deadline.js';
 import { retryLayer, RetryRegistry, type RetryLayerOptions } from './outbound/retry.js';
 import { inboundRateLimitLayer } from './inbound/rate-limit.js';
+import { traceLayer } from './layers/trace/index.js';
 import { ForwardToEndpoint } from './outbound/endpoint.js';
 import { handleConnect, handleUpgrade, type TunnelDeps, type TunnelRecord } from './outbound/tunnel.js';
 import type { HttpExchange } from './stack/exchange.js';
@@ -112,6 +114,8 @@ export class Sidecar implements PlanHolder {
   private readonly metrics = new ProxyMetrics();
   /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
   private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
+  /** Spans of sampled requests, exported to the control plane and the MeshConfig's OTLP collector. */
+  private readonly tracer: Tracer;
   /** Retry budgets per destination, shared by the outbound and binding stacks, kept across config changes. */
   private readonly retries = new RetryRegistry();
   private readonly frontends: HttpFrontend[] = [];
@@ -158,6 +162,7 @@ export class Sidecar implements PlanHolder {
       idleTimeoutMs: t.idleMs,
     });
     this.tunnels = this.makeTunnelDeps();
+    this.tracer = this.makeTracer();
     this.destinations = this.makeDestinations();
     this.destinations.attach(plan);
   }
@@ -240,6 +245,25 @@ export class Sidecar implements PlanHolder {
     });
   }
 
+  private makeTracer(): Tracer {
+    const o = this.options;
+    const identity = this.identity;
+    return new Tracer({
+      source: { service: o.service, namespace: o.control?.namespace ?? this.plan.self?.namespace ?? 'default', identity: () => identity.current.spiffeId },
+      onDropped: (target, n, reason) => this.metrics.traceSpansDropped.inc([target, reason], n),
+      onExported: (target, n) => this.metrics.traceSpansExported.inc([target], n),
+      log: o.log,
+    });
+  }
+
+  /** Export to the control plane (when there is one) and to the configured collector; neither: tracing off. */
+  private configureTracing(plan: ProxyPlan): void {
+    const targets: TraceTarget[] = [];
+    if (this.options.control !== undefined) targets.push({ name: 'control-plane', url: tracesUrl(this.options.control.url) });
+    if (plan.mesh.tracing.otlpEndpoint !== null) targets.push({ name: 'otlp', url: tracesUrl(plan.mesh.tracing.otlpEndpoint) });
+    this.tracer.configure(plan.mesh.tracing.samplingPercent, targets);
+  }
+
   /** Shared by every tunnel (outbound CONNECT, WebSocket, TCP bindings; inbound TCP and upgrades). */
   private readonly tunnels: TunnelDeps;
 
@@ -266,13 +290,14 @@ export class Sidecar implements PlanHolder {
     const respondError = createErrorResponder(log, o.service);
     this.metrics.subscribe();
     this.accessLog.configure(this.plan.mesh.accessLog.enabled, this.plan.mesh.accessLog.format);
+    this.configureTracing(this.plan);
     this.metrics.configVersion.set(this.plan.version);
     this.metrics.certExpiry.set(Math.floor(this.identity.current.notAfter.getTime() / 1000));
     const tunnels = this.tunnels;
     const mesh = this.plan.mesh;
 
     // Outbound: app -> mesh.
-    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
+    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [traceLayer(this.tracer), discoverLayer(this, null, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
     const outFront = new HttpFrontend('outbound', mesh, {
       service: outboundStack,
       observer: this.observe,
@@ -290,7 +315,7 @@ export class Sidecar implements PlanHolder {
     const upstreams: Record<string, ListenAddress> = {};
     for (const u of o.upstreams) {
       const binding: Binding = { service: u.service, servicePort: u.servicePort };
-      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
+      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [traceLayer(this.tracer), discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
       const front = new HttpFrontend('outbound', mesh, {
         service: stack,
         observer: this.observe,
@@ -306,6 +331,7 @@ export class Sidecar implements PlanHolder {
 
     // Inbound: mesh -> app.
     const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [
+      traceLayer(this.tracer),
       peerIdentityLayer(),
       normalizePathLayer(o.service),
       authorizeLayer(this, o.service),
@@ -444,6 +470,7 @@ export class Sidecar implements PlanHolder {
 
   private apply(plan: ProxyPlan): void {
     this.accessLog.configure(plan.mesh.accessLog.enabled, plan.mesh.accessLog.format);
+    this.configureTracing(plan);
     const prev = this.plan;
     this.destinations.attach(plan);
     this.plan = plan;
@@ -545,8 +572,10 @@ export class Sidecar implements PlanHolder {
           if (left > 0) log.warn('drain timeout: closing what is still open', { inFlight: left });
           this.stop();
           log.info('drained', { ms: Date.now() - started });
-          // The goodbye to the control plane must leave before the process does (close() bounds this wait).
-          void deregistered.finally(() => {
+          // The goodbye to the control plane must leave before the process does (close() bounds this wait), and the
+          // last spans get a short chance to go out.
+          const spansSent = Promise.race([this.tracer.close(), new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+          void Promise.all([deregistered, spansSent]).finally(() => {
             resolveDrain();
             this.onStopped();
           });

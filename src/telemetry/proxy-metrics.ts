@@ -61,6 +61,10 @@ export class ProxyMetrics {
   readonly inboundConnections = this.registry.register(
     new Counter('mycel_inbound_connections_total', 'Connections admitted on the inbound port, by transport: mtls, or plaintext (PeerAuthentication PERMISSIVE)', ['mode']),
   );
+  readonly traceSpansExported = this.registry.register(new Counter('mycel_trace_spans_exported_total', 'Spans accepted by an OTLP receiver', ['exporter']));
+  readonly traceSpansDropped = this.registry.register(
+    new Counter('mycel_trace_spans_dropped_total', 'Spans not exported: the queue was full (receiver slow or down) or the export failed', ['exporter', 'reason']),
+  );
   readonly handshakeErrors = this.registry.register(new Counter('mycel_inbound_handshake_errors_total', 'Inbound mTLS handshakes refused', ['reason']));
 
   private readonly onExchange = (msg: unknown): void => this.recordExchange(msg as ExchangeFacts);

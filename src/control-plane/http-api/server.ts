@@ -16,6 +16,8 @@ import type { Registry } from '../registry/registry.js';
 import { proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
+import type { TraceBuffer } from '../traces/trace-buffer.js';
+import { receiveOtlpTraces } from '../traces/otlp-receiver.js';
 
 export interface ApiDeps {
   store: Store;
@@ -26,6 +28,8 @@ export interface ApiDeps {
   metrics: ControlMetrics;
   ready: () => boolean;
   replica: string;
+  /** Recent traces, fed by POST /v1/traces (OTLP/HTTP from the sidecars and apps). */
+  traces: TraceBuffer;
   log: Logger;
 }
 
@@ -145,7 +149,16 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
   if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, `not ready: loading the store (${deps.store.description})\n`);
   if (path === '/metrics') {
     deps.metrics.revision.set(deps.store.revision());
+    deps.metrics.recentTraces.set(deps.traces.size);
+    deps.metrics.recentTraceSpans.set(deps.traces.spans);
+    deps.metrics.traceSpansDropped.child().value = deps.traces.droppedSpans;
     return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
+  }
+  // OTLP/HTTP receiver: open like a collector's (apps export here too); what it keeps is bounded, reading needs the admin token.
+  if (path === '/v1/traces') {
+    if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST an OTLP ExportTraceServiceRequest (protobuf or JSON)');
+    const out = await receiveOtlpTraces(req.headers['content-type'], req.headers['content-encoding'], await readBody(req).catch(() => null), deps.traces);
+    return send(res, out.status, out.body, out.type);
   }
   if (!path.startsWith('/api/v1/')) return problem(res, 404, 'not-found', `no ${path}; the API lives under /api/v1/`);
   if (!deps.ready()) return problem(res, 503, 'not-ready', 'the control plane is still loading its store; try again in a moment');
@@ -235,6 +248,17 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       ];
       return json(res, 200, { service, namespace, items });
     }
+    case 'traces': {
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+      const [id] = rest;
+      if (id === undefined) {
+        const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 50) || 50));
+        return json(res, 200, { traces: deps.traces.list(limit, url.searchParams.get('service') ?? undefined) });
+      }
+      const spans = rest.length === 1 ? deps.traces.get(id.toLowerCase()) : undefined;
+      if (spans === undefined) return problem(res, 404, 'not-found', `no trace ${id} in the recent-trace buffer (it keeps the latest ${deps.traces.limits.maxTraces} traces)`);
+      return json(res, 200, { traceId: id.toLowerCase(), spans });
+    }
     case 'tokens': {
       if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
       let body: { service?: unknown; namespace?: unknown };
@@ -251,6 +275,6 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens, traces`);
   }
 }

@@ -27,6 +27,8 @@ export interface MeshSettings {
   transportHttp1: 'h1' | 'h2';
   identityFiles: MeshConfigSpec['identity'];
   accessLog: { enabled: boolean; format: 'json' | 'text' };
+  /** Trace sampling (percent of requests that start a trace) and the OTLP/HTTP collector's base URL, if any. */
+  tracing: { samplingPercent: number; otlpEndpoint: string | null };
 }
 
 export interface ProxyPlan {
@@ -66,6 +68,7 @@ export function meshSettings(spec: MeshConfigSpec): MeshSettings {
     transportHttp1: spec.transport.http1,
     identityFiles: spec.identity,
     accessLog: { enabled: spec.telemetry.accessLog?.enabled ?? false, format: spec.telemetry.accessLog?.format ?? 'json' },
+    tracing: { samplingPercent: spec.telemetry.tracing?.sampling ?? 1, otlpEndpoint: spec.telemetry.otlp?.endpoint ?? null },
   };
 }
 
