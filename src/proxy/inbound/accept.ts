@@ -47,47 +47,49 @@ const TLS_HANDSHAKE = 0x16;
 /** The listening server: sniffs the first bytes of each connection and hands it to mTLS or (PERMISSIVE) plain HTTP. */
 export function createInboundServer(o: InboundAcceptOptions): net.Server {
   const mtls = createMtlsServer(o);
-  const server = net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: false }, (socket) => {
-    socket.on('error', () => {
-      /* reported by whichever layer owns the socket */
-    });
-    let timer: NodeJS.Timeout | null = null;
-    const first = (chunk: Buffer) => {
-      if (timer !== null) clearTimeout(timer);
-      socket.off('end', gone);
-      socket.pause();
-      socket.unshift(chunk);
-      if (chunk[0] === TLS_HANDSHAKE) {
-        // The TLS socket takes over the bytes already read (Node feeds a socket's buffered data to the handshake).
-        mtls.emit('connection', socket);
-        return;
-      }
-      if (o.mode() !== 'PERMISSIVE') {
-        o.log.debug('refused a plain-text connection (mTLS mode STRICT)', { remote: socket.remoteAddress });
-        o.onHandshakeError?.('plaintext');
-        socket.destroy();
-        return;
-      }
-      detectProtocol(socket, o.handshakeTimeoutMs, 'tcp', (p) => acceptPlain(o, socket, p));
-      socket.resume(); // detection reads the bytes put back above, and what follows
-
-    };
-    const gone = () => {
-      if (timer !== null) clearTimeout(timer);
-      socket.destroy();
-    };
-    socket.once('data', first);
-    socket.once('end', gone);
-    if (o.handshakeTimeoutMs > 0) {
-      timer = setTimeout(() => {
-        socket.off('data', first);
-        o.onHandshakeError?.('ERR_TLS_HANDSHAKE_TIMEOUT');
-        socket.destroy();
-      }, o.handshakeTimeoutMs);
-    }
-  });
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => sniff(o, mtls, socket));
   server.maxConnections = o.maxConnections;
   return server;
+}
+
+/** Waits (up to the handshake timeout) for the client's first bytes and decides by the first one. */
+function sniff(o: InboundAcceptOptions, mtls: tls.Server, socket: Socket): void {
+  socket.on('error', () => {
+    /* reported by whichever layer owns the socket */
+  });
+  const timer =
+    o.handshakeTimeoutMs > 0
+      ? setTimeout(() => {
+          o.onHandshakeError?.('ERR_TLS_HANDSHAKE_TIMEOUT');
+          socket.destroy();
+        }, o.handshakeTimeoutMs)
+      : null;
+  const gone = () => socket.destroy(); // FIN before a single byte
+  const closed = () => {
+    if (timer !== null) clearTimeout(timer);
+  };
+  socket.once('close', closed);
+  socket.once('end', gone);
+  socket.once('data', (chunk: Buffer) => {
+    if (timer !== null) clearTimeout(timer);
+    socket.off('end', gone);
+    socket.off('close', closed);
+    socket.pause();
+    socket.unshift(chunk);
+    if (chunk[0] === TLS_HANDSHAKE) {
+      // The TLS socket takes over the bytes already read (Node feeds a socket's buffered data to the handshake).
+      mtls.emit('connection', socket);
+      return;
+    }
+    if (o.mode() !== 'PERMISSIVE') {
+      o.log.debug('refused a plain-text connection (mTLS mode STRICT)', { remote: socket.remoteAddress });
+      o.onHandshakeError?.('plaintext');
+      socket.destroy();
+      return;
+    }
+    detectProtocol(socket, o.handshakeTimeoutMs, 'tcp', (p) => acceptPlain(o, socket, p));
+    socket.resume(); // detection reads the bytes put back above, and what follows
+  });
 }
 
 /** PERMISSIVE plain text: HTTP/1.1 or h2c prior knowledge; no identity, so no x-mycel-peer-identity. Raw TCP is refused. */
