@@ -131,6 +131,8 @@ describe('AuthorizationPolicy on the inbound sidecar (HTTP/1.1, HTTP/2, TCP, upg
     await expect('//admin', 403);
     await expect('/admin//users', 403);
     await expect('/%61dmin', 403);
+    await expect('http://api/x/../admin', 403);
+    await expect('http://api/public/./a//b?q=1', 200, { appSees: '/public/a/b?q=1' });
     await expect('/public/./a//b/../c?q=/../admin', 200, { appSees: '/public/a/c?q=/../admin' });
     await expect('/hello/%7Euser', 200, { appSees: '/hello/~user' });
   });
