@@ -16,6 +16,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   run: async () => (await import('./commands/run.js')).registerRunCommand,
   up: async () => (await import('./commands/up.js')).registerUpCommand,
   check: async () => (await import('./commands/check.js')).registerCheckCommand,
+  iptables: async () => (await import('./commands/iptables.js')).registerIptablesCommand,
+  stat: async () => (await import('./commands/stat.js')).registerStatCommand,
   trace: async () => (await import('./commands/trace.js')).registerTraceCommand,
 };
 // `get` registers its siblings that share its client code.

@@ -14,6 +14,7 @@ import { isPathProblem, normalizeRequestPath } from '../security/request-path.js
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { GoldenSignalsRecorder } from '../telemetry/golden-signals.js';
 import { Tracer, tracesUrl, type TraceTarget } from '../telemetry/tracer.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
@@ -26,7 +27,8 @@ import { authorizeLayer, servicePort } from './inbound/authorize.js';
 import { peerIdentityLayer, PEER_IDENTITY_HEADER, XFCC_HEADER } from './inbound/identity.js';
 import { normalizePathLayer } from './inbound/normalize-path.js';
 import type { ListenAddress } from '../core/listen-address.js';
-import { createBindingServer, createOutboundServer, listen } from './outbound/accept.js';
+import { acceptBound, acceptExplicit, createBindingServer, createOutboundServer, listen } from './outbound/accept.js';
+import { createTransparentOutboundServer } from './transparent/transparent-outbound.js';
 import { balanceLayer } from './outbound/concrete.js';
 import { Destinations } from './outbound/destinations.js';
 import { discoverLayer, type Binding, type PlanHolder } from './outbound/discover.js';
@@ -94,6 +96,11 @@ export interface SidecarOptions {
   upstreams: UpstreamBindingOption[];
   /** Workload identity from flags; otherwise MeshConfig spec.identity. */
   identityFiles?: { cert: string; key: string; ca: string };
+  /**
+   * Transparent mode: the outbound listener takes iptables-redirected connections and sends each by its original
+   * destination (the rules themselves are installed by the CLI, see transparent/iptables-apply.ts).
+   */
+  transparent?: boolean;
   /** The zone this instance runs in (its `zone` label): callers prefer endpoints of their own zone. */
   zone?: string;
   log: Logger;
@@ -112,6 +119,8 @@ export class SidecarConfigError extends Error {}
 export class Sidecar implements PlanHolder {
   private plan: ProxyPlan;
   private readonly metrics = new ProxyMetrics();
+  /** Golden-signal summaries for the control plane (only with one). */
+  private readonly golden: GoldenSignalsRecorder | null;
   /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
   private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
   /** Spans of sampled requests, exported to the control plane and the MeshConfig's OTLP collector. */
@@ -147,6 +156,8 @@ export class Sidecar implements PlanHolder {
   ) {
     this.plan = plan;
     this.identity = identity;
+    this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
+    if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
     this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
     this.appH1 = new H1Pool({
@@ -161,6 +172,7 @@ export class Sidecar implements PlanHolder {
       connectTimeoutMs: t.connectMs,
       idleTimeoutMs: t.idleMs,
     });
+    this.respondError = createErrorResponder(options.log, options.service);
     this.tunnels = this.makeTunnelDeps();
     this.tracer = this.makeTracer();
     this.destinations = this.makeDestinations();
@@ -245,6 +257,8 @@ export class Sidecar implements PlanHolder {
     });
   }
 
+  private readonly respondError: ReturnType<typeof createErrorResponder>;
+
   private makeTracer(): Tracer {
     const o = this.options;
     const identity = this.identity;
@@ -284,11 +298,42 @@ export class Sidecar implements PlanHolder {
     };
   }
 
+  /** The HTTP side of an upstream binding: the outbound stack with the binding's service fixed. */
+  private bindingFrontend(binding: Binding): HttpFrontend {
+    const o = this.options;
+    const log = o.log;
+    const stack = buildStack(new ForwardToEndpoint(this.clients, this), [traceLayer(this.tracer), discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
+    const front = new HttpFrontend('outbound', this.plan.mesh, {
+      service: stack,
+      observer: this.observe,
+      respondError: this.respondError,
+      decorate: setClientAddress,
+      onUpgrade: (req, socket, head) => handleUpgrade(this.tunnels, req, socket, head, binding),
+    }, log);
+    this.frontends.push(front);
+    return front;
+  }
+
+  /** Transparent mode: one binding frontend per destination service and port, made on first use. */
+  private readonly transparentFrontends = new Map<string, HttpFrontend>();
+
+  private transparentFrontend(binding: Binding): HttpFrontend {
+    const key = `${binding.service}|${binding.servicePort ?? ''}`;
+    let front = this.transparentFrontends.get(key);
+    if (front === undefined) {
+      front = this.bindingFrontend(binding);
+      this.transparentFrontends.set(key, front);
+    }
+    return front;
+  }
+
   private async listenAll(): Promise<void> {
     const o = this.options;
     const log = o.log;
-    const respondError = createErrorResponder(log, o.service);
-    this.metrics.subscribe();
+    const respondError = this.respondError;
+    // Metrics are always on; the benchmark turns them off for one row to measure what they cost (bench/README.md).
+    if (process.env.MYCEL_BENCH_NO_METRICS !== '1') this.metrics.subscribe();
+    this.golden?.subscribe();
     this.accessLog.configure(this.plan.mesh.accessLog.enabled, this.plan.mesh.accessLog.format);
     this.configureTracing(this.plan);
     this.metrics.configVersion.set(this.plan.version);
@@ -307,7 +352,20 @@ export class Sidecar implements PlanHolder {
       onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, null),
     }, log);
     this.frontends.push(outFront);
-    const outServer = createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.requestHeadersMs);
+    const outServer =
+      o.transparent === true
+        ? createTransparentOutboundServer(
+            {
+              plans: this,
+              tunnels,
+              log,
+              isDraining: () => outFront.isDraining,
+              explicit: (socket) => acceptExplicit(outFront, this.plan.mesh.timeouts.requestHeadersMs, socket),
+              bound: (socket, binding) => acceptBound(this.transparentFrontend(binding), binding, this, tunnels, log, socket),
+            },
+            mesh.limits.maxConnections,
+          )
+        : createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.requestHeadersMs);
     this.listeners.push(outServer);
     const outboundAddr = await listen(outServer, o.outbound);
 
@@ -315,15 +373,7 @@ export class Sidecar implements PlanHolder {
     const upstreams: Record<string, ListenAddress> = {};
     for (const u of o.upstreams) {
       const binding: Binding = { service: u.service, servicePort: u.servicePort };
-      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [traceLayer(this.tracer), discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
-      const front = new HttpFrontend('outbound', mesh, {
-        service: stack,
-        observer: this.observe,
-        respondError,
-        decorate: setClientAddress,
-        onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, binding),
-      }, log);
-      this.frontends.push(front);
+      const front = this.bindingFrontend(binding);
       const server = createBindingServer(front, binding, this, tunnels, log);
       this.listeners.push(server);
       upstreams[u.servicePort === undefined ? u.service : `${u.service}:${u.servicePort}`] = await listen(server, u.listen);
@@ -598,6 +648,7 @@ export class Sidecar implements PlanHolder {
     void this.source.close();
     for (const w of this.identityWatchers) w.close();
     this.metrics.unsubscribe();
+    this.golden?.unsubscribe();
     this.accessLog.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();

@@ -10,10 +10,12 @@ import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
 import type { Principal, TokenAuthority } from '../auth/tokens.js';
+import type { RawWindow, SignalWindow } from '../stats/signal-window.js';
+import { mergedReport, parseWindow, windowSlots } from '../stats/stats-report.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
-import { proxiesOfOthers } from '../replicas.js';
+import { askOthers, proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
 import type { TraceBuffer } from '../traces/trace-buffer.js';
@@ -26,6 +28,7 @@ export interface ApiDeps {
   registry: Registry;
   tokens: () => TokenAuthority | undefined;
   metrics: ControlMetrics;
+  stats: SignalWindow;
   ready: () => boolean;
   replica: string;
   /** Recent traces, fed by POST /v1/traces (OTLP/HTTP from the sidecars and apps). */
@@ -150,6 +153,9 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
   if (path === '/metrics') {
     deps.metrics.revision.set(deps.store.revision());
     deps.metrics.recentTraces.set(deps.traces.size);
+    deps.metrics.statsSeries.set(deps.stats.size);
+    deps.metrics.statsDropped.child('window-full').value = deps.stats.droppedSeries;
+    deps.metrics.statsDropped.child('proxy-cap').value = deps.stats.droppedByProxies;
     deps.metrics.recentTraceSpans.set(deps.traces.spans);
     deps.metrics.traceSpansDropped.child().value = deps.traces.droppedSpans;
     return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
@@ -248,6 +254,22 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       ];
       return json(res, 200, { service, namespace, items });
     }
+    case 'stats': {
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+      const windowSeconds = parseWindow(url.searchParams.get('window'));
+      if (windowSeconds instanceof Error) return problem(res, 400, 'bad-request', windowSeconds.message);
+      // Services with a connected proxy are listed even when idle (rps 0).
+      const known = deps.push.status().filter((p) => p.endpoint !== null).map((p) => ({ service: p.service, namespace: p.namespace }));
+      if (url.searchParams.get('scope') === 'local') {
+        // For the other replicas: this one's raw buckets, which they merge with their own.
+        const { first, last } = windowSlots(deps.stats.now(), windowSeconds);
+        return json(res, 200, { replica: deps.replica, known, ...deps.stats.exportRaw(first, last) });
+      }
+      const others = await askOthers<RawWindow & { known?: typeof known }>(deps.store, deps.replica, deps.tokens()!.adminToken(), `/api/v1/stats?scope=local&window=${windowSeconds}`);
+      const allKnown = [...known, ...others.answers.flatMap((a) => (Array.isArray(a.known) ? a.known : []))];
+      const report = mergedReport(deps.stats, others.answers, windowSeconds, allKnown);
+      return json(res, 200, others.unreachable.length > 0 ? { ...report, unreachableReplicas: others.unreachable } : report);
+    }
     case 'traces': {
       if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
       const [id] = rest;
@@ -275,6 +297,6 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens, traces`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, stats, tokens, traces`);
   }
 }

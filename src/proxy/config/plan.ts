@@ -27,6 +27,8 @@ export interface MeshSettings {
   transportHttp1: 'h1' | 'h2';
   identityFiles: MeshConfigSpec['identity'];
   accessLog: { enabled: boolean; format: 'json' | 'text' };
+  /** Transparent mode: pass connections to destinations outside the mesh through, or refuse them. */
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
   /** Trace sampling (percent of requests that start a trace) and the OTLP/HTTP collector's base URL, if any. */
   tracing: { samplingPercent: number; otlpEndpoint: string | null };
 }
@@ -46,6 +48,11 @@ export interface ProxyPlan {
   /** PeerAuthentication mode of the sidecar's own service: its own policy, else the mesh-wide one, else STRICT. */
   readonly mtlsMode: MtlsMode;
   lookupHost(host: string): ServiceTarget | undefined;
+  /**
+   * Transparent mode: the service a connection to address:port was meant for - one of its virtual IPs
+   * (`spec.addresses`) or the address of one of its endpoints, on one of its service ports.
+   */
+  lookupAddress(address: string, port: number): ServiceTarget | undefined;
 }
 
 function ms(text: string): number {
@@ -68,6 +75,7 @@ export function meshSettings(spec: MeshConfigSpec): MeshSettings {
     transportHttp1: spec.transport.http1,
     identityFiles: spec.identity,
     accessLog: { enabled: spec.telemetry.accessLog?.enabled ?? false, format: spec.telemetry.accessLog?.format ?? 'json' },
+    outboundTrafficPolicy: spec.outboundTrafficPolicy.mode,
     tracing: { samplingPercent: spec.telemetry.tracing?.sampling ?? 1, otlpEndpoint: spec.telemetry.otlp?.endpoint ?? null },
   };
 }
@@ -98,6 +106,7 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
   const mesh = meshSettings(meshSpec);
   const services = new Map<string, ServiceTarget>();
   const byHost = new Map<string, ServiceTarget>();
+  const byAddress = new Map<string, ServiceTarget>();
   for (const r of resources) {
     if (r.kind !== 'Service') continue;
     const t = serviceTarget(r, mesh.trustDomain);
@@ -106,6 +115,7 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
       // A bare name belongs to the default namespace's service if several namespaces use it.
       if (!byHost.has(h) || t.namespace === 'default') byHost.set(h, t);
     }
+    indexAddresses(byAddress, t, r.spec.addresses ?? []);
   }
   const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
   const selfNamespace = self?.namespace ?? 'default';
@@ -126,7 +136,31 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
       if (h.endsWith('.')) h = h.slice(0, -1);
       return byHost.get(h);
     },
+    lookupAddress(address: string, port: number): ServiceTarget | undefined {
+      return byAddress.get(addressKey(address, port));
+    },
   };
+}
+
+function addressKey(address: string, port: number): string {
+  // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+  const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address.toLowerCase();
+  return `${a}|${port}`;
+}
+
+/**
+ * Indexes a service by each of its virtual IPs and endpoint addresses, combined with each of its ports. A virtual IP
+ * is the service's own and wins; an endpoint address shared by two services (two sidecars behind one address) goes
+ * to the first one declared.
+ */
+function indexAddresses(index: Map<string, ServiceTarget>, t: ServiceTarget, vips: readonly string[]): void {
+  for (const p of t.ports) {
+    for (const ip of vips) index.set(addressKey(ip, p.port), t);
+    for (const e of t.endpoints) {
+      const k = addressKey(e.address, p.port);
+      if (!index.has(k)) index.set(k, t);
+    }
+  }
 }
 
 /** Each service gets the TrafficPolicy that targets it (validation allows one per service; the first one wins). */
