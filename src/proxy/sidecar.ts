@@ -4,12 +4,13 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename, resolve } from 'node:path';
 import type { Server, Socket } from 'node:net';
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import net from 'node:net';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
 import type { Logger } from '../core/log.js';
 import { formatProblem } from '../api/v1alpha1/load.js';
+import { isPathProblem, normalizeRequestPath } from '../security/request-path.js';
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
@@ -22,7 +23,9 @@ import type { ProxyPlan } from './config/plan.js';
 import { createAdminServer } from './admin/server.js';
 import { createInboundServer, peerIdentityOf, peerServiceOf } from './inbound/accept.js';
 import { ForwardToApp } from './inbound/forward.js';
-import { peerIdentityLayer, PEER_IDENTITY_HEADER } from './inbound/identity.js';
+import { authorizeLayer, servicePort } from './inbound/authorize.js';
+import { peerIdentityLayer, PEER_IDENTITY_HEADER, XFCC_HEADER } from './inbound/identity.js';
+import { normalizePathLayer } from './inbound/normalize-path.js';
 import type { ListenAddress } from '../core/listen-address.js';
 import { acceptBound, acceptExplicit, createBindingServer, createOutboundServer, listen } from './outbound/accept.js';
 import { createTransparentOutboundServer } from './transparent/transparent-outbound.js';
@@ -126,7 +129,7 @@ export class Sidecar implements PlanHolder {
   private readonly retries = new RetryRegistry();
   private readonly frontends: HttpFrontend[] = [];
   private readonly listeners: Server[] = [];
-  private inbound!: TlsServer;
+  private inbound!: Server;
   private adminServer!: HttpServer;
   private readonly clients: ClientCache;
   private readonly appH1: H1Pool;
@@ -229,6 +232,7 @@ export class Sidecar implements PlanHolder {
       // The endpoint is registered once the inbound port is known (it may have been port 0).
       control.register({ address: options.control.advertise, port: sidecar.addresses.inbound.port, labels: options.control.labels, ready: true, appPort: options.appPort });
     }
+    sidecar.logBrokenPolicies(plan);
     sidecar.ready = true;
     options.log.info('sidecar ready', { service: options.service, configVersion: plan.version, identity: identity.current.spiffeId, ...flatAddresses(sidecar.addresses) });
     return sidecar;
@@ -376,7 +380,13 @@ export class Sidecar implements PlanHolder {
     }
 
     // Inbound: mesh -> app.
-    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [traceLayer(this.tracer), peerIdentityLayer(), inboundRateLimitLayer(this, o.service)]);
+    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [
+      traceLayer(this.tracer),
+      peerIdentityLayer(),
+      normalizePathLayer(o.service),
+      authorizeLayer(this, o.service),
+      inboundRateLimitLayer(this, o.service),
+    ]);
     const inFront = new HttpFrontend('inbound', mesh, {
       service: inboundStack,
       observer: this.observe,
@@ -395,8 +405,10 @@ export class Sidecar implements PlanHolder {
       handshakeTimeoutMs: mesh.timeouts.connectMs,
       maxConnections: mesh.limits.maxConnections,
       log,
+      mode: () => this.plan.mtlsMode,
       onTcp: (socket) => this.inboundTcp(socket),
       onHandshakeError: (reason) => this.metrics.handshakeErrors.inc([reason]),
+      onAccepted: (mode) => this.metrics.inboundConnections.inc([mode]),
     });
     this.listeners.push(this.inbound);
     const inboundAddr = await listen(this.inbound, o.inbound);
@@ -430,6 +442,14 @@ export class Sidecar implements PlanHolder {
   private inboundTcp(socket: TLSSocket): void {
     const peer = peerIdentityOf(socket);
     const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const deniedBy = this.authorizeTunnel(peer, null, null, null);
+    if (deniedBy !== null) {
+      // A TCP tunnel has no way to carry a reason: the connection closes before any byte reaches the app.
+      this.options.log.warn('request failed', { direction: 'inbound', kind: 'tcp', error: 'denied-by', policy: deniedBy, peer });
+      this.metrics.authzDenied.inc([this.options.service, rec.source ?? 'unknown']);
+      socket.destroy();
+      return;
+    }
     const deps = this.tunnels;
     deps.opened(rec);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true, noDelay: true });
@@ -451,12 +471,24 @@ export class Sidecar implements PlanHolder {
   private inboundUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
     const peer = peerIdentityOf(socket);
     const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const path = normalizeRequestPath(req.url ?? '/');
+    if (isPathProblem(path)) {
+      refuseRaw(socket, 'bad-request', path.problem);
+      return;
+    }
+    const headers = withoutField(withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER), XFCC_HEADER);
+    const deniedBy = this.authorizeTunnel(peer, req.method ?? 'GET', path, headers, req.headers.host ?? null);
+    if (deniedBy !== null) {
+      this.options.log.warn('request failed', { direction: 'inbound', kind: 'upgrade', error: 'denied-by', policy: deniedBy, peer });
+      this.metrics.authzDenied.inc([this.options.service, rec.source ?? 'unknown']);
+      refuseRaw(socket, 'denied-by', `${peer ?? 'a caller without a mesh identity'} may not upgrade ${path} on ${this.options.service}`, deniedBy);
+      return;
+    }
     const deps = this.tunnels;
     deps.opened(rec);
-    const headers = withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER);
     if (peer !== null) headers.push(PEER_IDENTITY_HEADER, peer);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, noDelay: true });
-    relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path: req.url ?? '/', headers }, this.plan.mesh.timeouts.idleMs,
+    relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path, headers }, this.plan.mesh.timeouts.idleMs,
       (err) => {
         rec.error = err;
         this.options.log.warn('upgrade failed', { direction: 'inbound', error: err.code, reason: err.message });
@@ -467,6 +499,21 @@ export class Sidecar implements PlanHolder {
         rec.result = r;
         deps.closed(rec);
       });
+  }
+
+  /** Authorization of a tunnel (TCP: identity and port only) or an upgrade request; null: allowed, else the policy. */
+  private authorizeTunnel(peer: string | null, method: string | null, path: string | null, headers: string[] | null, authority: string | null = null): string | null {
+    const plan = this.plan;
+    if (plan.authz.empty) return null;
+    const q = path === null ? -1 : path.indexOf('?');
+    return plan.authz.decide({
+      principal: peer,
+      method,
+      path,
+      pathEnd: path === null ? 0 : q === -1 ? path.length : q,
+      port: servicePort(plan.self, authority),
+      headers: headers ?? [],
+    });
   }
 
   // ---- config and identity changes -----------------------------------------------------------------------------
@@ -485,7 +532,12 @@ export class Sidecar implements PlanHolder {
     this.clients.retain(keep);
     this.retries.retain([...plan.services.values()].map((s) => `${s.namespace}/${s.name}`));
     const restartNeeded = JSON.stringify(prev.mesh.limits) !== JSON.stringify(plan.mesh.limits);
+    this.logBrokenPolicies(plan);
     this.options.log.info('config applied', { version: plan.version, hash: plan.hash, services: plan.services.size, ...(restartNeeded ? { note: 'changed limits apply to new listeners only; restart the sidecar to apply them everywhere' } : {}) });
+  }
+
+  private logBrokenPolicies(plan: ProxyPlan): void {
+    for (const b of plan.authz.broken) this.options.log.error('an AuthorizationPolicy could not be compiled; it fails closed', b);
   }
 
   /**

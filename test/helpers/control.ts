@@ -101,3 +101,11 @@ metadata: { name: web }
 spec:
   ports: [ { port: 80, appProtocol: http } ]
 `;
+
+/** A MeshConfig (trust domain mycel.local) with the api and web Services: the base config of control-plane tests. */
+export const MESH_API_AND_WEB = `apiVersion: mycel.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { trustDomain: mycel.local }
+---
+${API_AND_WEB_SERVICES}`;
