@@ -17,6 +17,9 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   up: async () => (await import('./commands/up.js')).registerUpCommand,
   check: async () => (await import('./commands/check.js')).registerCheckCommand,
   tap: async () => (await import('./commands/tap.js')).registerTapCommand,
+  dashboard: async () => (await import('./commands/dashboard.js')).registerDashboardCommand,
+  iptables: async () => (await import('./commands/iptables.js')).registerIptablesCommand,
+  stat: async () => (await import('./commands/stat.js')).registerStatCommand,
   trace: async () => (await import('./commands/trace.js')).registerTraceCommand,
 };
 // `get` registers its siblings that share its client code.

@@ -7,11 +7,13 @@ import type { Server } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../core/log.js';
+import { STATS_INTERVAL_MS } from '../api/v1alpha1/stream-messages.js';
 import { SECRET_KIND, TokenAuthority } from './auth/tokens.js';
 import { createApiServer } from './http-api/server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushServer } from './push/push-server.js';
 import { Registry } from './registry/registry.js';
+import { SignalWindow } from './stats/signal-window.js';
 import { announceReplica, REPLICA_KIND, withdrawReplica } from './replicas.js';
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
@@ -28,12 +30,16 @@ export interface ControlPlaneOptions {
   expireRestored: boolean;
   /** The URL other replicas reach this one on (default: the listen address, loopback for a wildcard). */
   advertiseUrl?: string;
+  /** How often proxies send their golden-signal summaries (default 10 s). */
+  statsIntervalMs?: number;
   log: Logger;
 }
 
 export class ControlPlane {
   readonly replica = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   readonly metrics = new ControlMetrics();
+  /** The proxies' golden signals of the last 10 minutes (GET /api/v1/stats, mycel stat). */
+  readonly stats = new SignalWindow();
   private readonly index = new MeshIndex(new Set([SECRET_KIND, REPLICA_KIND]));
   /** Recent traces received over OTLP (served by GET /api/v1/traces). */
   readonly traces = new TraceBuffer();
@@ -68,7 +74,7 @@ export class ControlPlane {
     const leaseMs = o.leaseMs ?? 10_000;
     const heartbeatMs = o.heartbeatMs ?? Math.floor(leaseMs / 3);
     this.registry = new Registry({ store: o.store, replica: this.replica, leaseMs, log: o.log, expireRestored: o.expireRestored });
-    this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, log: o.log });
+    this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, stats: this.stats, statsIntervalMs: o.statsIntervalMs ?? STATS_INTERVAL_MS, log: o.log });
     this.server = createApiServer({
       store: o.store,
       index: this.index,
@@ -76,6 +82,7 @@ export class ControlPlane {
       registry: this.registry,
       tokens: () => this.tokens,
       metrics: this.metrics,
+      stats: this.stats,
       ready: () => this.ready,
       replica: this.replica,
       traces: this.traces,

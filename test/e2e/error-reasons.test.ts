@@ -131,6 +131,14 @@ limits: { maxHeaderCount: 30, maxUriBytes: 2048 }`,
         external('routed', app.port) +
         `---
 apiVersion: mycel.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: no-forbidden }
+spec:
+  targetRef: { kind: Service, name: api }
+  action: DENY
+  rules: [ { to: [ { operation: { paths: [ /forbidden ] } } ] } ]
+---
+apiVersion: mycel.dev/v1alpha1
 kind: Fault
 metadata: { name: abort }
 spec: { abort: { httpStatus: 503 } }
@@ -197,7 +205,8 @@ spec:
   }
 
   async function answered(r: Reply, code: string, sideName: 'web' | 'api' = 'web'): Promise<void> {
-    assert.equal(r.headers['x-mycel-error'], code, `${r.status} ${r.body.toString()}`);
+    // The reason, and for a policy denial the policy after it (`denied-by default/no-forbidden`).
+    assert.equal(String(r.headers['x-mycel-error']).split(' ')[0], code, `${r.status} ${r.body.toString()}`);
     assert.equal(r.status, ERROR_CATALOGUE[code as keyof typeof ERROR_CATALOGUE].status);
     await seenEverywhere(sideName, code);
   }
@@ -224,6 +233,12 @@ spec:
   test('upstream-reset: the app closes the connection (made by the api sidecar)', async () => {
     const r = await request(mesh.apiBinding, { path: '/close' });
     await answered(r, 'upstream-reset', 'api');
+  });
+
+  test('denied-by: an AuthorizationPolicy denies the request (made by the api sidecar)', async () => {
+    const r = await request(mesh.apiBinding, { path: '/forbidden' });
+    assert.equal(r.headers['x-mycel-error'], 'denied-by default/no-forbidden');
+    await answered(r, 'denied-by', 'api');
   });
 
   test('upstream-protocol-error: the upstream answers with something that is not HTTP', async () => answered(await via('garbage'), 'upstream-protocol-error'));

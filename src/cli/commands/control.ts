@@ -15,6 +15,7 @@ interface ControlFlags {
   stateDir?: string;
   lease: string;
   advertise?: string;
+  statsInterval: string;
 }
 
 export function registerControlCommand(program: Command): void {
@@ -26,17 +27,20 @@ export function registerControlCommand(program: Command): void {
     .option('--state-dir <dir>', 'where the admin token and the address file for local CLI use are written (default: the file store\'s DIR, else .mycel)')
     .option('--advertise <url>', 'the URL other replicas reach this one on (default: the --listen address)')
     .option('--lease <duration>', 'how long a registered endpoint lives without a heartbeat', '10s')
+    .option('--stats-interval <duration>', 'how often proxies send their golden-signal summaries (mycel stat)', '10s')
     .action(async (flags: ControlFlags) => {
       const spec = parseStoreSpec(flags.store);
       if (spec instanceof Error) throw new CliError(`invalid --store: ${spec.message}`, EXIT_USAGE);
       const leaseMs = parseDuration(flags.lease);
       if (leaseMs === undefined || leaseMs < 500) throw new CliError(`invalid --lease "${flags.lease}": expected a duration of at least 500ms, e.g. 10s`, EXIT_USAGE);
+      const statsIntervalMs = parseDuration(flags.statsInterval);
+      if (statsIntervalMs === undefined || statsIntervalMs < 100 || statsIntervalMs > 60_000) throw new CliError(`invalid --stats-interval "${flags.statsInterval}": expected a duration from 100ms to 1m, e.g. 10s`, EXIT_USAGE);
       const listen = listenFlag('--listen', flags.listen);
       const log = createLogger({ fields: { component: 'control' } });
       const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
       let cp: ControlPlane;
       try {
-        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, expireRestored: spec.kind === 'file', ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
+        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, expireRestored: spec.kind === 'file', ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
       } catch (err) {
         await store.close().catch(() => {});
         const e = err as NodeJS.ErrnoException;

@@ -10,7 +10,8 @@ export const SECRET_KIND = 'ControlSecret';
 const SECRET_NS = 'mycel-system';
 const SECRET_NAME = 'signing-key';
 
-export type Principal = { role: 'admin' } | { role: 'proxy'; namespace: string; service: string };
+/** `viewer` is a dashboard session: it may read everything and change nothing. */
+export type Principal = { role: 'admin' } | { role: 'viewer' } | { role: 'proxy'; namespace: string; service: string };
 
 export class TokenAuthority {
   private constructor(private readonly key: Buffer) {}
@@ -43,6 +44,20 @@ export class TokenAuthority {
   /** A join token for the sidecars of one service. */
   joinToken(namespace: string, service: string): string {
     return `mycel-join.${namespace}.${service}.${this.sign(`join/${namespace}/${service}`)}`;
+  }
+
+  /** A dashboard session for the browser's HttpOnly cookie: signed, so every replica accepts it until `expiresAt`. */
+  sessionToken(expiresAt: number, nonce: string): string {
+    return `mycel-session.${expiresAt}.${nonce}.${this.sign(`session/${expiresAt}/${nonce}`)}`;
+  }
+
+  /** Whether a dashboard session token is genuine and not yet expired at `now`. */
+  verifySession(token: string, now: number): boolean {
+    const parts = token.split('.');
+    if (parts.length !== 4 || parts[0] !== 'mycel-session') return false;
+    const [, expires, nonce, mac] = parts as [string, string, string, string];
+    const expiresAt = Number(expires);
+    return Number.isSafeInteger(expiresAt) && expiresAt > now && equal(mac, this.sign(`session/${expires}/${nonce}`));
   }
 
   /** Who a bearer token stands for, or undefined for an invalid one. */

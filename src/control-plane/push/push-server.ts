@@ -9,6 +9,7 @@ import type { Logger } from '../../core/log.js';
 import type { Principal } from '../auth/tokens.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
+import type { SignalWindow } from '../stats/signal-window.js';
 import type { Store } from '../store/store.js';
 import type { Changes, MeshIndex } from '../translate/mesh-index.js';
 import { computeView } from '../translate/view.js';
@@ -123,6 +124,9 @@ export interface PushServerOptions {
   heartbeatMs: number;
   leaseMs: number;
   metrics: ControlMetrics;
+  /** Where the proxies' golden-signal summaries go, and how often they send one. */
+  stats: SignalWindow;
+  statsIntervalMs: number;
   log: Logger;
 }
 
@@ -239,7 +243,7 @@ export class PushServer {
     const s = new Session(m.proxyId, m.service, m.namespace, req.socket?.remoteAddress ?? null, res);
     this.sessions.set(s.proxyId, s);
     this.o.metrics.connectedProxies.set(this.sessions.size);
-    s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs }));
+    s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs, statsIntervalMs: this.o.statsIntervalMs }));
     for (const n of m.subscribe) s.subscriptions.add(n.toLowerCase());
     if (m.endpoint !== undefined) {
       s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
@@ -314,6 +318,9 @@ export class PushServer {
         }
         return;
       }
+      case 'stats':
+        this.o.stats.record(s.service, s.namespace, m);
+        return;
       case 'goodbye':
         s.closed = true;
         void this.o.registry.deregister(s.proxyId).catch(() => {});

@@ -12,6 +12,7 @@ import {
   MAX_CONTROL_MESSAGE_BYTES,
   parseControlMessage,
   STREAM_PATH,
+  STATS_INTERVAL_MS,
   STREAM_PROTOCOL,
   type ControlMessage,
   type EndpointRegistration,
@@ -21,6 +22,7 @@ import {
 } from '../../api/v1alpha1/stream-messages.js';
 import { formatProblem, parseResourceValues, type ConfigProblem } from '../../api/v1alpha1/load.js';
 import type { Logger } from '../../core/log.js';
+import type { StatsSummary } from '../../telemetry/golden-signals.js';
 import { compilePlan, type ProxyPlan } from './plan.js';
 
 export interface ControlSourceOptions {
@@ -94,6 +96,9 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   /** The control plane's taps open on this stream (a sidecar that wires up late starts these). */
   readonly activeTaps = new Map<string, TapFilter>();
   private saving: Promise<void> = Promise.resolve();
+  /** Where the golden-signal summaries come from (set by the sidecar); taken only while the stream is up. */
+  stats: { take(): StatsSummary } | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
   /** A last check by the sidecar of a compiled plan against what it runs with; a reason rejects the version. */
   check: (plan: ProxyPlan) => string | undefined = () => undefined;
 
@@ -292,6 +297,9 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
           });
         }, Math.max(100, m.heartbeatMs));
         this.heartbeat.unref();
+        if (this.statsTimer !== null) clearInterval(this.statsTimer);
+        this.statsTimer = setInterval(() => this.sendStats(), m.statsIntervalMs ?? STATS_INTERVAL_MS);
+        this.statsTimer.unref();
         this.o.log.info('connected to the control plane', { url: this.o.url, replica: m.replica });
         return;
       }
@@ -357,6 +365,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     this.replica = null;
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    this.statsTimer = null;
     session.destroy();
     this.activeTaps.clear();
     this.emit('disconnected');
@@ -416,6 +426,14 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     }
   }
 
+  /** The golden signals since the last summary; while the stream is down they keep adding up for the next one. */
+  private sendStats(): void {
+    if (this.stats === null || this.stream === null || this.replica === null) return;
+    const summary = this.stats.take();
+    if (summary.series.length === 0 && summary.dropped === 0) return;
+    this.send({ type: 'stats', intervalMs: summary.intervalMs, series: summary.series, dropped: summary.dropped });
+  }
+
   /** Registers this sidecar's endpoint now and on every reconnect. */
   register(endpoint: EndpointRegistration): void {
     this.o.endpoint = endpoint;
@@ -440,6 +458,9 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    // The last interval's requests reach the control plane before the goodbye.
+    this.sendStats();
     const stream = this.stream;
     const session = this.session;
     this.session = null;

@@ -134,6 +134,8 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   errorCode: ErrorCode | 'downstream-reset' | null = null;
   errorDetail: string | null = null;
   responseBytes = 0;
+  /** Request body bytes sent upstream (the most any one attempt sent, so retries do not count twice). */
+  requestBytes = 0;
   finished = false;
   endTime = 0;
 
@@ -164,6 +166,10 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
 
   requestTrailers(): HeaderList | null {
     return this.downstream.requestTrailers();
+  }
+
+  countBody(bytes: number): void {
+    this.requestBytes += bytes;
   }
 
   /** Any layer that cannot go on calls this; the error becomes a response in exactly one place. */
