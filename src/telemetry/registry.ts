@@ -34,6 +34,11 @@ abstract class Family<S> implements Metric {
     private readonly type: 'counter' | 'gauge' | 'histogram',
   ) {}
 
+  /** Forgets every series (for gauges whose label sets come and go, rebuilt before each render). */
+  clear(): void {
+    this.series.clear();
+  }
+
   /** The series for these label values (created on first use); keep it to record without a lookup. */
   child(...values: string[]): S {
     const key = values.join('\u0001');

@@ -53,6 +53,16 @@ export const ProxyMessage = v.variant('type', [
   v.object({ type: v.literal('ready'), ready: v.boolean() }),
   /** Clean shutdown: deregister the endpoint now instead of when the lease lapses. */
   v.object({ type: v.literal('goodbye') }),
+  /** The proxy's mesh certificate and trust bundle now (after each issuance and bundle change), for rotation and `mycel check`. */
+  v.object({
+    type: v.literal('identity'),
+    /** Unix ms. */
+    notAfter: v.number(),
+    issuedAt: v.number(),
+    /** SHA-256 fingerprint of the root its chain leads to. */
+    root: v.pipe(str, v.maxLength(64)),
+    trustedRoots: v.pipe(v.array(v.pipe(str, v.maxLength(64))), v.maxLength(100)),
+  }),
 ]);
 export type ProxyMessage = v.InferOutput<typeof ProxyMessage>;
 
@@ -76,6 +86,8 @@ export const ControlMessage = v.variant('type', [
     unresolved: v.array(str),
   }),
   v.object({ type: v.literal('error'), code: str, message: str }),
+  /** The mesh CA's trust bundle (every current root, PEM) and the root new certificates come from. */
+  v.object({ type: v.literal('trust'), bundle: str, activeRoot: str }),
 ]);
 export type ControlMessage = v.InferOutput<typeof ControlMessage>;
 

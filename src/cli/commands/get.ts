@@ -2,6 +2,7 @@
 // remove what the control plane holds, as a table or as YAML/JSON.
 
 import type { Command } from 'commander';
+import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { stringify } from 'yaml';
 import { apiError, controlClient, createJoinToken, table, type ClientFlags } from '../control-client.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
@@ -147,9 +148,18 @@ export function registerGetCommand(program: Command): void {
       .command('token')
       .description('join tokens for proxies on other hosts')
       .argument('<action>', 'create')
-      .requiredOption('--service <name>', 'the service the token lets a proxy register for'),
-  ).action(async (action: string, flags: GetFlags & { service: string }) => {
+      .requiredOption('--service <name>', 'the service the token lets a proxy register for and get a certificate as')
+      .option('--ttl <duration>', 'the token expires after this long, e.g. 10m or 24h (default: never)')
+      .option('--single-use', 'the token obtains one certificate only (the proxy then renews with its certificate)'),
+  ).action(async (action: string, flags: GetFlags & { service: string; ttl?: string; singleUse?: boolean }) => {
     if (action !== 'create') throw new CliError(`unknown token action "${action}": use create`, EXIT_USAGE);
-    process.stdout.write((await createJoinToken(controlClient(flags), flags.service, flags.namespace)) + '\n');
+    let ttlSeconds: number | undefined;
+    if (flags.ttl !== undefined) {
+      const ms = parseDuration(flags.ttl);
+      if (ms === undefined || ms < 1000) throw new CliError(`invalid --ttl "${flags.ttl}": expected a duration of at least 1s, e.g. 10m`, EXIT_USAGE);
+      ttlSeconds = Math.ceil(ms / 1000);
+    }
+    const o = { ...(ttlSeconds !== undefined ? { ttlSeconds } : {}), ...(flags.singleUse === true ? { singleUse: true } : {}) };
+    process.stdout.write((await createJoinToken(controlClient(flags), flags.service, flags.namespace, o)) + '\n');
   });
 }

@@ -9,13 +9,16 @@ import { KINDS } from '../../api/v1alpha1/resources.js';
 import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
-import type { Principal, TokenAuthority } from '../auth/tokens.js';
+import { tokenSpent, type Principal, type TokenAuthority } from '../auth/tokens.js';
+import type { MeshCa } from '../ca/mesh-ca.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
 import { proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
+import { caRoutes, CERTIFICATES_PATH, issueCertificate } from './ca-routes.js';
+import { certificatePrincipal } from './cert-auth.js';
 
 export interface ApiDeps {
   store: Store;
@@ -23,6 +26,8 @@ export interface ApiDeps {
   push: PushServer;
   registry: Registry;
   tokens: () => TokenAuthority | undefined;
+  /** The mesh CA, once loaded. */
+  ca: () => MeshCa | undefined;
   metrics: ControlMetrics;
   ready: () => boolean;
   replica: string;
@@ -40,11 +45,11 @@ function send(res: Res, status: number, body: string, type = 'text/plain; charse
   res.end(body);
 }
 
-function json(res: Res, status: number, value: unknown): void {
+export function json(res: Res, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
 }
 
-function problem(res: Res, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
+export function problem(res: Res, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
   json(res, status, { error: code, message, ...extra });
 }
 
@@ -66,7 +71,7 @@ function readBody(req: Req): Promise<Buffer> {
   });
 }
 
-async function readJson(req: Req): Promise<unknown> {
+export async function readJson(req: Req): Promise<unknown> {
   return JSON.parse((await readBody(req)).toString('utf8')) as unknown;
 }
 
@@ -131,10 +136,16 @@ export function createApiServer(deps: ApiDeps): net.Server {
   });
 }
 
-function authenticate(req: Req, deps: ApiDeps): Principal | undefined {
+/** The caller: a bearer token (admin or join), or a proxy proving its mesh certificate; a reason when refused. */
+function authenticate(req: Req, deps: ApiDeps): Principal | { reason: string } {
   const h = req.headers.authorization;
-  if (typeof h !== 'string' || !h.startsWith('Bearer ')) return undefined;
-  return deps.tokens()?.verify(h.slice(7).trim());
+  if (typeof h === 'string' && h.startsWith('Mycel-Cert ')) return certificatePrincipal(req, h, deps.ca());
+  if (typeof h !== 'string' || !h.startsWith('Bearer ')) return { reason: 'missing bearer token' };
+  const p = deps.tokens()?.check(h.slice(7).trim()) ?? { reason: 'the control plane is still starting' };
+  if ('role' in p && p.role === 'proxy' && p.singleUseId !== undefined && tokenSpent(deps.store, p.singleUseId)) {
+    return { reason: 'this single-use join token was spent on a certificate; the proxy authenticates with that certificate now' };
+  }
+  return p;
 }
 
 async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
@@ -145,12 +156,16 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
   if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, `not ready: loading the store (${deps.store.description})\n`);
   if (path === '/metrics') {
     deps.metrics.revision.set(deps.store.revision());
+    const ca = deps.ca();
+    deps.metrics.updateCa(ca === undefined ? undefined : ca.state());
     return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
   }
   if (!path.startsWith('/api/v1/')) return problem(res, 404, 'not-found', `no ${path}; the API lives under /api/v1/`);
   if (!deps.ready()) return problem(res, 503, 'not-ready', 'the control plane is still loading its store; try again in a moment');
+  // Issuance authenticates itself: a join token, or a renewal proved by the current certificate's key.
+  if (path === CERTIFICATES_PATH) return issueCertificate(req, res, deps);
   const principal = authenticate(req, deps);
-  if (principal === undefined) return problem(res, 401, 'unauthorized', 'missing or invalid bearer token: use the admin token (.mycel/admin-token) or a join token from `mycel token create`');
+  if ('reason' in principal) return problem(res, 401, 'unauthorized', `${principal.reason}: use the admin token (.mycel/admin-token) or a join token from \`mycel token create\``, { reason: principal.reason });
 
   if (path === STREAM_PATH && method === 'POST') {
     if (req.httpVersionMajor !== 2) return problem(res, 505, 'http2-required', 'the config stream needs HTTP/2');
@@ -235,9 +250,11 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       ];
       return json(res, 200, { service, namespace, items });
     }
+    case 'ca':
+      return caRoutes(req, res, deps, rest);
     case 'tokens': {
-      if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
-      let body: { service?: unknown; namespace?: unknown };
+      if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS, "ttlSeconds"?: N, "singleUse"?: true}');
+      let body: { service?: unknown; namespace?: unknown; ttlSeconds?: unknown; singleUse?: unknown };
       try {
         body = (await readJson(req)) as typeof body;
       } catch {
@@ -248,9 +265,13 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       if (typeof svc !== 'string' || !DNS_LABEL.test(svc) || typeof ns !== 'string' || !DNS_LABEL.test(ns)) {
         return problem(res, 400, 'bad-request', 'service and namespace must be DNS labels');
       }
-      return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
+      const ttl = body.ttlSeconds;
+      if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1)) return problem(res, 400, 'bad-request', 'ttlSeconds must be a whole number of seconds >= 1');
+      const singleUse = body.singleUse === true;
+      const token = deps.tokens()!.joinToken(ns, svc, { ...(ttl !== undefined ? { ttlSeconds: ttl } : {}), singleUse });
+      return json(res, 200, { service: svc, namespace: ns, token, ...(ttl !== undefined ? { expiresAt: Date.now() + ttl * 1000 } : {}), singleUse });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens, ca`);
   }
 }

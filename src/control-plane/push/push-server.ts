@@ -29,6 +29,12 @@ export interface ProxyStatus {
   ackedVersion: number | null;
   nack: { version: number; reason: string; at: string } | null;
   state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+  /** The proxy's mesh certificate (when it has one from the mesh CA): expiry and issue time (Unix ms), its root. */
+  certNotAfter?: number;
+  certIssuedAt?: number;
+  certRoot?: string;
+  /** Fingerprints of the roots in the proxy's trust bundle. */
+  trustedRoots?: string[];
 }
 
 class ViewState {
@@ -65,6 +71,7 @@ class Session {
   ready = true;
   appPort: number | undefined = undefined;
   endpoint: ProxyStatus['endpoint'] = null;
+  cert: { notAfter: number; issuedAt: number; root: string; trustedRoots: string[] } | null = null;
   /** A message that waits for the stream to drain (only the newest is kept). */
   pending: string | null = null;
   constructor(
@@ -101,6 +108,8 @@ export interface PushServerOptions {
   leaseMs: number;
   metrics: ControlMetrics;
   log: Logger;
+  /** The mesh CA's trust message (bundle and active root), sent on connect and on every change. */
+  trust?: () => string | undefined;
 }
 
 export class PushServer {
@@ -194,6 +203,8 @@ export class PushServer {
     this.sessions.set(s.proxyId, s);
     this.o.metrics.connectedProxies.set(this.sessions.size);
     s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs }));
+    const trust = this.o.trust?.();
+    if (trust !== undefined) s.send(trust);
     for (const n of m.subscribe) s.subscriptions.add(n.toLowerCase());
     if (m.endpoint !== undefined) {
       s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
@@ -262,9 +273,19 @@ export class PushServer {
         this.drop(s);
         s.res.end();
         return;
+      case 'identity':
+        s.cert = { notAfter: m.notAfter, issuedAt: m.issuedAt, root: m.root, trustedRoots: m.trustedRoots };
+        return;
       case 'hello':
         return;
     }
+  }
+
+  /** The trust bundle changed (a root added, activated or removed): every connected proxy gets it now. */
+  trustChanged(): void {
+    const trust = this.o.trust?.();
+    if (trust === undefined) return;
+    for (const s of this.sessions.values()) s.send(trust);
   }
 
   /** Puts the session on the view for its (service, subscriptions) and sends that view if it differs from what it has. */
@@ -387,6 +408,7 @@ export class PushServer {
       ackedVersion: s.ackedVersion,
       nack: s.nack,
       state: s.sentVersion === null ? 'NONE' : s.nack !== null && s.nack.version === s.sentVersion ? 'NACK' : s.ackedVersion === s.sentVersion ? 'ACK' : 'PENDING',
+      ...(s.cert !== null ? { certNotAfter: s.cert.notAfter, certIssuedAt: s.cert.issuedAt, certRoot: s.cert.root, trustedRoots: s.cert.trustedRoots } : {}),
     }));
   }
 }
