@@ -16,6 +16,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   run: async () => (await import('./commands/run.js')).registerRunCommand,
   up: async () => (await import('./commands/up.js')).registerUpCommand,
   check: async () => (await import('./commands/check.js')).registerCheckCommand,
+  ca: async () => (await import('./commands/ca.js')).registerCaCommand,
 };
 // `get` registers its siblings that share its client code.
 COMMANDS.delete = COMMANDS.get!;
