@@ -8,8 +8,8 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { API_AND_WEB_SERVICES, eventually, startControl, type ControlProcess } from '../helpers/control.js';
-import { request } from '../helpers/http.js';
+import { API_AND_WEB_SERVICES, eventually, expectWebReachesApi, startControl, type ControlProcess } from '../helpers/control.js';
+import { request, requirePackage, run } from '../helpers/http.js';
 import { startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
 /** Leaves of 4 s; keep-alive connections idle for 1 s are closed, so that every burst of load makes new handshakes. */
@@ -30,9 +30,34 @@ interface Load {
   stop(): Promise<void>;
 }
 
+/** Samples the established connections to a port with `ss` until stopped: how many distinct ones (handshakes) there were. */
+function countConnections(port: number): { stop(): Promise<number> } {
+  const seen = new Set<string>();
+  let running = true;
+  const loop = (async () => {
+    for (let i = 0; running && i < 10_000; i++) {
+      const r = await run('ss', ['-tnH', 'state', 'established', `( dport = :${port} )`]);
+      for (const line of r.stdout.split('\n')) {
+        const local = line.trim().split(/\s+/)[2];
+        if (local !== undefined) seen.add(local);
+      }
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return seen.size;
+    },
+  };
+}
+
 /**
- * Steady load through web -> api: one request after another, plus a burst of 8 at once every 1.3 s (the extra pooled
- * connections go idle and are closed between bursts, so each burst handshakes anew with the current certificates).
+ * Load through web -> api in waves: 8 clients send 5 requests each, then all pause 2.5 s, well past the 1 s
+ * keep-alive timeout, so that the pooled sidecar connections close and every wave handshakes anew with whatever
+ * certificates and trust bundle the sidecars hold at that moment. (A steady request stream would keep every pooled
+ * connection warm and test nothing about new handshakes.)
  */
 function startLoad(addr: string): Load {
   const load: Load = { ok: 0, failed: [], bursts: 0, stop: async () => {} };
@@ -46,19 +71,20 @@ function startLoad(addr: string): Load {
       load.failed.push(`${path}: ${(err as Error).message}`);
     }
   };
-  const steady = (async () => {
-    for (let i = 0; running && i < 100_000; i++) await one(`/steady/${i}`);
-  })();
-  const bursts = (async () => {
+  const waves = (async () => {
     for (let b = 0; running && b < 1000; b++) {
-      await Promise.all(Array.from({ length: 8 }, (_, i) => one(`/burst/${b}/${i}`)));
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, c) => {
+          for (let i = 0; i < 5; i++) await one(`/wave/${b}/${c}/${i}`);
+        }),
+      );
       load.bursts++;
-      await new Promise((r) => setTimeout(r, 1300));
+      await new Promise((r) => setTimeout(r, 2500));
     }
   })();
   load.stop = async () => {
     running = false;
-    await Promise.all([steady, bursts]);
+    await waves;
   };
   return load;
 }
@@ -113,12 +139,7 @@ describe('mesh CA with two sidecars', () => {
   });
 
   test('each sidecar makes its own key (0600 on disk) and gets its identity from its token', async () => {
-    const reply = await eventually('a reply through web -> api', async () => {
-      const r = await request(web.upstreams.api as string, { path: '/hello' });
-      return r.status === 200 ? r : undefined;
-    });
-    assert.match(reply.body.toString(), /hello GET \/hello/);
-    assert.equal(app.seen.at(-1)?.headers['x-mycel-peer-identity'], 'spiffe://mycel.local/ns/default/svc/web');
+    await expectWebReachesApi(web.upstreams.api as string, app);
     for (const s of ['api', 'web']) assert.equal((await stat(join(dir, `state-${s}`, 'identity', 'key.pem'))).mode & 0o777, 0o600, s);
     const proxies = await eventually('both proxies report their certificate', async () => {
       const r = await cp.api<{ items: ProxyItem[] }>('GET', '/api/v1/proxies');
@@ -127,14 +148,17 @@ describe('mesh CA with two sidecars', () => {
     for (const p of proxies) assert.ok((p.certNotAfter as number) > Date.now() - 10_000, `${p.service}: certNotAfter is Unix ms`);
   });
 
-  test('4 s leaves are renewed many times under load with no failed request and no refused handshake', async () => {
+  test('4 s leaves are renewed many times under load with no failed request and no refused handshake', async (t) => {
     const before = { api: issued(api, 'renewal'), web: issued(web, 'renewal') };
+    const sampling = (await requirePackage(t, 'ss', 'iproute2')) ? countConnections(Number(api.inbound.slice(api.inbound.lastIndexOf(':') + 1))) : null;
     const load = startLoad(web.upstreams.api as string);
     // Until both sidecars renewed at least 5 times (about 10 s at half-life), bounded.
     await eventually('5 renewals on each side', async () => (issued(api, 'renewal') - before.api >= 5 && issued(web, 'renewal') - before.web >= 5 ? true : undefined), 60_000);
     await load.stop();
+    const connections = await sampling?.stop();
     assert.deepEqual(load.failed, [], 'no failed request');
-    assert.ok(load.ok > 50 && load.bursts >= 4, `load ran: ${load.ok} ok, ${load.bursts} bursts`);
+    assert.ok(load.ok > 100 && load.bursts >= 4, `load ran: ${load.ok} ok, ${load.bursts} waves`);
+    if (connections !== undefined) assert.ok(connections >= 20, `new mTLS connections kept being made across the renewals (${connections} seen)`);
     assert.equal(await counter(api.admin, 'mycel_inbound_handshake_errors_total'), 0, 'api refused no handshake');
     assert.equal(await counter(web.admin, 'mycel_inbound_handshake_errors_total'), 0, 'web refused no handshake');
     const expiry = await counter(web.admin, 'mycel_cert_expiry_timestamp_seconds');
@@ -147,9 +171,9 @@ describe('mesh CA with two sidecars', () => {
     const rotated = await cp.cli(['ca', 'rotate', '--timeout', '60s']);
     assert.equal(rotated.code, 0, rotated.stdout + rotated.stderr);
     assert.match(rotated.stdout, /\[3\/3\]/);
-    // A few more bursts with only the new root.
+    // A few more waves with only the new root.
     const bursts = load.bursts;
-    await eventually('3 more bursts', async () => (load.bursts >= bursts + 3 ? true : undefined), 30_000);
+    await eventually('3 more waves', async () => (load.bursts >= bursts + 3 ? true : undefined), 30_000);
     await load.stop();
     assert.deepEqual(load.failed, [], 'no failed request');
     assert.equal(await counter(api.admin, 'mycel_inbound_handshake_errors_total'), 0, 'api refused no handshake');

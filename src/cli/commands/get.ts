@@ -27,10 +27,14 @@ function print(value: unknown, output: string | undefined): boolean {
   return false;
 }
 
+/** 42s, 17m, 5h: the width of a table column. */
+function compact(s: number): string {
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
 function ago(iso: string | null): string {
   if (iso === null) return '-';
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+  return compact(Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000)));
 }
 
 interface ProxyRow {
@@ -44,6 +48,14 @@ interface ProxyRow {
   nack: { version: number; reason: string } | null;
   lastContact: string;
   replica: string;
+  certNotAfter?: number;
+}
+
+/** Time left on a proxy's mesh certificate ("-" for a proxy with certificate files). */
+function certLeft(notAfter: number | undefined): string {
+  if (notAfter === undefined) return '-';
+  const s = Math.round((notAfter - Date.now()) / 1000);
+  return s <= 0 ? 'expired' : compact(s);
 }
 
 async function getProxies(flags: GetFlags): Promise<void> {
@@ -57,9 +69,10 @@ async function getProxies(flags: GetFlags): Promise<void> {
     String(p.sentVersion ?? '-'),
     p.state,
     ago(p.lastContact),
+    certLeft(p.certNotAfter),
     p.nack ? `v${p.nack.version}: ${p.nack.reason}` : '',
   ]);
-  process.stdout.write(table(['SERVICE', 'PROXY', 'ENDPOINT', 'VERSION', 'STATE', 'LAST CONTACT', 'REASON'], rows));
+  process.stdout.write(table(['SERVICE', 'PROXY', 'ENDPOINT', 'VERSION', 'STATE', 'LAST CONTACT', 'CERT EXPIRES IN', 'REASON'], rows));
   process.stdout.write(`(${body.items.length} proxies on replica ${body.replica}, store revision ${body.revision})\n`);
 }
 
