@@ -2,6 +2,8 @@
 // CSRs through an intermediate under the active root, verifies a proxy's current chain for renewal, and performs the
 // root rotation steps (add a root, switch issuance to it, remove the old one). Keys stay in this process and on its disk.
 
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import { X509Certificate, verify as verifySignature } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import type { Logger } from '../../core/log.js';
@@ -291,7 +293,13 @@ async function readSupplied(m: CaMaterial): Promise<Supplied> {
     throw new CaError(400, 'bad-ca', `--ca-cert/--ca-key: ${(err as Error).message}`);
   }
   const cert = new X509Certificate(first);
-  if (cert.checkIssued(cert) && cert.verify(cert.publicKey)) return { material, root: fingerprintOf(first), rootPem: first, isRoot: true };
+  if (cert.checkIssued(cert) && cert.verify(cert.publicKey)) {
+    // The replica puts an intermediate under a supplied root: a root limited to path length 0 cannot have one.
+    if (new x509.X509Certificate(first).getExtension(x509.BasicConstraintsExtension)?.pathLength === 0) {
+      throw new CaError(400, 'bad-ca', 'the --ca-cert root has path length 0, so it cannot sign an intermediate (a `mycel dev-certs` CA is such a root); supply a root with path length 1 or more, or an intermediate with its root');
+    }
+    return { material, root: fingerprintOf(first), rootPem: first, isRoot: true };
+  }
   const rootPem = pems[pems.length - 1] as string;
   const root = new X509Certificate(rootPem);
   if (pems.length < 2 || !(root.checkIssued(root) && root.verify(root.publicKey))) {
