@@ -23,6 +23,12 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly', Buffer: 'readonly', setTimeout: 'readonly' } },
   },
+  {
+    // The native addon's loader and install script (packages/original-dst) are CommonJS, as node-gyp packages are.
+    files: ['packages/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   { files: ['src/proxy/**/*.ts'], rules: { 'no-restricted-imports': noImport(['**/control-plane/**'], 'proxy/ must not import control-plane/') } },
   { files: ['src/control-plane/**/*.ts'], rules: { 'no-restricted-imports': noImport(['**/proxy/**'], 'control-plane/ must not import proxy/') } },
   {

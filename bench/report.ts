@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { roundSummary, type LatencyRatio, type PathSummary } from './lib/aggregate.js';
-import { LAYER_POLICIES } from './peers/mycel.js';
+import { VARIANTS } from './peers/mycel.js';
 
 export interface ReportJson {
   date: string;
@@ -95,8 +95,8 @@ export function formatScenario(b: ScenarioBlock, fixedRate: number): string {
         `${pad(signed(s.added_p50_ms, 3), 9)}${pad(signed(s.added_p99_ms, 3), 9)}${pad(num(s.cpu_s_per_1000_req, 4), 14)}${pad(rss, 20)}${errs}${partial}`,
     );
     const plain = b.summaries.mycel;
-    if (path in LAYER_POLICIES) {
-      // One resilience layer on top of the plain mesh path: what it adds is the difference to the `mycel` row.
+    if (path in VARIANTS) {
+      // The plain mesh path changed in one respect (a layer, telemetry): what that costs is the difference to `mycel`.
       if (plain?.status === 'ok') lines.push(`     ${path} vs mycel: ${layerCost(s, plain)}`);
     } else if (path.startsWith('mycel')) {
       lines.push(

@@ -12,7 +12,7 @@ import { preloadWorkers } from './lib/loadgen.js';
 import { loadNow, machineInfo } from './lib/machine.js';
 import { installCleanup, pinSelf, removeOnExit, repoRoot, sampleTree, stopAll, type Managed } from './lib/processes.js';
 import { haproxyPeer } from './peers/haproxy.js';
-import { mycelPeer } from './peers/mycel.js';
+import { VARIANTS, mycelPeer } from './peers/mycel.js';
 import { nginxPeer } from './peers/nginx.js';
 import { NotApplicable, type BenchEnv, type Family, type PathInstance, type Peer } from './peers/peer.js';
 import { startUpstream } from './peers/upstream.js';
@@ -39,7 +39,8 @@ const usage = `usage: npm run bench -- [options]   (or: node dist/bench/run.js [
   --rate N               requests per second of the latency runs (default 1000)
   --only A[,B...]        substrings of scenario ids (http1-small-get, http1-large-response, http1-large-post,
                          h2c-small-get, grpc-unary, tcp-stream) or of paths (nginx, haproxy, mycel,
-                         mycel-h2transport, mycel-retry, mycel-ratelimit, mycel-breaker); direct always runs
+                         mycel-h2transport, mycel-retry, mycel-ratelimit, mycel-breaker, mycel-authz,
+                         mycel-nometrics, mycel-accesslog, mycel-tracing, mycel-tap); direct always runs
   --quick                one short round of everything: a smoke run (about 2 minutes)
   --grpc-client C        gRPC load generator for the measured runs: h2load (default, gRPC-framed POSTs) or grpc-js
                          (a @grpc/grpc-js client loop; it tops out near 2k calls/s on one core here); the warm-up
@@ -272,7 +273,7 @@ async function startPaths(
   return out;
 }
 
-const pathOrder = ['direct', 'nginx', 'haproxy', 'mycel', 'mycel-h2transport', 'mycel-retry', 'mycel-ratelimit', 'mycel-breaker'];
+const pathOrder = ['direct', 'nginx', 'haproxy', 'mycel', 'mycel-h2transport', ...Object.keys(VARIANTS)];
 
 /** All rounds of one scenario, paths interleaved within each round; a crashed proxy is restarted before its next cell. */
 async function runScenario(

@@ -1,7 +1,7 @@
 // The Mycel path: sidecar A (`--service web`) outbound -> mTLS -> sidecar B (`--service api`) inbound -> upstream,
 // both run from resource files via `node bin/mycel.js proxy`. HTTP/1.1 runs transport.http1 h1 (row `mycel`) and h2
-// (row `mycel-h2transport`), and the `mycel` path with one resilience layer configured but never triggered (rows
-// `mycel-retry`, `mycel-ratelimit`, `mycel-breaker`); h2c, gRPC and TCP clients use an upstream binding port on A.
+// (row `mycel-h2transport`), and variants of the `mycel` path (VARIANTS: one resilience layer or authorization
+// configured but never triggered, metrics off, access log, tracing, an open tap); h2c, gRPC and TCP clients use an upstream binding port on A.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, repoRoot, spawnManaged, waitUntil, type Managed } from '../lib/processes.js';
@@ -9,20 +9,60 @@ import type { BenchEnv, Family, PathInstance, Peer } from './peer.js';
 
 const appProtocol: Record<Family, string> = { http1: 'http', h2c: 'http2', grpc: 'grpc', tcp: 'tcp' };
 
-/**
- * Rows that add one resilience layer to the plain `mycel` path, configured as a real deployment would and never
- * triggered (nothing fails, no limit is reached), so that the row shows what the layer costs on every request.
- */
-export const LAYER_POLICIES: Readonly<Record<string, string>> = {
-  'mycel-retry': 'retry: { attempts: 2, perTryTimeout: 5s, retryOn: [ 5xx, reset, connect-failure, refused-stream ] }',
+/** One row that differs from the plain `mycel` path in one respect; the report shows its cost against `mycel`. */
+export interface Variant {
+  /** A TrafficPolicy spec for api (a resilience layer configured as a real deployment would, never triggered). */
+  policy?: string;
+  /** Further resource documents (AuthorizationPolicies for api, decided on every request and never denying). */
+  documents?: string;
+  /** MeshConfig spec.telemetry, as YAML flow; `SINK` becomes the URL of an OTLP sink started for the row. */
+  telemetry?: string;
+  /** Environment for both sidecars. */
+  env?: Readonly<Record<string, string>>;
+  /** Keep a tap (admin GET /tap, every event) open on both sidecars while the row runs. */
+  tap?: boolean;
+}
+
+/** An AuthorizationPolicy for api (enforced by sidecar B); `rules` is YAML flow text. */
+function authorizationPolicy(name: string, action: 'ALLOW' | 'DENY', rules: string): string {
+  return `apiVersion: mycel.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: { name: ${name} }
+spec:
+  targetRef: { kind: Service, name: api }
+  action: ${action}
+  rules: ${rules}
+`;
+}
+
+export const VARIANTS: Readonly<Record<string, Variant>> = {
+  'mycel-retry': { policy: 'retry: { attempts: 2, perTryTimeout: 5s, retryOn: [ 5xx, reset, connect-failure, refused-stream ] }' },
   // Applied inbound by sidecar B (the api service's own sidecar), one bucket per calling identity.
-  'mycel-ratelimit': 'rateLimit: { requestsPerUnit: 1000000, unit: second, perSourceIdentity: true }',
-  'mycel-breaker': 'connectionPool: { maxConnections: 100000, maxPendingRequests: 100000, maxRequests: 100000, maxRetries: 1000 }',
+  'mycel-ratelimit': { policy: 'rateLimit: { requestsPerUnit: 1000000, unit: second, perSourceIdentity: true }' },
+  'mycel-breaker': { policy: 'connectionPool: { maxConnections: 100000, maxPendingRequests: 100000, maxRequests: 100000, maxRetries: 1000 }' },
+  // Sidecar B decides every request: a DENY policy checked first (no match), then an ALLOW policy on web's identity.
+  'mycel-authz': {
+    documents:
+      authorizationPolicy('no-admin', 'DENY', '[ { to: [ { operation: { paths: [ /admin, /admin/* ], ignorePathCase: true } } ] } ]') +
+      '---\n' +
+      authorizationPolicy('web-only', 'ALLOW', '[ { from: [ { source: { principals: [ spiffe://mycel.local/ns/default/svc/web ] } } ], to: [ { operation: { methods: [ GET, HEAD, POST ] } } ] } ]'),
+  },
+  // The mesh path without its always-on metrics: `mycel` minus this row is what metrics cost.
+  'mycel-nometrics': { env: { MYCEL_BENCH_NO_METRICS: '1' } },
+  // One JSON access-log line per request on each sidecar's stdout (a file here).
+  'mycel-accesslog': { telemetry: '{ accessLog: { enabled: true, format: json } }' },
+  // Every request traced (100% sampling), spans exported as OTLP/HTTP protobuf to a sink process.
+  'mycel-tracing': { telemetry: '{ tracing: { sampling: 100 }, otlp: { endpoint: "SINK" } }' },
+  // A client reading every tap event of both sidecars.
+  'mycel-tap': { tap: true },
 };
 
-/** The resource documents both sidecars load (the same file for both); `policy` is a TrafficPolicy spec for api. */
-export function mycelConfig(family: Family, http1Transport: 'h1' | 'h2', apiInboundPort: number, policy?: string): string {
-  const transport = http1Transport === 'h2' ? '\n  transport: { http1: h2 }' : '';
+/**
+ * The resource documents both sidecars load (the same file for both); `policy` is a TrafficPolicy spec for api,
+ * `documents` further resources.
+ */
+export function mycelConfig(family: Family, http1Transport: 'h1' | 'h2', apiInboundPort: number, policy?: string, telemetry?: string, documents?: string): string {
+  const transport = (http1Transport === 'h2' ? '\n  transport: { http1: h2 }' : '') + (telemetry === undefined ? '' : `\n  telemetry: ${telemetry}`);
   return `# Mycel resources for the benchmark, ${family}, transport.http1=${http1Transport} (generated by bench/peers/mycel.ts).
 apiVersion: mycel.dev/v1alpha1
 kind: MeshConfig
@@ -52,7 +92,7 @@ spec:
   targetRef: { kind: Service, name: api }
   ${policy}
 `
-  }`;
+  }${documents === undefined ? '' : `---\n${documents}`}`;
 }
 
 /** True once the sidecar with this admin port answers /ready with 200. */
@@ -67,17 +107,19 @@ export async function ready(adminPort: number): Promise<boolean> {
 }
 
 export const mycelPeer: Peer = {
-  paths: (family) => (family === 'http1' ? ['mycel', 'mycel-h2transport', ...Object.keys(LAYER_POLICIES)] : ['mycel']),
+  paths: (family) => (family === 'http1' ? ['mycel', 'mycel-h2transport', ...Object.keys(VARIANTS)] : ['mycel']),
   async start(family, env: BenchEnv, path) {
     const transport = path === 'mycel-h2transport' ? 'h2' : 'h1';
-    const layer = LAYER_POLICIES[path];
-    const [aIn, aOut, aAdmin, aApp, aBind, bIn, bOut, bAdmin] = (await freePorts(8)) as number[] as [
-      number, number, number, number, number, number, number, number,
+    const variant = VARIANTS[path];
+    const [aIn, aOut, aAdmin, aApp, aBind, bIn, bOut, bAdmin, sink] = (await freePorts(9)) as number[] as [
+      number, number, number, number, number, number, number, number, number,
     ];
-    const dir = join(env.tmpDir, `mycel-${family}-${transport}${layer === undefined ? '' : path.slice('mycel'.length)}`);
+    const dir = join(env.tmpDir, `mycel-${family}-${transport}${variant === undefined ? '' : path.slice('mycel'.length)}`);
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'mesh.yaml');
-    writeFileSync(config, mycelConfig(family, transport, bIn, layer));
+    const telemetry = variant?.telemetry?.replace('SINK', `http://127.0.0.1:${sink}`);
+    writeFileSync(config, mycelConfig(family, transport, bIn, variant?.policy, telemetry, variant?.documents));
+    const sidecarEnv = variant?.env === undefined ? process.env : { ...process.env, ...variant.env };
     const identity = (name: 'web' | 'api'): string[] => [
       '--cert', env.certs.leaves[name].cert, '--key', env.certs.leaves[name].key, '--ca', env.certs.ca,
     ];
@@ -93,18 +135,33 @@ export const mycelPeer: Peer = {
       ...(family === 'http1' ? [] : ['--upstream', `api=127.0.0.1:${aBind}`])];
     writeFileSync(join(dir, 'commands.txt'), [`node ${bin} ${argsB.join(' ')}`, `node ${bin} ${argsA.join(' ')}`, ''].join('\n'));
     const processes: Managed[] = [];
+    // Processes that serve the row but are not the mesh (OTLP sink, tap readers): stopped with it, not measured.
+    const companions: Managed[] = [];
     const stop = async (): Promise<void> => {
-      await Promise.all(processes.map((p) => p.stop()));
+      await Promise.all([...processes, ...companions].map((p) => p.stop()));
     };
     try {
+      if (telemetry?.includes(`127.0.0.1:${sink}`)) {
+        // The sink runs on the load generator's CPU, not the proxies'.
+        companions.push(spawnManaged('OTLP sink', process.execPath, [join(repoRoot, 'dist', 'bench', 'peers', 'otlp-sink.js'), String(sink)], {
+          cpu: env.cpuLoad, cwd: repoRoot, logFile: join(dir, 'otlp-sink.log'),
+        }));
+      }
       processes.push(spawnManaged('mycel sidecar B (api)', process.execPath, [bin, ...argsB], {
-        cpu: env.cpuProxy, cwd: repoRoot, logFile: join(dir, 'sidecar-b.log'),
+        cpu: env.cpuProxy, cwd: repoRoot, logFile: join(dir, 'sidecar-b.log'), env: sidecarEnv,
       }));
       processes.push(spawnManaged('mycel sidecar A (web)', process.execPath, [bin, ...argsA], {
-        cpu: env.cpuProxy, cwd: repoRoot, logFile: join(dir, 'sidecar-a.log'),
+        cpu: env.cpuProxy, cwd: repoRoot, logFile: join(dir, 'sidecar-a.log'), env: sidecarEnv,
       }));
       await waitUntil('mycel sidecar B /ready', () => ready(bAdmin), { timeoutMs: 20_000, intervalMs: 200, watch: processes });
       await waitUntil('mycel sidecar A /ready', () => ready(aAdmin), { timeoutMs: 20_000, intervalMs: 200, watch: processes });
+      if (variant?.tap === true) {
+        for (const [name, admin] of [['A', aAdmin], ['B', bAdmin]] as const) {
+          companions.push(spawnManaged(`tap of sidecar ${name}`, 'curl', ['-sSN', '-o', join(dir, `tap-${name}.ndjson`), `http://127.0.0.1:${admin}/tap`], {
+            cpu: env.cpuLoad, cwd: repoRoot, logFile: join(dir, `tap-${name}.log`),
+          }));
+        }
+      }
     } catch (e) {
       await stop();
       throw e;

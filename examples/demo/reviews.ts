@@ -4,6 +4,7 @@
 import http from 'node:http';
 import { H2Client } from './lib/h2-client.js';
 import { sendJson, serve } from './lib/serve.js';
+import { traceHeaders } from './lib/trace-headers.js';
 
 const VERSION = process.env.VERSION === 'v2' ? 'v2' : 'v1';
 const ratings = VERSION === 'v2' ? H2Client.fromEnv('MYCEL_UPSTREAM_RATINGS') : null;
@@ -15,9 +16,9 @@ const REVIEWS: Record<number, Array<{ reviewer: string; text: string }>> = {
   4: [{ reviewer: 'eve', text: 'Warm, but the left one keeps reconnecting.' }],
 };
 
-async function stars(productId: number): Promise<{ stars?: number; votes?: number; error?: string }> {
+async function stars(productId: number, trace: Record<string, string>): Promise<{ stars?: number; votes?: number; error?: string }> {
   try {
-    const r = await ratings!.request({ ':method': 'GET', ':path': `/ratings/${productId}` }, null, 2000);
+    const r = await ratings!.request({ ':method': 'GET', ':path': `/ratings/${productId}`, ...trace }, null, 2000);
     const status = Number(r.headers[':status']);
     // A failure made by the mesh names its reason (x-mycel-error), e.g. fault-injected or denied.
     if (status !== 200) return { error: `ratings answered ${status}${r.headers['x-mycel-error'] ? ` (${String(r.headers['x-mycel-error'])})` : ''}` };
@@ -35,6 +36,6 @@ const server = http.createServer((req, res) => {
   const productId = Number(m[1]);
   const items = REVIEWS[productId] ?? [];
   if (ratings === null) return sendJson(res, 200, { version: VERSION, productId, items });
-  void stars(productId).then((rating) => sendJson(res, 200, { version: VERSION, productId, items, rating }));
+  void stars(productId, traceHeaders(req.headers)).then((rating) => sendJson(res, 200, { version: VERSION, productId, items, rating }));
 });
 serve(`reviews ${VERSION}`, server);

@@ -7,13 +7,14 @@ import { decodeProduct, decodeProductList, encodeProductId, frame, unframe, type
 import { H2Client } from './lib/h2-client.js';
 import { get } from './lib/proxy-client.js';
 import { sendJson, serve } from './lib/serve.js';
+import { traceHeaders } from './lib/trace-headers.js';
 
 const catalog = H2Client.fromEnv('MYCEL_UPSTREAM_CATALOG');
 
 class GrpcError extends Error {}
 
-async function grpcCall(method: string, message: Buffer): Promise<Buffer> {
-  const r = await catalog.request({ ':method': 'POST', ':path': `/mycel.demo.Catalog/${method}`, 'content-type': 'application/grpc', te: 'trailers' }, frame(message), 3000);
+async function grpcCall(method: string, message: Buffer, trace: Record<string, string>): Promise<Buffer> {
+  const r = await catalog.request({ ':method': 'POST', ':path': `/mycel.demo.Catalog/${method}`, 'content-type': 'application/grpc', te: 'trailers', ...trace }, frame(message), 3000);
   // A trailers-only answer carries the status in its headers.
   const status = r.trailers['grpc-status'] ?? r.headers['grpc-status'];
   if (String(status) !== '0') {
@@ -30,9 +31,9 @@ interface ReviewsResult {
   error?: string;
 }
 
-async function reviewsOf(id: number, user: string | undefined): Promise<ReviewsResult> {
+async function reviewsOf(id: number, user: string | undefined, trace: Record<string, string>): Promise<ReviewsResult> {
   try {
-    const r = await get(`http://reviews/reviews/${id}`, user ? { 'x-user': user } : {}, 3000);
+    const r = await get(`http://reviews/reviews/${id}`, user ? { ...trace, 'x-user': user } : trace, 3000);
     if (r.status !== 200) return { error: `reviews answered ${r.status}${r.headers['x-mycel-error'] ? ` (${String(r.headers['x-mycel-error'])})` : ''}` };
     return JSON.parse(r.body) as ReviewsResult;
   } catch (err) {
@@ -40,8 +41,8 @@ async function reviewsOf(id: number, user: string | undefined): Promise<ReviewsR
   }
 }
 
-async function productPage(id: number, user: string | undefined): Promise<{ product: Product; reviews: ReviewsResult }> {
-  const [product, reviews] = await Promise.all([grpcCall('GetProduct', encodeProductId(id)).then(decodeProduct), reviewsOf(id, user)]);
+async function productPage(id: number, user: string | undefined, trace: Record<string, string>): Promise<{ product: Product; reviews: ReviewsResult }> {
+  const [product, reviews] = await Promise.all([grpcCall('GetProduct', encodeProductId(id), trace).then(decodeProduct), reviewsOf(id, user, trace)]);
   return { product, reviews };
 }
 
@@ -66,15 +67,16 @@ const server = http.createServer((req, res) => {
   req.resume();
   const url = new URL(req.url ?? '/', 'http://web');
   const user = typeof req.headers['x-user'] === 'string' ? req.headers['x-user'] : undefined;
+  const trace = traceHeaders(req.headers);
   const api = /^\/api\/products\/(\d+)$/.exec(url.pathname);
   const page = /^\/products\/(\d+)$/.exec(url.pathname);
   const fail = (err: unknown) => sendJson(res, 502, { error: (err as Error).message });
   if (api) {
-    productPage(Number(api[1]), user).then((body) => sendJson(res, 200, body), fail);
+    productPage(Number(api[1]), user, trace).then((body) => sendJson(res, 200, body), fail);
   } else if (url.pathname === '/api/products') {
-    grpcCall('ListProducts', Buffer.alloc(0)).then((b) => sendJson(res, 200, { products: decodeProductList(b) }), fail);
+    grpcCall('ListProducts', Buffer.alloc(0), trace).then((b) => sendJson(res, 200, { products: decodeProductList(b) }), fail);
   } else if (url.pathname === '/' || page) {
-    Promise.all([grpcCall('ListProducts', Buffer.alloc(0)).then(decodeProductList), page ? productPage(Number(page[1]), user) : Promise.resolve(undefined)]).then(([products, shown]) => {
+    Promise.all([grpcCall('ListProducts', Buffer.alloc(0), trace).then(decodeProductList), page ? productPage(Number(page[1]), user, trace) : Promise.resolve(undefined)]).then(([products, shown]) => {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end(html(products, shown));
     }, fail);

@@ -17,6 +17,10 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   up: async () => (await import('./commands/up.js')).registerUpCommand,
   check: async () => (await import('./commands/check.js')).registerCheckCommand,
   ca: async () => (await import('./commands/ca.js')).registerCaCommand,
+  dashboard: async () => (await import('./commands/dashboard.js')).registerDashboardCommand,
+  iptables: async () => (await import('./commands/iptables.js')).registerIptablesCommand,
+  stat: async () => (await import('./commands/stat.js')).registerStatCommand,
+  trace: async () => (await import('./commands/trace.js')).registerTraceCommand,
 };
 // `get` registers its siblings that share its client code.
 COMMANDS.delete = COMMANDS.get!;

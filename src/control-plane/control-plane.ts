@@ -7,7 +7,7 @@ import type { Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from '../api/v1alpha1/duration.js';
-import { encodeMessage } from '../api/v1alpha1/stream-messages.js';
+import { encodeMessage, STATS_INTERVAL_MS } from '../api/v1alpha1/stream-messages.js';
 import type { Logger } from '../core/log.js';
 import type { CaMaterial } from '../security/dev-ca.js';
 import { SECRET_KIND, TokenAuthority, USED_TOKEN_KIND } from './auth/tokens.js';
@@ -17,9 +17,11 @@ import { createApiServer } from './http-api/server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushServer } from './push/push-server.js';
 import { Registry } from './registry/registry.js';
+import { SignalWindow } from './stats/signal-window.js';
 import { announceReplica, REPLICA_KIND, withdrawReplica } from './replicas.js';
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
+import { TraceBuffer } from './traces/trace-buffer.js';
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -34,13 +36,19 @@ export interface ControlPlaneOptions {
   advertiseUrl?: string;
   /** The mesh CA: a supplied root or intermediate (--ca-cert/--ca-key), and where this replica keeps CA keys (default: stateDir/ca). */
   ca?: { supplied?: CaMaterial; dir?: string };
+  /** How often proxies send their golden-signal summaries (default 10 s). */
+  statsIntervalMs?: number;
   log: Logger;
 }
 
 export class ControlPlane {
   readonly replica = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   readonly metrics = new ControlMetrics();
+  /** The proxies' golden signals of the last 10 minutes (GET /api/v1/stats, mycel stat). */
+  readonly stats = new SignalWindow();
   private readonly index = new MeshIndex(new Set([SECRET_KIND, REPLICA_KIND, USED_TOKEN_KIND, CA_KIND]));
+  /** Recent traces received over OTLP (served by GET /api/v1/traces). */
+  readonly traces = new TraceBuffer();
   private tokens: TokenAuthority | undefined;
   private ca: MeshCa | undefined;
   private trust: { revision: number; message: string } | undefined;
@@ -74,7 +82,7 @@ export class ControlPlane {
     const leaseMs = o.leaseMs ?? 10_000;
     const heartbeatMs = o.heartbeatMs ?? Math.floor(leaseMs / 3);
     this.registry = new Registry({ store: o.store, replica: this.replica, leaseMs, log: o.log, expireRestored: o.expireRestored });
-    this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, log: o.log, trust: () => this.trustMessage() });
+    this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, stats: this.stats, statsIntervalMs: o.statsIntervalMs ?? STATS_INTERVAL_MS, log: o.log, trust: () => this.trustMessage() });
     this.server = createApiServer({
       store: o.store,
       index: this.index,
@@ -83,8 +91,10 @@ export class ControlPlane {
       tokens: () => this.tokens,
       ca: () => this.ca,
       metrics: this.metrics,
+      stats: this.stats,
       ready: () => this.ready,
       replica: this.replica,
+      traces: this.traces,
       log: o.log,
     });
     // Listen first so that /healthz answers and /readyz says why it is not ready while the store loads.

@@ -24,6 +24,13 @@ export class ControlMetrics {
     for (const r of state.roots) this.caExpiry.set(Math.floor(r.notAfter / 1000), ['root', r.fingerprint.slice(0, 16)]);
     for (const i of state.intermediates) this.caExpiry.set(Math.floor(i.notAfter / 1000), ['intermediate', i.fingerprint.slice(0, 16)]);
   }
+  readonly recentTraces = this.registry.register(new Gauge('mycel_control_recent_traces', 'Traces held in the recent-trace buffer'));
+  readonly recentTraceSpans = this.registry.register(new Gauge('mycel_control_recent_trace_spans', 'Spans held in the recent-trace buffer'));
+  readonly traceSpansDropped = this.registry.register(new Counter('mycel_control_trace_spans_dropped_total', 'Received spans not kept because their trace was at its span bound'));
+  readonly statsSeries = this.registry.register(new Gauge('mycel_control_stats_series', 'Golden-signal series in the 10-minute window (mycel stat)'));
+  readonly statsDropped = this.registry.register(
+    new Counter('mycel_control_stats_dropped_total', 'Golden-signal observations not kept: the window was at its series cap, or a proxy was at its per-summary cap', ['reason']),
+  );
 
   render(): string {
     return this.registry.render();

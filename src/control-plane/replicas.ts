@@ -32,19 +32,25 @@ export function otherReplicas(store: Store, self: string): ReplicaRecord[] {
 
 /** Asks the other replicas for their proxies; an unreachable one is reported, not fatal. */
 export async function proxiesOfOthers(store: Store, self: string, token: string): Promise<{ items: unknown[]; unreachable: Array<{ replica: string; url: string; reason: string }> }> {
-  const items: unknown[] = [];
+  const r = await askOthers<{ items: unknown[] }>(store, self, token, '/api/v1/proxies?scope=local');
+  return { items: r.answers.flatMap((a) => a.items), unreachable: r.unreachable };
+}
+
+/** GETs `path` from every other replica (2 s each, in parallel): the answers, and the replicas that gave none. */
+export async function askOthers<T>(store: Store, self: string, token: string, path: string): Promise<{ answers: T[]; unreachable: Array<{ replica: string; url: string; reason: string }> }> {
+  const answers: T[] = [];
   const unreachable: Array<{ replica: string; url: string; reason: string }> = [];
   await Promise.all(
     otherReplicas(store, self).map(async (r) => {
       try {
-        const res = await fetch(`${r.url}/api/v1/proxies?scope=local`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000) });
+        const res = await fetch(`${r.url}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000) });
         if (res.status !== 200) throw new Error(`status ${res.status}`);
-        items.push(...((await res.json()) as { items: unknown[] }).items);
+        answers.push((await res.json()) as T);
       } catch (err) {
         const e = err as Error & { cause?: { code?: string } };
         unreachable.push({ replica: r.replica, url: r.url, reason: e.cause?.code ?? e.message });
       }
     }),
   );
-  return { items, unreachable };
+  return { answers, unreachable };
 }

@@ -4,15 +4,18 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename, resolve } from 'node:path';
 import type { Server, Socket } from 'node:net';
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import net from 'node:net';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
 import type { Logger } from '../core/log.js';
 import { formatProblem } from '../api/v1alpha1/load.js';
+import { isPathProblem, normalizeRequestPath } from '../security/request-path.js';
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { GoldenSignalsRecorder } from '../telemetry/golden-signals.js';
+import { Tracer, tracesUrl, type TraceTarget } from '../telemetry/tracer.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
 import { FileConfigSource } from './config/file-source.js';
@@ -20,9 +23,12 @@ import type { ProxyPlan } from './config/plan.js';
 import { createAdminServer } from './admin/server.js';
 import { createInboundServer, peerIdentityOf, peerServiceOf } from './inbound/accept.js';
 import { ForwardToApp } from './inbound/forward.js';
-import { peerIdentityLayer, PEER_IDENTITY_HEADER } from './inbound/identity.js';
+import { authorizeLayer, servicePort } from './inbound/authorize.js';
+import { peerIdentityLayer, PEER_IDENTITY_HEADER, XFCC_HEADER } from './inbound/identity.js';
+import { normalizePathLayer } from './inbound/normalize-path.js';
 import type { ListenAddress } from '../core/listen-address.js';
-import { createBindingServer, createOutboundServer, listen } from './outbound/accept.js';
+import { acceptBound, acceptExplicit, createBindingServer, createOutboundServer, listen } from './outbound/accept.js';
+import { createTransparentOutboundServer } from './transparent/transparent-outbound.js';
 import { balanceLayer } from './outbound/concrete.js';
 import { Destinations } from './outbound/destinations.js';
 import { discoverLayer, type Binding, type PlanHolder } from './outbound/discover.js';
@@ -31,6 +37,7 @@ import { logicalLayer } from './outbound/logical.js';
 import { deadlineLayer } from './outbound/deadline.js';
 import { retryLayer, RetryRegistry, type RetryLayerOptions } from './outbound/retry.js';
 import { inboundRateLimitLayer } from './inbound/rate-limit.js';
+import { traceLayer } from './layers/trace/index.js';
 import { ForwardToEndpoint } from './outbound/endpoint.js';
 import { handleConnect, handleUpgrade, type TunnelDeps, type TunnelRecord } from './outbound/tunnel.js';
 import type { HttpExchange } from './stack/exchange.js';
@@ -90,6 +97,11 @@ export interface SidecarOptions {
   upstreams: UpstreamBindingOption[];
   /** Workload identity from flags; otherwise the mesh CA (with a control plane) or MeshConfig spec.identity. */
   identityFiles?: { cert: string; key: string; ca: string };
+  /**
+   * Transparent mode: the outbound listener takes iptables-redirected connections and sends each by its original
+   * destination (the rules themselves are installed by the CLI, see transparent/iptables-apply.ts).
+   */
+  transparent?: boolean;
   /** The zone this instance runs in (its `zone` label): callers prefer endpoints of their own zone. */
   zone?: string;
   log: Logger;
@@ -108,13 +120,17 @@ export class SidecarConfigError extends Error {}
 export class Sidecar implements PlanHolder {
   private plan: ProxyPlan;
   private readonly metrics = new ProxyMetrics();
+  /** Golden-signal summaries for the control plane (only with one). */
+  private readonly golden: GoldenSignalsRecorder | null;
   /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
   private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
+  /** Spans of sampled requests, exported to the control plane and the MeshConfig's OTLP collector. */
+  private readonly tracer: Tracer;
   /** Retry budgets per destination, shared by the outbound and binding stacks, kept across config changes. */
   private readonly retries = new RetryRegistry();
   private readonly frontends: HttpFrontend[] = [];
   private readonly listeners: Server[] = [];
-  private inbound!: TlsServer;
+  private inbound!: Server;
   private adminServer!: HttpServer;
   private readonly clients: ClientCache;
   private readonly appH1: H1Pool;
@@ -143,6 +159,8 @@ export class Sidecar implements PlanHolder {
   ) {
     this.plan = plan;
     this.identity = identity;
+    this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
+    if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
     this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
     this.appH1 = new H1Pool({
@@ -157,7 +175,9 @@ export class Sidecar implements PlanHolder {
       connectTimeoutMs: t.connectMs,
       idleTimeoutMs: t.idleMs,
     });
+    this.respondError = createErrorResponder(options.log, options.service);
     this.tunnels = this.makeTunnelDeps();
+    this.tracer = this.makeTracer();
     this.destinations = this.makeDestinations();
     this.destinations.attach(plan);
   }
@@ -235,6 +255,7 @@ export class Sidecar implements PlanHolder {
       // The endpoint is registered once the inbound port is known (it may have been port 0).
       control.register({ address: options.control.advertise, port: sidecar.addresses.inbound.port, labels: options.control.labels, ready: true, appPort: options.appPort });
     }
+    sidecar.logBrokenPolicies(plan);
     sidecar.ready = true;
     options.log.info('sidecar ready', { service: options.service, configVersion: plan.version, identity: identity.current.spiffeId, ...flatAddresses(sidecar.addresses) });
     return sidecar;
@@ -259,6 +280,27 @@ export class Sidecar implements PlanHolder {
     });
   }
 
+  private readonly respondError: ReturnType<typeof createErrorResponder>;
+
+  private makeTracer(): Tracer {
+    const o = this.options;
+    const identity = this.identity;
+    return new Tracer({
+      source: { service: o.service, namespace: o.control?.namespace ?? this.plan.self?.namespace ?? 'default', identity: () => identity.current.spiffeId },
+      onDropped: (target, n, reason) => this.metrics.traceSpansDropped.inc([target, reason], n),
+      onExported: (target, n) => this.metrics.traceSpansExported.inc([target], n),
+      log: o.log,
+    });
+  }
+
+  /** Export to the control plane (when there is one) and to the configured collector; neither: tracing off. */
+  private configureTracing(plan: ProxyPlan): void {
+    const targets: TraceTarget[] = [];
+    if (this.options.control !== undefined) targets.push({ name: 'control-plane', url: tracesUrl(this.options.control.url) });
+    if (plan.mesh.tracing.otlpEndpoint !== null) targets.push({ name: 'otlp', url: tracesUrl(plan.mesh.tracing.otlpEndpoint) });
+    this.tracer.configure(plan.mesh.tracing.samplingPercent, targets);
+  }
+
   /** Shared by every tunnel (outbound CONNECT, WebSocket, TCP bindings; inbound TCP and upgrades). */
   private readonly tunnels: TunnelDeps;
 
@@ -279,19 +321,51 @@ export class Sidecar implements PlanHolder {
     };
   }
 
+  /** The HTTP side of an upstream binding: the outbound stack with the binding's service fixed. */
+  private bindingFrontend(binding: Binding): HttpFrontend {
+    const o = this.options;
+    const log = o.log;
+    const stack = buildStack(new ForwardToEndpoint(this.clients, this), [traceLayer(this.tracer), discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
+    const front = new HttpFrontend('outbound', this.plan.mesh, {
+      service: stack,
+      observer: this.observe,
+      respondError: this.respondError,
+      decorate: setClientAddress,
+      onUpgrade: (req, socket, head) => handleUpgrade(this.tunnels, req, socket, head, binding),
+    }, log);
+    this.frontends.push(front);
+    return front;
+  }
+
+  /** Transparent mode: one binding frontend per destination service and port, made on first use. */
+  private readonly transparentFrontends = new Map<string, HttpFrontend>();
+
+  private transparentFrontend(binding: Binding): HttpFrontend {
+    const key = `${binding.service}|${binding.servicePort ?? ''}`;
+    let front = this.transparentFrontends.get(key);
+    if (front === undefined) {
+      front = this.bindingFrontend(binding);
+      this.transparentFrontends.set(key, front);
+    }
+    return front;
+  }
+
   private async listenAll(): Promise<void> {
     const o = this.options;
     const log = o.log;
-    const respondError = createErrorResponder(log, o.service);
-    this.metrics.subscribe();
+    const respondError = this.respondError;
+    // Metrics are always on; the benchmark turns them off for one row to measure what they cost (bench/README.md).
+    if (process.env.MYCEL_BENCH_NO_METRICS !== '1') this.metrics.subscribe();
+    this.golden?.subscribe();
     this.accessLog.configure(this.plan.mesh.accessLog.enabled, this.plan.mesh.accessLog.format);
+    this.configureTracing(this.plan);
     this.metrics.configVersion.set(this.plan.version);
     this.metrics.certExpiry.set(Math.floor(this.identity.current.notAfter.getTime() / 1000));
     const tunnels = this.tunnels;
     const mesh = this.plan.mesh;
 
     // Outbound: app -> mesh.
-    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, null, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
+    const outboundStack = buildStack(new ForwardToEndpoint(this.clients, this), [traceLayer(this.tracer), discoverLayer(this, null, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
     const outFront = new HttpFrontend('outbound', mesh, {
       service: outboundStack,
       observer: this.observe,
@@ -301,7 +375,20 @@ export class Sidecar implements PlanHolder {
       onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, null),
     }, log);
     this.frontends.push(outFront);
-    const outServer = createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.requestHeadersMs);
+    const outServer =
+      o.transparent === true
+        ? createTransparentOutboundServer(
+            {
+              plans: this,
+              tunnels,
+              log,
+              isDraining: () => outFront.isDraining,
+              explicit: (socket) => acceptExplicit(outFront, this.plan.mesh.timeouts.requestHeadersMs, socket),
+              bound: (socket, binding) => acceptBound(this.transparentFrontend(binding), binding, this, tunnels, log, socket),
+            },
+            mesh.limits.maxConnections,
+          )
+        : createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.requestHeadersMs);
     this.listeners.push(outServer);
     const outboundAddr = await listen(outServer, o.outbound);
 
@@ -309,22 +396,20 @@ export class Sidecar implements PlanHolder {
     const upstreams: Record<string, ListenAddress> = {};
     for (const u of o.upstreams) {
       const binding: Binding = { service: u.service, servicePort: u.servicePort };
-      const stack = buildStack(new ForwardToEndpoint(this.clients, this), [discoverLayer(this, binding, o.service), logicalLayer(log), deadlineLayer(), retryLayer(this.retries, RETRY_OPTIONS), balanceLayer()]);
-      const front = new HttpFrontend('outbound', mesh, {
-        service: stack,
-        observer: this.observe,
-        respondError,
-        decorate: setClientAddress,
-        onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, binding),
-      }, log);
-      this.frontends.push(front);
+      const front = this.bindingFrontend(binding);
       const server = createBindingServer(front, binding, this, tunnels, log);
       this.listeners.push(server);
       upstreams[u.servicePort === undefined ? u.service : `${u.service}:${u.servicePort}`] = await listen(server, u.listen);
     }
 
     // Inbound: mesh -> app.
-    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [peerIdentityLayer(), inboundRateLimitLayer(this, o.service)]);
+    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [
+      traceLayer(this.tracer),
+      peerIdentityLayer(),
+      normalizePathLayer(o.service),
+      authorizeLayer(this, o.service),
+      inboundRateLimitLayer(this, o.service),
+    ]);
     const inFront = new HttpFrontend('inbound', mesh, {
       service: inboundStack,
       observer: this.observe,
@@ -343,8 +428,10 @@ export class Sidecar implements PlanHolder {
       handshakeTimeoutMs: mesh.timeouts.connectMs,
       maxConnections: mesh.limits.maxConnections,
       log,
+      mode: () => this.plan.mtlsMode,
       onTcp: (socket) => this.inboundTcp(socket),
       onHandshakeError: (reason) => this.metrics.handshakeErrors.inc([reason]),
+      onAccepted: (mode) => this.metrics.inboundConnections.inc([mode]),
     });
     this.listeners.push(this.inbound);
     const inboundAddr = await listen(this.inbound, o.inbound);
@@ -378,6 +465,14 @@ export class Sidecar implements PlanHolder {
   private inboundTcp(socket: TLSSocket): void {
     const peer = peerIdentityOf(socket);
     const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const deniedBy = this.authorizeTunnel(peer, null, null, null);
+    if (deniedBy !== null) {
+      // A TCP tunnel has no way to carry a reason: the connection closes before any byte reaches the app.
+      this.options.log.warn('request failed', { direction: 'inbound', kind: 'tcp', error: 'denied-by', policy: deniedBy, peer });
+      this.metrics.authzDenied.inc([this.options.service, rec.source ?? 'unknown']);
+      socket.destroy();
+      return;
+    }
     const deps = this.tunnels;
     deps.opened(rec);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true, noDelay: true });
@@ -399,12 +494,24 @@ export class Sidecar implements PlanHolder {
   private inboundUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
     const peer = peerIdentityOf(socket);
     const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const path = normalizeRequestPath(req.url ?? '/');
+    if (isPathProblem(path)) {
+      refuseRaw(socket, 'bad-request', path.problem);
+      return;
+    }
+    const headers = withoutField(withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER), XFCC_HEADER);
+    const deniedBy = this.authorizeTunnel(peer, req.method ?? 'GET', path, headers, req.headers.host ?? null);
+    if (deniedBy !== null) {
+      this.options.log.warn('request failed', { direction: 'inbound', kind: 'upgrade', error: 'denied-by', policy: deniedBy, peer });
+      this.metrics.authzDenied.inc([this.options.service, rec.source ?? 'unknown']);
+      refuseRaw(socket, 'denied-by', `${peer ?? 'a caller without a mesh identity'} may not upgrade ${path} on ${this.options.service}`, deniedBy);
+      return;
+    }
     const deps = this.tunnels;
     deps.opened(rec);
-    const headers = withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER);
     if (peer !== null) headers.push(PEER_IDENTITY_HEADER, peer);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, noDelay: true });
-    relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path: req.url ?? '/', headers }, this.plan.mesh.timeouts.idleMs,
+    relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path, headers }, this.plan.mesh.timeouts.idleMs,
       (err) => {
         rec.error = err;
         this.options.log.warn('upgrade failed', { direction: 'inbound', error: err.code, reason: err.message });
@@ -417,10 +524,26 @@ export class Sidecar implements PlanHolder {
       });
   }
 
+  /** Authorization of a tunnel (TCP: identity and port only) or an upgrade request; null: allowed, else the policy. */
+  private authorizeTunnel(peer: string | null, method: string | null, path: string | null, headers: string[] | null, authority: string | null = null): string | null {
+    const plan = this.plan;
+    if (plan.authz.empty) return null;
+    const q = path === null ? -1 : path.indexOf('?');
+    return plan.authz.decide({
+      principal: peer,
+      method,
+      path,
+      pathEnd: path === null ? 0 : q === -1 ? path.length : q,
+      port: servicePort(plan.self, authority),
+      headers: headers ?? [],
+    });
+  }
+
   // ---- config and identity changes -----------------------------------------------------------------------------
 
   private apply(plan: ProxyPlan): void {
     this.accessLog.configure(plan.mesh.accessLog.enabled, plan.mesh.accessLog.format);
+    this.configureTracing(plan);
     const prev = this.plan;
     this.destinations.attach(plan);
     this.plan = plan;
@@ -432,7 +555,12 @@ export class Sidecar implements PlanHolder {
     this.clients.retain(keep);
     this.retries.retain([...plan.services.values()].map((s) => `${s.namespace}/${s.name}`));
     const restartNeeded = JSON.stringify(prev.mesh.limits) !== JSON.stringify(plan.mesh.limits);
+    this.logBrokenPolicies(plan);
     this.options.log.info('config applied', { version: plan.version, hash: plan.hash, services: plan.services.size, ...(restartNeeded ? { note: 'changed limits apply to new listeners only; restart the sidecar to apply them everywhere' } : {}) });
+  }
+
+  private logBrokenPolicies(plan: ProxyPlan): void {
+    for (const b of plan.authz.broken) this.options.log.error('an AuthorizationPolicy could not be compiled; it fails closed', b);
   }
 
   /**
@@ -536,8 +664,10 @@ export class Sidecar implements PlanHolder {
           if (left > 0) log.warn('drain timeout: closing what is still open', { inFlight: left });
           this.stop();
           log.info('drained', { ms: Date.now() - started });
-          // The goodbye to the control plane must leave before the process does (close() bounds this wait).
-          void deregistered.finally(() => {
+          // The goodbye to the control plane must leave before the process does (close() bounds this wait), and the
+          // last spans get a short chance to go out.
+          const spansSent = Promise.race([this.tracer.close(), new Promise<void>((r) => setTimeout(r, 1000).unref())]);
+          void Promise.all([deregistered, spansSent]).finally(() => {
             resolveDrain();
             this.onStopped();
           });
@@ -561,6 +691,7 @@ export class Sidecar implements PlanHolder {
     for (const w of this.identityWatchers) w.close();
     this.meshCerts?.close();
     this.metrics.unsubscribe();
+    this.golden?.unsubscribe();
     this.accessLog.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();

@@ -15,6 +15,9 @@ export interface ExchangeFacts {
   status: number;
   grpcStatus: string | null;
   errorCode: string | null;
+  /** A gRPC request (success is then judged by grpc-status). */
+  grpc: boolean;
+  requestBytes: number;
   responseBytes: number;
   startTime: number;
   endTime: number;
@@ -31,6 +34,9 @@ export interface TunnelFacts {
   result: { aToB: number; bToA: number } | null;
 }
 
+/** Status codes as label text, made once (no string per request). */
+const STATUS_TEXT: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i));
+
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 
 export class ProxyMetrics {
@@ -41,6 +47,7 @@ export class ProxyMetrics {
   readonly duration = this.registry.register(
     new Histogram('mycel_request_duration_seconds', 'Time from request start to the last response byte', ['direction', 'source_service', 'destination_service', 'route'], LATENCY_BUCKETS),
   );
+  readonly requestBytes = this.registry.register(new Counter('mycel_request_bytes_total', 'Request body bytes sent on', ['direction', 'source_service', 'destination_service']));
   readonly responseBytes = this.registry.register(new Counter('mycel_response_bytes_total', 'Response body bytes', ['direction', 'source_service', 'destination_service']));
   readonly meshErrors = this.registry.register(new Counter('mycel_mesh_errors_total', 'Requests the mesh itself failed, by x-mycel-error reason', ['direction', 'destination_service', 'reason']));
   readonly tcpOpened = this.registry.register(new Counter('mycel_tcp_connections_opened_total', 'Tunnels (TCP, CONNECT, WebSocket) opened', ['direction', 'source_service', 'destination_service']));
@@ -57,6 +64,14 @@ export class ProxyMetrics {
   readonly rateLimited = this.registry.register(new Counter('mycel_rate_limited_total', 'Requests answered 429 by a local rate limit', ['destination_service', 'source_service']));
   readonly breakerOpen = this.registry.register(new Gauge('mycel_circuit_breaker_open', 'Whether a destination\'s circuit breaker is at one of its limits (1) or not (0)', ['destination_service']));
   readonly outlierEjections = this.registry.register(new Counter('mycel_outlier_ejections_total', 'Endpoints ejected by passive outlier detection', ['destination_service']));
+  readonly authzDenied = this.registry.register(new Counter('mycel_authz_denied_total', 'Requests and tunnels refused by an AuthorizationPolicy', ['destination_service', 'source_service']));
+  readonly inboundConnections = this.registry.register(
+    new Counter('mycel_inbound_connections_total', 'Connections admitted on the inbound port, by transport: mtls, or plaintext (PeerAuthentication PERMISSIVE)', ['mode']),
+  );
+  readonly traceSpansExported = this.registry.register(new Counter('mycel_trace_spans_exported_total', 'Spans accepted by an OTLP receiver', ['exporter']));
+  readonly traceSpansDropped = this.registry.register(
+    new Counter('mycel_trace_spans_dropped_total', 'Spans not exported: the queue was full (receiver slow or down) or the export failed', ['exporter', 'reason']),
+  );
   readonly handshakeErrors = this.registry.register(new Counter('mycel_inbound_handshake_errors_total', 'Inbound mTLS handshakes refused', ['reason']));
 
   private readonly onExchange = (msg: unknown): void => this.recordExchange(msg as ExchangeFacts);
@@ -76,7 +91,7 @@ export class ProxyMetrics {
   recordExchange(ex: ExchangeFacts): void {
     const src = ex.source ?? 'unknown';
     const dst = ex.destination ?? 'unknown';
-    const status = ex.errorCode === 'downstream-reset' && ex.status === 0 ? '0' : String(ex.status);
+    const status = ex.errorCode === 'downstream-reset' && ex.status === 0 ? '0' : (STATUS_TEXT[ex.status] ?? String(ex.status));
     const method = METHODS.has(ex.method) ? ex.method : 'OTHER';
     const route = ex.route ?? '';
     const attempts = ex.attempts ?? null;
@@ -91,10 +106,12 @@ export class ProxyMetrics {
     }
     this.requests.child(ex.direction, src, dst, route, method, status, ex.grpcStatus ?? '', retried).value++;
     this.duration.child(ex.direction, src, dst, route).observe((ex.endTime - ex.startTime) / 1000);
+    if (ex.requestBytes > 0) this.requestBytes.child(ex.direction, src, dst).value += ex.requestBytes;
     if (ex.responseBytes > 0) this.responseBytes.child(ex.direction, src, dst).value += ex.responseBytes;
     if (ex.errorCode !== null) {
       this.meshErrors.child(ex.direction, dst, ex.errorCode).value++;
       if (ex.errorCode === 'rate-limited') this.rateLimited.child(dst, src).value++;
+      else if (ex.errorCode === 'denied-by') this.authzDenied.child(dst, src).value++;
     }
   }
 

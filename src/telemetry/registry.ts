@@ -26,7 +26,10 @@ interface Metric {
 }
 
 abstract class Family<S> implements Metric {
-  protected readonly series = new Map<string, S>();
+  /** Series in creation order (the render order). */
+  protected readonly series: S[] = [];
+  /** A tree of maps, one level per label, the series at the leaves: a lookup allocates nothing (no joined key). */
+  private readonly root = new Map<string, unknown>();
   constructor(
     readonly name: string,
     readonly help: string,
@@ -36,16 +39,26 @@ abstract class Family<S> implements Metric {
 
   /** Forgets every series (for gauges whose label sets come and go, rebuilt before each render). */
   clear(): void {
-    this.series.clear();
+    this.series.length = 0;
+    this.root.clear();
   }
 
   /** The series for these label values (created on first use); keep it to record without a lookup. */
   child(...values: string[]): S {
-    const key = values.join('\u0001');
-    let s = this.series.get(key);
+    let node = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      const v = values[i] as string;
+      let next = node.get(v) as Map<string, unknown> | undefined;
+      if (next === undefined) node.set(v, (next = new Map()));
+      node = next;
+    }
+    const leaf = last < 0 ? '' : (values[last] as string);
+    let s = node.get(leaf) as S | undefined;
     if (s === undefined) {
       s = this.create(labelText(this.labelNames, values));
-      this.series.set(key, s);
+      node.set(leaf, s);
+      this.series.push(s);
     }
     return s;
   }
@@ -55,7 +68,7 @@ abstract class Family<S> implements Metric {
 
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`);
-    for (const s of this.series.values()) this.renderSeries(s, out);
+    for (const s of this.series) this.renderSeries(s, out);
   }
 }
 

@@ -36,8 +36,8 @@ describe('control plane replicas on etcd', () => {
     dir = await mkdtemp(join(tmpdir(), 'mycel-etcd-cp-'));
     await writeDevCertificates(dir, { services: ['web', 'api'] });
     const store = `etcd:${etcd.clientUrls.join(',')}`;
-    a = await startControl({ stateDir: join(dir, 'a'), store, lease: '3s' });
-    b = await startControl({ stateDir: join(dir, 'b'), store, lease: '3s' });
+    a = await startControl({ stateDir: join(dir, 'a'), store, lease: '3s', extraArgs: ['--stats-interval', '500ms'] });
+    b = await startControl({ stateDir: join(dir, 'b'), store, lease: '3s', extraArgs: ['--stats-interval', '500ms'] });
     await writeFile(join(dir, 'base.yaml'), BASE);
     const applied = await a.cli(['apply', '-f', join(dir, 'base.yaml')]);
     assert.equal(applied.code, 0, applied.stderr);
@@ -66,6 +66,24 @@ describe('control plane replicas on etcd', () => {
     const proxies = await a.api<{ items: Array<{ service: string; replica: string }> }>('GET', '/api/v1/proxies');
     assert.deepEqual(proxies.body.items.map((p) => p.service).sort(), ['api', 'web']);
     assert.deepEqual(new Set(proxies.body.items.map((p) => p.replica)), new Set([a.replica, b.replica]));
+  });
+
+  test('golden signals: either replica reports the whole mesh, merging the other\'s buckets', async (t) => {
+    if (etcd === undefined) return t.skip(skipped);
+    for (let i = 0; i < 20; i++) assert.equal((await request(web.upstreams.api as string, { path: `/stat/${i}` })).status, 200);
+    type Row = { requests: number; service?: string; source?: string; destination?: string };
+    const counts = async (cp: ControlProcess) => {
+      const r = await cp.api<{ services: Row[]; edges: Row[]; unreachableReplicas?: unknown }>('GET', '/api/v1/stats?window=600');
+      assert.equal(r.status, 200);
+      assert.equal(r.body.unreachableReplicas, undefined);
+      return { api: r.body.services.find((s) => s.service === 'api')?.requests ?? 0, edge: r.body.edges.find((e) => e.source === 'web' && e.destination === 'api')?.requests ?? 0 };
+    };
+    // api (inbound) reports to A only and web (outbound) to B only; both replicas must show both, and agree.
+    const both = await eventually('both replicas showing both sides', async () => {
+      const [x, y] = [await counts(a), await counts(b)];
+      return x.api >= 20 && x.edge >= 20 && x.api === y.api && x.edge === y.edge ? x : undefined;
+    }, 15_000);
+    assert.ok(both.api >= 20);
   });
 
   test('a write through replica A reaches a proxy connected to replica B', async (t) => {

@@ -8,16 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { API_AND_WEB_SERVICES, eventually, expectWebReachesApi, startControl, type ControlProcess } from '../helpers/control.js';
+import { MESH_API_AND_WEB, eventually, expectWebReachesApi, startControl, type ControlProcess } from '../helpers/control.js';
 import { keepAliveClient, request } from '../helpers/http.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
-const BASE = `apiVersion: mycel.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh }
-spec: { trustDomain: mycel.local }
----
-${API_AND_WEB_SERVICES}`;
+const BASE = MESH_API_AND_WEB;
 
 interface ProxyItem {
   service: string;

@@ -3,7 +3,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closedPort } from '../helpers/http.js';
+import { closedPort, request } from '../helpers/http.js';
 import { createHash, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { ECHO_SERVICE, echoClient, startGrpcApp, unary, type EchoReply, type EchoRequest, type GrpcApp } from '../helpers/grpc-app.js';
@@ -113,6 +113,11 @@ describe('gRPC through two sidecars (api port declared grpc)', () => {
     assert.deepEqual(r.status.metadata.get('x-failure-reason'), ['no such thing: widget-7']);
     assert.deepEqual(r.status.metadata.get('x-detail-bin'), [Buffer.from('binary-detail')]);
     assert.deepEqual(r.status.metadata.get('x-mycel-error'), [], 'an app status is not a mesh error');
+    // The metrics of both sidecars read the status from the trailers: grpc_status="5" over HTTP 200.
+    for (const [admin, direction] of [[mesh.web.admin, 'outbound'], [mesh.api.admin, 'inbound']] as const) {
+      const text = (await request(admin, { path: '/metrics' })).body.toString();
+      assert.match(text, new RegExp(`^mycel_requests_total\\{direction="${direction}",source_service="web",destination_service="api",route="",method="POST",status_code="200",grpc_status="5",retried="false"\\} [1-9]`, 'm'), direction);
+    }
   });
 
   test('a non-OK status after streamed messages arrives in the trailers with its metadata (RESOURCE_EXHAUSTED)', async () => {

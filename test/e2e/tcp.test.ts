@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startHttpApp, startTcpEcho, type TestApp } from '../helpers/apps.js';
 import { startTwoSidecars, type TwoSidecars } from '../helpers/sidecars.js';
+import { eventually } from '../helpers/control.js';
 import { have, request, requirePackage, run, sha256, closedPort } from '../helpers/http.js';
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -155,6 +156,19 @@ describe('TCP through two sidecars (api port declared tcp)', () => {
     await c.untilEnd(60_000);
     assert.equal(c.received, payload.length);
     assert.equal(sha256(c.data()), sha256(payload));
+    // Both sidecars count the tunnel and its bytes once it closed (the earlier test's bytes add to the same series).
+    const counted = async (admin: string, direction: string) => {
+      const text = (await request(admin, { path: '/metrics' })).body.toString();
+      const value = (name: string) => Number(new RegExp(`^${name}\\{direction="${direction}",source_service="web",destination_service="api"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+      return { opened: value('mycel_tcp_connections_opened_total'), closed: value('mycel_tcp_connections_closed_total'), sent: value('mycel_tcp_sent_bytes_total'), received: value('mycel_tcp_received_bytes_total') };
+    };
+    for (const [admin, direction] of [[mesh.web.admin, 'outbound'], [mesh.api.admin, 'inbound']] as const) {
+      const m = await eventually(`${direction} tunnels counted as closed`, async () => {
+        const c = await counted(admin, direction);
+        return c.closed === c.opened && c.sent >= payload.length ? c : undefined;
+      });
+      assert.ok(m.opened >= 2 && m.received >= payload.length, `${direction}: ${JSON.stringify(m)}`);
+    }
   });
 
   test('a server-speaks-first protocol: the banner arrives before the client sends a byte', async () => {

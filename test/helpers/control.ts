@@ -29,10 +29,12 @@ export interface StartControlOptions {
   listen?: string;
   lease?: string;
   env?: Record<string, string>;
+  /** More `mycel control` flags (e.g. --stats-interval 500ms). */
+  extraArgs?: string[];
 }
 
 export async function startControl(o: StartControlOptions): Promise<ControlProcess> {
-  const args = ['control', '--store', o.store ?? `file:${o.stateDir}`, '--state-dir', o.stateDir, '--listen', o.listen ?? '127.0.0.1:0', '--lease', o.lease ?? '10s'];
+  const args = ['control', '--store', o.store ?? `file:${o.stateDir}`, '--state-dir', o.stateDir, '--listen', o.listen ?? '127.0.0.1:0', '--lease', o.lease ?? '10s', ...(o.extraArgs ?? [])];
   const { p, match } = await spawnMycel('control', args, /mycel control ready: (\S+) \(replica (\S+),/, { ...(o.env ? { env: o.env } : {}), timeoutMs: 30_000 });
   const url = match[1] as string;
   const adminTokenFile = join(o.stateDir, 'admin-token');
@@ -111,3 +113,10 @@ export async function expectWebReachesApi(webUpstream: string, app: TestApp): Pr
   assert.match(reply.body.toString(), /hello GET \/hello/);
   assert.equal(app.seen.at(-1)?.headers['x-mycel-peer-identity'], 'spiffe://mycel.local/ns/default/svc/web');
 }
+/** A MeshConfig (trust domain mycel.local) with the api and web Services: the base config of control-plane tests. */
+export const MESH_API_AND_WEB = `apiVersion: mycel.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { trustDomain: mycel.local }
+---
+${API_AND_WEB_SERVICES}`;

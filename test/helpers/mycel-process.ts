@@ -39,9 +39,11 @@ export function spawnMycel(
   name: string,
   args: string[],
   ready: RegExp,
-  opts: { env?: Record<string, string>; nodeArgs?: string[]; timeoutMs?: number; cwd?: string } = {},
+  opts: { env?: Record<string, string>; nodeArgs?: string[]; timeoutMs?: number; cwd?: string; prefix?: readonly string[] } = {},
 ): Promise<{ p: MycelProcess; match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), MYCEL_BIN, ...args], {
+  // `prefix` runs node through a wrapper that execs it in place (e.g. `ip netns exec NS`), so the PID stays node's.
+  const argv = [...(opts.prefix ?? []), process.execPath, ...(opts.nodeArgs ?? []), MYCEL_BIN, ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, MYCEL_LOG_LEVEL: 'info', MYCEL_EXIT_WITH_PARENT: '1', ...opts.env },
     ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),

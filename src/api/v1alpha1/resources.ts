@@ -1,12 +1,16 @@
 // Schemas of the resource kinds (ARCHITECTURE.md section 5), written once: they validate, apply defaults and give the
 // TS types. valibot rather than zod: a sidecar loads it, and it costs about 3 MB of memory where zod costs about 14.
 
+import { isIP } from 'node:net';
 import * as v from 'valibot';
 import { HOST, Metadata, TRUST_DOMAIN, about, bool, duration, durationOrder, fraction, int, labels, name, obj, pathOf, percent, port, positiveDuration, str } from './schema-parts.js';
 import { AuthorizationPolicy, PeerAuthentication, TrafficPolicy } from './policies.js';
 import { Fault, GRPCRoute, HTTPRoute, LocalRateLimit, TCPRoute } from './routes.js';
 
 export { Metadata };
+
+/** The shape of an IP address, for JSON Schema; the check behind it (node:net isIP) is exact. */
+const IP_TEXT = /^[0-9.]+$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$/;
 
 export const AppProtocol = v.picklist(['http', 'http2', 'grpc', 'tcp'], 'expected one of http, http2, grpc, tcp');
 export type AppProtocol = v.InferOutput<typeof AppProtocol>;
@@ -41,6 +45,16 @@ export const ServiceSpec = obj({
   hosts: v.optional(v.array(v.pipe(str('a host name'), v.regex(HOST, 'expected a host name')), 'expected a list of host names')),
   /** Static endpoints: other sidecars' inbound listeners, or the servers of an external service. */
   endpoints: v.optional(v.array(StaticEndpoint, 'expected a list of endpoints')),
+  /**
+   * Virtual IPs of the service (like a Kubernetes clusterIP): in transparent mode a connection to one of them on a
+   * service port goes to this service. The addresses of its endpoints lead to it as well, without being listed here.
+   */
+  addresses: v.optional(
+    v.array(
+      about('An IPv4 or IPv6 address that leads to this service in transparent mode.', v.pipe(str('an IP address'), v.regex(IP_TEXT, 'expected an IPv4 or IPv6 address'), v.check((a) => isIP(a) !== 0, 'expected an IPv4 or IPv6 address'))),
+      'expected a list of IP addresses',
+    ),
+  ),
   /** Named groups of endpoints by label (versions), for routes that split traffic between them. */
   subsets: v.optional(
     v.pipe(
@@ -147,6 +161,16 @@ export const MeshConfigSpec = obj({
   certificates: v.optional(MeshCertificates, {}),
   /** Telemetry sinks: trace export, access log, trace sampling. */
   telemetry: v.optional(MeshTelemetry, {}),
+  /**
+   * Transparent mode: what happens to a connection whose original destination is no mesh service. ALLOW_ANY passes
+   * it through to that destination unchanged; REGISTRY_ONLY refuses it.
+   */
+  outboundTrafficPolicy: v.optional(
+    obj({
+      mode: v.optional(about('ALLOW_ANY: pass unknown destinations through; REGISTRY_ONLY: refuse them.', v.picklist(['ALLOW_ANY', 'REGISTRY_ONLY'], 'expected ALLOW_ANY or REGISTRY_ONLY')), 'ALLOW_ANY'),
+    }),
+    {},
+  ),
 });
 
 export const MeshConfig = obj({

@@ -2,6 +2,7 @@
 // newline-delimited JSON messages both ways. Both sides validate what they receive with these schemas.
 
 import * as v from 'valibot';
+import { LATENCY_BUCKET_COUNT } from '../../telemetry/latency-buckets.js';
 
 export const STREAM_PATH = '/api/v1/stream';
 /** Bumped on an incompatible change; a control plane refuses a proxy speaking another one (they ship in lockstep). */
@@ -27,6 +28,37 @@ export const EndpointRegistration = v.object({
 export type EndpointRegistration = v.InferOutput<typeof EndpointRegistration>;
 
 const names = v.pipe(v.array(v.pipe(str, v.minLength(1), v.maxLength(253))), v.maxLength(10_000));
+
+/** Series one stats summary may carry; a proxy folds what is beyond into `dropped` (bounds the control plane's memory). */
+export const STATS_MAX_SERIES = 500;
+/** How often a proxy sends its golden-signal summary unless the welcome says otherwise. */
+export const STATS_INTERVAL_MS = 10_000;
+const count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+const serviceName = v.pipe(str, v.minLength(1), v.maxLength(253));
+
+/**
+ * One series of a summary: what a proxy saw during one interval. `service`: the service that served (inbound, at the
+ * destination's sidecar); `route`: a route of destination `service` (outbound); `edge`: calls from `source` to
+ * `service` (outbound at the caller, or inbound from outside the mesh with source "unknown").
+ */
+export const StatsSeries = v.pipe(
+  v.object({
+    kind: v.picklist(['service', 'route', 'edge']),
+    service: serviceName,
+    route: v.optional(v.pipe(str, v.minLength(1), v.maxLength(512))),
+    source: v.optional(serviceName),
+    requests: count,
+    /** Status < 500, no mesh error, and for gRPC grpc-status 0 (or none with HTTP 200). */
+    success: count,
+    /** Requests per latency bucket (telemetry/latency-buckets.ts: fixed bounds, the last bucket open). */
+    latency: v.pipe(v.array(count), v.length(LATENCY_BUCKET_COUNT)),
+    sumMs: v.pipe(v.number(), v.minValue(0)),
+  }),
+  v.check((s) => s.success <= s.requests, 'success exceeds requests'),
+  v.check((s) => s.latency.reduce((a, b) => a + b, 0) === s.requests, 'latency buckets do not add up to requests'),
+  v.check((s) => (s.kind === 'route') === (s.route !== undefined) && (s.kind === 'edge') === (s.source !== undefined), 'route goes with kind route, source with kind edge'),
+);
+export type StatsSeries = v.InferOutput<typeof StatsSeries>;
 
 /** Proxy -> control plane. */
 export const ProxyMessage = v.variant('type', [
@@ -63,6 +95,14 @@ export const ProxyMessage = v.variant('type', [
     root: v.pipe(str, v.maxLength(64)),
     trustedRoots: v.pipe(v.array(v.pipe(str, v.maxLength(64))), v.maxLength(100)),
   }),
+  /** Golden signals since the previous summary (every statsIntervalMs of the welcome). */
+  v.object({
+    type: v.literal('stats'),
+    intervalMs: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(3_600_000)),
+    series: v.pipe(v.array(StatsSeries), v.maxLength(STATS_MAX_SERIES)),
+    /** Observations left out because the proxy already had STATS_MAX_SERIES series in this interval. */
+    dropped: v.optional(count, 0),
+  }),
 ]);
 export type ProxyMessage = v.InferOutput<typeof ProxyMessage>;
 
@@ -75,6 +115,8 @@ export const ControlMessage = v.variant('type', [
     /** The proxy must send something (a heartbeat at least) this often, or its lease lapses after leaseMs. */
     heartbeatMs: v.number(),
     leaseMs: v.number(),
+    /** How often the proxy sends a stats summary (absent: STATS_INTERVAL_MS). */
+    statsIntervalMs: v.optional(v.pipe(v.number(), v.minValue(100))),
   }),
   v.object({
     type: v.literal('config'),

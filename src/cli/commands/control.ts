@@ -19,6 +19,7 @@ interface ControlFlags {
   advertise?: string;
   caCert?: string;
   caKey?: string;
+  statsInterval: string;
 }
 
 export function registerControlCommand(program: Command): void {
@@ -32,11 +33,14 @@ export function registerControlCommand(program: Command): void {
     .option('--lease <duration>', 'how long a registered endpoint lives without a heartbeat', '10s')
     .option('--ca-cert <file>', 'the mesh CA from a file: a root, or an intermediate followed by its root (PEM); default: generated on first start')
     .option('--ca-key <file>', 'the private key of --ca-cert (PEM, EC P-256 or P-384)')
+    .option('--stats-interval <duration>', 'how often proxies send their golden-signal summaries (mycel stat)', '10s')
     .action(async (flags: ControlFlags) => {
       const spec = parseStoreSpec(flags.store);
       if (spec instanceof Error) throw new CliError(`invalid --store: ${spec.message}`, EXIT_USAGE);
       const leaseMs = parseDuration(flags.lease);
       if (leaseMs === undefined || leaseMs < 500) throw new CliError(`invalid --lease "${flags.lease}": expected a duration of at least 500ms, e.g. 10s`, EXIT_USAGE);
+      const statsIntervalMs = parseDuration(flags.statsInterval);
+      if (statsIntervalMs === undefined || statsIntervalMs < 100 || statsIntervalMs > 60_000) throw new CliError(`invalid --stats-interval "${flags.statsInterval}": expected a duration from 100ms to 1m, e.g. 10s`, EXIT_USAGE);
       const listen = listenFlag('--listen', flags.listen);
       if ((flags.caCert === undefined) !== (flags.caKey === undefined)) throw new CliError('--ca-cert and --ca-key go together', EXIT_USAGE);
       let supplied: { certPem: string; keyPem: string } | undefined;
@@ -51,7 +55,7 @@ export function registerControlCommand(program: Command): void {
       const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
       let cp: ControlPlane;
       try {
-        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, expireRestored: spec.kind === 'file', ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
+        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, expireRestored: spec.kind === 'file', ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
       } catch (err) {
         await store.close().catch(() => {});
         const e = err as NodeJS.ErrnoException;

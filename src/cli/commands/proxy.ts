@@ -11,15 +11,20 @@ import type { ListenAddress } from '../../core/listen-address.js';
 import { Sidecar, SidecarConfigError, type ControlOptions } from '../../proxy/sidecar.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 import { listenFlag, parseLabels, parseUpstream } from '../proxy-flags.js';
+import { addTransparentOptions, becomeProxyGroup, parseTransparentFlags, type TransparentFlags } from '../transparent-flags.js';
+import { originalDstUnavailable } from '../../proxy/transparent/original-dst.js';
+import { installInterception, removeInterceptionSync } from '../../proxy/transparent/iptables-apply.js';
+import type { Logger } from '../../core/log.js';
 
 
-interface ProxyFlags {
+interface ProxyFlags extends TransparentFlags {
   service: string;
   appPort: string;
   config?: string[];
   control?: string;
   token?: string;
   transparent?: boolean;
+  skipIptables?: boolean;
   inbound: string;
   outbound: string;
   admin: string;
@@ -42,8 +47,43 @@ function advertiseAddress(inbound: ListenAddress): string {
   return '127.0.0.1';
 }
 
+/**
+ * `--transparent`: checks that the SO_ORIGINAL_DST addon loads (else falls back to explicit mode, loudly) and switches
+ * to the sidecar's group; returns whether the sidecar runs transparently.
+ */
+function prepareTransparent(flags: ProxyFlags, log: Logger): { gid: number; excludeOutboundPorts: number[]; excludeInboundPorts: number[] } | null {
+  if (!flags.transparent) return null;
+  const t = parseTransparentFlags(flags);
+  const why = originalDstUnavailable();
+  if (why !== null) {
+    log.warn('--transparent is unavailable here, running in explicit mode: apps must send to the outbound listener or use --upstream bindings', { reason: why.message });
+    return null;
+  }
+  becomeProxyGroup(t.proxyGid);
+  return { gid: t.proxyGid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts };
+}
+
+/**
+ * Installs the rules before the sidecar opens any connection: a connection already open when NAT rules appear is
+ * picked up by conntrack mid-stream, and the PREROUTING redirect would send its incoming packets to the inbound port
+ * (the peer gets a reset). The ports must therefore be fixed in advance. The rules go again when the process exits.
+ */
+async function interceptBeforeStart(t: { gid: number; excludeOutboundPorts: number[]; excludeInboundPorts: number[] }, outboundPort: number, inboundPort: number, log: Logger): Promise<void> {
+  if (outboundPort === 0 || inboundPort === 0) throw new CliError('--transparent needs fixed --outbound and --inbound ports (not 0): the rules redirect to them', EXIT_USAGE);
+  process.on('exit', () => {
+    const err = removeInterceptionSync();
+    if (err !== null) process.stderr.write(`mycel: could not remove the iptables rules: ${err}; run \`mycel iptables remove\`\n`);
+  });
+  try {
+    await installInterception({ outboundPort, inboundPort, proxyGid: t.gid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts, inbound: true });
+  } catch (err) {
+    throw new CliError(`cannot install the transparent-mode rules: ${(err as Error).message}\n  fix: run as root in the app's network namespace, or install them beforehand (mycel iptables install) and pass --skip-iptables`);
+  }
+  log.info('transparent interception installed', { outboundPort, inboundPort, proxyGid: t.gid });
+}
+
 export function registerProxyCommand(program: Command): void {
-  program
+  const cmd = program
     .command('proxy')
     .description('run a sidecar proxy next to one service instance')
     .requiredOption('--service <name>', 'the service this sidecar belongs to')
@@ -55,16 +95,17 @@ export function registerProxyCommand(program: Command): void {
     .option('--advertise <addr>', 'with --control: the address other sidecars reach this one on (default: the inbound address, or this host\'s IPv4)')
     .option('--label <key=value>', 'a label of this instance such as version=v2 or zone=a (repeatable); with --control it is registered on the endpoint; zone= makes callers prefer their own zone', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--state-dir <dir>', 'with --control: where the last good config is kept (default .mycel/proxies/NS-SERVICE)')
-    .option('--transparent', 'intercept traffic with iptables (not in this version)')
+    .option('--transparent', 'intercept the app\'s TCP with iptables (installed now, removed on exit) and send each connection by its original destination')
+    .option('--skip-iptables', 'with --transparent: the rules are installed already (mycel iptables install); only run the sidecar')
     .option('--inbound <addr>', 'mTLS listener other sidecars reach', '0.0.0.0:15006')
     .option('--outbound <addr>', 'listener the app sends its requests to (HTTP proxy)', '127.0.0.1:15001')
     .option('--admin <addr>', 'admin listener: /ready /live /config /metrics, POST /drain', '127.0.0.1:15000')
     .option('--upstream <name=port>', 'a local port that leads to one service, e.g. api=9191 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--cert <file>', 'workload certificate (PEM) with a SPIFFE ID')
     .option('--key <file>', 'private key of the workload certificate (PEM)')
-    .option('--ca <file>', 'trust bundle (PEM)')
+    .option('--ca <file>', 'trust bundle (PEM)');
+  addTransparentOptions(cmd)
     .action(async (flags: ProxyFlags) => {
-      if (flags.transparent) throw new CliError('--transparent is not available in this version of mycel; use the outbound listener or --upstream bindings', EXIT_USAGE);
       if (flags.control !== undefined && flags.config !== undefined) throw new CliError('--control and --config exclude each other: config comes from the control plane or from files', EXIT_USAGE);
       if (flags.control === undefined && (!flags.config || flags.config.length === 0)) throw new CliError('missing --config FILE or --control URL: the sidecar needs its resource files (Service, MeshConfig) or a control plane', EXIT_USAGE);
       if (flags.control !== undefined && flags.token === undefined) throw new CliError('--control needs --token FILE (a join token: mycel token create --service NAME)', EXIT_USAGE);
@@ -73,7 +114,11 @@ export function registerProxyCommand(program: Command): void {
       const idFlags = [flags.cert, flags.key, flags.ca].filter((x) => x !== undefined).length;
       if (idFlags !== 0 && idFlags !== 3) throw new CliError('--cert, --key and --ca go together', EXIT_USAGE);
       const log = createLogger({ fields: { component: 'proxy', service: flags.service } });
+      // Before any connection is made: the sidecar's own connections must carry its group from the first one on.
+      const transparent = prepareTransparent(flags, log);
       const inbound = listenFlag('--inbound', flags.inbound);
+      const outbound = listenFlag('--outbound', flags.outbound);
+      if (transparent !== null && !flags.skipIptables) await interceptBeforeStart(transparent, outbound.port, inbound.port, log);
       const labels = parseLabels(flags.label);
       let control: ControlOptions | undefined;
       if (flags.control !== undefined) {
@@ -103,9 +148,10 @@ export function registerProxyCommand(program: Command): void {
           configFiles: flags.config ?? [],
           ...(control !== undefined ? { control } : {}),
           inbound,
-          outbound: listenFlag('--outbound', flags.outbound),
+          outbound,
           admin: listenFlag('--admin', flags.admin),
           upstreams: flags.upstream.map(parseUpstream),
+          transparent: transparent !== null,
           ...(labels.zone !== undefined ? { zone: labels.zone } : {}),
           ...(idFlags === 3 ? { identityFiles: { cert: flags.cert as string, key: flags.key as string, ca: flags.ca as string } } : {}),
           log,

@@ -13,8 +13,10 @@ export const USED_TOKEN_KIND = 'UsedJoinToken';
 const SECRET_NS = 'mycel-system';
 const SECRET_NAME = 'signing-key';
 
+/** `viewer` is a dashboard session: it may read everything and change nothing. */
 export type Principal =
   | { role: 'admin' }
+  | { role: 'viewer' }
   | {
       role: 'proxy';
       namespace: string;
@@ -77,6 +79,20 @@ export class TokenAuthority {
     const id = randomBytes(12).toString('base64url').replace(/[-_]/g, 'x');
     const body = `${namespace}.${service}.${expires}.${use}.${id}`;
     return `mycel-join.${body}.${this.sign(`join/${body}`)}`;
+  }
+
+  /** A dashboard session for the browser's HttpOnly cookie: signed, so every replica accepts it until `expiresAt`. */
+  sessionToken(expiresAt: number, nonce: string): string {
+    return `mycel-session.${expiresAt}.${nonce}.${this.sign(`session/${expiresAt}/${nonce}`)}`;
+  }
+
+  /** Whether a dashboard session token is genuine and not yet expired at `now`. */
+  verifySession(token: string, now: number): boolean {
+    const parts = token.split('.');
+    if (parts.length !== 4 || parts[0] !== 'mycel-session') return false;
+    const [, expires, nonce, mac] = parts as [string, string, string, string];
+    const expiresAt = Number(expires);
+    return Number.isSafeInteger(expiresAt) && expiresAt > now && equal(mac, this.sign(`session/${expires}/${nonce}`));
   }
 
   /** Who a bearer token stands for, or undefined for an invalid one. */

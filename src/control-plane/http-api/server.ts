@@ -1,5 +1,6 @@
 // The control plane's HTTP API on one port (HTTP/2 and HTTP/1.1): health, metrics, the resource API behind the admin
-// token, and the proxies' config streams behind their join tokens.
+// token (or, read-only, a dashboard session cookie), the proxies' config streams behind their join tokens, and the
+// dashboard at `/`.
 
 import http from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
@@ -11,14 +12,20 @@ import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
 import { tokenSpent, type Principal, type TokenAuthority } from '../auth/tokens.js';
 import type { MeshCa } from '../ca/mesh-ca.js';
+import type { RawWindow, SignalWindow } from '../stats/signal-window.js';
+import { mergedReport, parseWindow, windowSlots } from '../stats/stats-report.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
-import { proxiesOfOthers } from '../replicas.js';
+import { askOthers, proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
 import { caRoutes, CERTIFICATES_PATH, issueCertificate } from './ca-routes.js';
 import { certificatePrincipal } from './cert-auth.js';
+import { sessionFromCookies } from './dashboard-login.js';
+import { DashboardRoutes } from './dashboard-routes.js';
+import type { TraceBuffer } from '../traces/trace-buffer.js';
+import { receiveOtlpTraces } from '../traces/otlp-receiver.js';
 
 export interface ApiDeps {
   store: Store;
@@ -29,9 +36,14 @@ export interface ApiDeps {
   /** The mesh CA, once loaded. */
   ca: () => MeshCa | undefined;
   metrics: ControlMetrics;
+  stats: SignalWindow;
   ready: () => boolean;
   replica: string;
+  /** Recent traces, fed by POST /v1/traces (OTLP/HTTP from the sidecars and apps). */
+  traces: TraceBuffer;
   log: Logger;
+  /** Where the built dashboard is (default dist/dashboard/); tests point elsewhere. */
+  dashboardDir?: string;
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
@@ -105,8 +117,9 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  * of a connection tell the HTTP/2 preface from an HTTP/1.1 request line, and the socket goes to the matching server.
  */
 export function createApiServer(deps: ApiDeps): net.Server {
+  const dashboard = new DashboardRoutes(deps.tokens, deps.dashboardDir);
   const onRequest = (req: Req, res: Res) => {
-    void handle(req, res, deps).catch((err: unknown) => storeFailure(res, err, deps));
+    void handle(req, res, deps, dashboard).catch((err: unknown) => storeFailure(res, err, deps));
   };
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } }, onRequest);
   // Config streams live long: no idle timeout on the sessions that carry them (heartbeats keep them honest).
@@ -140,15 +153,20 @@ export function createApiServer(deps: ApiDeps): net.Server {
 function authenticate(req: Req, deps: ApiDeps): Principal | { reason: string } {
   const h = req.headers.authorization;
   if (typeof h === 'string' && h.startsWith('Mycel-Cert ')) return certificatePrincipal(req, h, deps.ca());
-  if (typeof h !== 'string' || !h.startsWith('Bearer ')) return { reason: 'missing bearer token' };
-  const p = deps.tokens()?.check(h.slice(7).trim()) ?? { reason: 'the control plane is still starting' };
-  if ('role' in p && p.role === 'proxy' && p.singleUseId !== undefined && tokenSpent(deps.store, p.singleUseId)) {
-    return { reason: 'this single-use join token was spent on a certificate; the proxy authenticates with that certificate now' };
+  if (typeof h === 'string' && h.startsWith('Bearer ')) {
+    const p = deps.tokens()?.check(h.slice(7).trim()) ?? { reason: 'the control plane is still starting' };
+    if ('role' in p && p.role === 'proxy' && p.singleUseId !== undefined && tokenSpent(deps.store, p.singleUseId)) {
+      return { reason: 'this single-use join token was spent on a certificate; the proxy authenticates with that certificate now' };
+    }
+    return p;
   }
-  return p;
+  // The dashboard's session cookie (see dashboard-login.ts): SameSite=Strict, and it only ever reads.
+  const authority = req.headers[':authority'] ?? req.headers.host;
+  const session = sessionFromCookies(req.headers.cookie, typeof authority === 'string' ? authority : undefined);
+  return session !== undefined && deps.tokens()?.verifySession(session, Date.now()) === true ? { role: 'viewer' } : { reason: 'missing or invalid bearer token' };
 }
 
-async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
+async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRoutes): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://control');
   const path = url.pathname;
   const method = req.method;
@@ -158,21 +176,39 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
     deps.metrics.revision.set(deps.store.revision());
     const ca = deps.ca();
     deps.metrics.updateCa(ca === undefined ? undefined : ca.state());
+    deps.metrics.recentTraces.set(deps.traces.size);
+    deps.metrics.statsSeries.set(deps.stats.size);
+    deps.metrics.statsDropped.child('window-full').value = deps.stats.droppedSeries;
+    deps.metrics.statsDropped.child('proxy-cap').value = deps.stats.droppedByProxies;
+    deps.metrics.recentTraceSpans.set(deps.traces.spans);
+    deps.metrics.traceSpansDropped.child().value = deps.traces.droppedSpans;
     return send(res, 200, deps.metrics.render(), 'text/plain; version=0.0.4; charset=utf-8');
   }
-  if (!path.startsWith('/api/v1/')) return problem(res, 404, 'not-found', `no ${path}; the API lives under /api/v1/`);
+  // OTLP/HTTP receiver: open like a collector's (apps export here too); what it keeps is bounded, reading needs the admin token.
+  if (path === '/v1/traces') {
+    if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST an OTLP ExportTraceServiceRequest (protobuf or JSON)');
+    const out = await receiveOtlpTraces(req.headers['content-type'], req.headers['content-encoding'], await readBody(req).catch(() => null), deps.traces);
+    return send(res, out.status, out.body, out.type);
+  }
+  if (!path.startsWith('/api/v1/')) {
+    if (dashboard.handle(req, res, path, url)) return;
+    return problem(res, 404, 'not-found', `no ${path}; the API lives under /api/v1/ and the dashboard at /`);
+  }
   if (!deps.ready()) return problem(res, 503, 'not-ready', 'the control plane is still loading its store; try again in a moment');
   // Issuance authenticates itself: a join token, or a renewal proved by the current certificate's key.
   if (path === CERTIFICATES_PATH) return issueCertificate(req, res, deps);
   const principal = authenticate(req, deps);
-  if ('reason' in principal) return problem(res, 401, 'unauthorized', `${principal.reason}: use the admin token (.mycel/admin-token) or a join token from \`mycel token create\``, { reason: principal.reason });
+  if ('reason' in principal) return problem(res, 401, 'unauthorized', `${principal.reason}: use the admin token (.mycel/admin-token) or a join token from \`mycel token create\`; in a browser, run \`mycel dashboard\` to sign in`, { reason: principal.reason });
+  if (principal.role === 'viewer' && method !== 'GET' && method !== 'HEAD') {
+    return problem(res, 403, 'read-only', 'the dashboard session only reads; change the mesh with `mycel apply` or the admin token');
+  }
 
   if (path === STREAM_PATH && method === 'POST') {
     if (req.httpVersionMajor !== 2) return problem(res, 505, 'http2-required', 'the config stream needs HTTP/2');
     deps.push.accept(req, res, principal);
     return;
   }
-  if (principal.role !== 'admin') return problem(res, 403, 'forbidden', 'a join token only opens a config stream; this request needs the admin token');
+  if (principal.role === 'proxy') return problem(res, 403, 'forbidden', 'a join token only opens a config stream; this request needs the admin token');
 
   const parts = path.slice('/api/v1/'.length).split('/').filter((p) => p.length > 0).map(decodeURIComponent);
   const [top, ...rest] = parts;
@@ -252,6 +288,40 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
     }
     case 'ca':
       return caRoutes(req, res, deps, rest);
+    case 'dashboard': {
+      // POST /api/v1/dashboard/login-codes (admin token): a one-time code that signs a browser in at /login?code=.
+      if (rest[0] !== 'login-codes' || method !== 'POST') return problem(res, 404, 'not-found', 'POST /api/v1/dashboard/login-codes');
+      if (principal.role !== 'admin') return problem(res, 403, 'forbidden', 'login codes need the admin token');
+      const { code, expiresAt } = dashboard.codes.issue(Date.now());
+      return json(res, 200, { code, path: `/login?code=${code}`, expiresAt });
+    }
+    case 'stats': {
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+      const windowSeconds = parseWindow(url.searchParams.get('window'));
+      if (windowSeconds instanceof Error) return problem(res, 400, 'bad-request', windowSeconds.message);
+      // Services with a connected proxy are listed even when idle (rps 0).
+      const known = deps.push.status().filter((p) => p.endpoint !== null).map((p) => ({ service: p.service, namespace: p.namespace }));
+      if (url.searchParams.get('scope') === 'local') {
+        // For the other replicas: this one's raw buckets, which they merge with their own.
+        const { first, last } = windowSlots(deps.stats.now(), windowSeconds);
+        return json(res, 200, { replica: deps.replica, known, ...deps.stats.exportRaw(first, last) });
+      }
+      const others = await askOthers<RawWindow & { known?: typeof known }>(deps.store, deps.replica, deps.tokens()!.adminToken(), `/api/v1/stats?scope=local&window=${windowSeconds}`);
+      const allKnown = [...known, ...others.answers.flatMap((a) => (Array.isArray(a.known) ? a.known : []))];
+      const report = mergedReport(deps.stats, others.answers, windowSeconds, allKnown);
+      return json(res, 200, others.unreachable.length > 0 ? { ...report, unreachableReplicas: others.unreachable } : report);
+    }
+    case 'traces': {
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
+      const [id] = rest;
+      if (id === undefined) {
+        const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get('limit') ?? 50) || 50));
+        return json(res, 200, { traces: deps.traces.list(limit, url.searchParams.get('service') ?? undefined) });
+      }
+      const spans = rest.length === 1 ? deps.traces.get(id.toLowerCase()) : undefined;
+      if (spans === undefined) return problem(res, 404, 'not-found', `no trace ${id} in the recent-trace buffer (it keeps the latest ${deps.traces.limits.maxTraces} traces)`);
+      return json(res, 200, { traceId: id.toLowerCase(), spans });
+    }
     case 'tokens': {
       if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS, "ttlSeconds"?: N, "singleUse"?: true}');
       let body: { service?: unknown; namespace?: unknown; ttlSeconds?: unknown; singleUse?: unknown };
@@ -272,6 +342,6 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       return json(res, 200, { service: svc, namespace: ns, token, ...(ttl !== undefined ? { expiresAt: Date.now() + ttl * 1000 } : {}), singleUse });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, tokens, ca`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, stats, tokens, traces, ca`);
   }
 }

@@ -8,6 +8,7 @@ import type { Logger } from '../../core/log.js';
 import type { Principal } from '../auth/tokens.js';
 import type { ControlMetrics } from '../metrics.js';
 import type { Registry } from '../registry/registry.js';
+import type { SignalWindow } from '../stats/signal-window.js';
 import type { Store } from '../store/store.js';
 import type { Changes, MeshIndex } from '../translate/mesh-index.js';
 import { computeView } from '../translate/view.js';
@@ -107,6 +108,9 @@ export interface PushServerOptions {
   heartbeatMs: number;
   leaseMs: number;
   metrics: ControlMetrics;
+  /** Where the proxies' golden-signal summaries go, and how often they send one. */
+  stats: SignalWindow;
+  statsIntervalMs: number;
   log: Logger;
   /** The mesh CA's trust message (bundle and active root), sent on connect and on every change. */
   trust?: () => string | undefined;
@@ -202,7 +206,7 @@ export class PushServer {
     const s = new Session(m.proxyId, m.service, m.namespace, req.socket?.remoteAddress ?? null, res);
     this.sessions.set(s.proxyId, s);
     this.o.metrics.connectedProxies.set(this.sessions.size);
-    s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs }));
+    s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs, statsIntervalMs: this.o.statsIntervalMs }));
     const trust = this.o.trust?.();
     if (trust !== undefined) s.send(trust);
     for (const n of m.subscribe) s.subscriptions.add(n.toLowerCase());
@@ -266,6 +270,9 @@ export class PushServer {
         return;
       case 'ready':
         void this.o.registry.setReady(s.proxyId, m.ready).catch((err: Error) => this.o.log.warn('could not record readiness', { proxyId: s.proxyId, reason: err.message }));
+        return;
+      case 'stats':
+        this.o.stats.record(s.service, s.namespace, m);
         return;
       case 'goodbye':
         s.closed = true;

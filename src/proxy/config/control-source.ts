@@ -12,6 +12,7 @@ import {
   MAX_CONTROL_MESSAGE_BYTES,
   parseControlMessage,
   STREAM_PATH,
+  STATS_INTERVAL_MS,
   STREAM_PROTOCOL,
   type ControlMessage,
   type EndpointRegistration,
@@ -19,6 +20,7 @@ import {
 } from '../../api/v1alpha1/stream-messages.js';
 import { formatProblem, parseResourceValues, type ConfigProblem } from '../../api/v1alpha1/load.js';
 import type { Logger } from '../../core/log.js';
+import type { StatsSummary } from '../../telemetry/golden-signals.js';
 import { compilePlan, type ProxyPlan } from './plan.js';
 
 export interface ControlSourceOptions {
@@ -89,6 +91,9 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   private firstPlanFailed: ((err: Error) => void) | null = null;
   private ready = true;
   private saving: Promise<void> = Promise.resolve();
+  /** Where the golden-signal summaries come from (set by the sidecar); taken only while the stream is up. */
+  stats: { take(): StatsSummary } | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
   /** A last check by the sidecar of a compiled plan against what it runs with; a reason rejects the version. */
   check: (plan: ProxyPlan) => string | undefined = () => undefined;
 
@@ -280,6 +285,9 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
           });
         }, Math.max(100, m.heartbeatMs));
         this.heartbeat.unref();
+        if (this.statsTimer !== null) clearInterval(this.statsTimer);
+        this.statsTimer = setInterval(() => this.sendStats(), m.statsIntervalMs ?? STATS_INTERVAL_MS);
+        this.statsTimer.unref();
         this.o.log.info('connected to the control plane', { url: this.o.url, replica: m.replica });
         this.reportIdentity();
         return;
@@ -344,6 +352,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     this.replica = null;
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    this.statsTimer = null;
     session.destroy();
     if (this.closed) return;
     // Full jitter over an exponentially growing window: many proxies losing one replica do not come back in step.
@@ -407,6 +417,14 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (r !== null && r !== undefined) this.send({ type: 'identity', ...r });
   }
 
+  /** The golden signals since the last summary; while the stream is down they keep adding up for the next one. */
+  private sendStats(): void {
+    if (this.stats === null || this.stream === null || this.replica === null) return;
+    const summary = this.stats.take();
+    if (summary.series.length === 0 && summary.dropped === 0) return;
+    this.send({ type: 'stats', intervalMs: summary.intervalMs, series: summary.series, dropped: summary.dropped });
+  }
+
   /** Registers this sidecar's endpoint now and on every reconnect. */
   register(endpoint: EndpointRegistration): void {
     this.o.endpoint = endpoint;
@@ -431,6 +449,9 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
     if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    // The last interval's requests reach the control plane before the goodbye.
+    this.sendStats();
     const stream = this.stream;
     const session = this.session;
     this.session = null;

@@ -62,3 +62,64 @@ spec:
   assert.equal(api.policy?.limits.maxRequests, 7);
   assert.equal(plan.lookupHost('db.shop')!.policy, null);
 });
+
+test('the mTLS mode: the service\'s own PeerAuthentication, else the mesh-wide one, else STRICT', () => {
+  const pa = (name: string, mode: string, target?: string) =>
+    `apiVersion: mycel.dev/v1alpha1\nkind: PeerAuthentication\nmetadata: { name: ${name} }\nspec: { ${target ? `targetRef: { kind: Service, name: ${target} }, ` : ''}mtls: { mode: ${mode} } }\n---\n`;
+  const modeOf = (yaml: string, service: string) => {
+    const r = parseResources(yaml || 'apiVersion: mycel.dev/v1alpha1\nkind: MeshConfig\nmetadata: { name: m }\nspec: {}\n', 'pa.yaml');
+    assert.ok(r.ok, JSON.stringify(r));
+    return compilePlan(r.resources.map((x) => x.resource), service, 1).mtlsMode;
+  };
+  assert.equal(modeOf('', 'api'), 'STRICT');
+  assert.equal(modeOf(pa('all', 'PERMISSIVE'), 'api'), 'PERMISSIVE');
+  assert.equal(modeOf(pa('all', 'PERMISSIVE') + pa('api', 'STRICT', 'api'), 'api'), 'STRICT');
+  assert.equal(modeOf(pa('api', 'STRICT', 'api') + pa('all', 'PERMISSIVE'), 'web'), 'PERMISSIVE');
+  assert.equal(modeOf(pa('web', 'PERMISSIVE', 'web'), 'api'), 'STRICT');
+});
+
+test('transparent mode: an address and port lead to the service by its virtual IPs or its endpoints\' addresses', () => {
+  const r = parseResources(`apiVersion: mycel.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { outboundTrafficPolicy: { mode: REGISTRY_ONLY } }
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec:
+  ports: [ { port: 8080 }, { port: 9090 } ]
+  addresses: [ 10.96.0.10, "fd00::a" ]
+  endpoints: [ { address: 10.0.0.1, port: 15006 }, { address: 10.0.0.2, port: 15006 } ]
+---
+apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: cache }
+spec:
+  ports: [ { port: 6379, appProtocol: tcp } ]
+  endpoints: [ { address: 10.0.0.2, port: 15006 } ]
+  addresses: [ 10.0.0.1 ]
+`, 'x.yaml');
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+  const plan = compilePlan(r.resources.map((x) => x.resource), 'web', 1);
+  assert.equal(plan.mesh.outboundTrafficPolicy, 'REGISTRY_ONLY');
+  assert.equal(plan.lookupAddress('10.96.0.10', 8080)?.name, 'api');
+  assert.equal(plan.lookupAddress('FD00::A', 9090)?.name, 'api');
+  assert.equal(plan.lookupAddress('10.0.0.1', 8080)?.name, 'api', 'an endpoint address on a service port');
+  assert.equal(plan.lookupAddress('::ffff:10.0.0.2', 9090)?.name, 'api', 'an IPv4-mapped address');
+  assert.equal(plan.lookupAddress('10.0.0.2', 6379)?.name, 'cache', 'two services behind one address, told apart by port');
+  assert.equal(plan.lookupAddress('10.0.0.1', 6379)?.name, 'cache', 'a virtual IP');
+  assert.equal(plan.lookupAddress('10.0.0.1', 15006), undefined, 'the sidecar port is no service port');
+  assert.equal(plan.lookupAddress('10.0.0.9', 8080), undefined);
+  assert.equal(compilePlan([], 'web', 1).mesh.outboundTrafficPolicy, 'ALLOW_ANY');
+});
+
+test('a Service address that is not an IP is refused', () => {
+  const r = parseResources(`apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec: { ports: [ { port: 80 } ], addresses: [ 10.0.0.300 ] }
+`, 'x.yaml');
+  assert.ok(!r.ok);
+  assert.match(JSON.stringify(r.problems), /expected an IPv4 or IPv6 address/);
+});

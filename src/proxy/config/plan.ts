@@ -3,7 +3,9 @@
 
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
+import type { AuthorizationPolicy } from '../../api/v1alpha1/policies.js';
 import { defaultMeshConfigSpec, type MeshConfigSpec, type Resource, type Service } from '../../api/v1alpha1/resources.js';
+import { compileAuthorization, type Authorization } from '../../security/authorization.js';
 import { compileRoutes } from './route-table.js';
 import { ServiceTarget } from './targets.js';
 import { compileTrafficPolicy } from './traffic-policy.js';
@@ -25,6 +27,10 @@ export interface MeshSettings {
   transportHttp1: 'h1' | 'h2';
   identityFiles: MeshConfigSpec['identity'];
   accessLog: { enabled: boolean; format: 'json' | 'text' };
+  /** Transparent mode: pass connections to destinations outside the mesh through, or refuse them. */
+  outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
+  /** Trace sampling (percent of requests that start a trace) and the OTLP/HTTP collector's base URL, if any. */
+  tracing: { samplingPercent: number; otlpEndpoint: string | null };
 }
 
 export interface ProxyPlan {
@@ -37,7 +43,16 @@ export interface ProxyPlan {
   /** The sidecar's own service, when the config declares it. */
   readonly self: ServiceTarget | undefined;
   readonly resources: readonly Resource[];
+  /** The AuthorizationPolicies of the sidecar's own service, compiled (enforced on inbound requests). */
+  readonly authz: Authorization;
+  /** PeerAuthentication mode of the sidecar's own service: its own policy, else the mesh-wide one, else STRICT. */
+  readonly mtlsMode: MtlsMode;
   lookupHost(host: string): ServiceTarget | undefined;
+  /**
+   * Transparent mode: the service a connection to address:port was meant for - one of its virtual IPs
+   * (`spec.addresses`) or the address of one of its endpoints, on one of its service ports.
+   */
+  lookupAddress(address: string, port: number): ServiceTarget | undefined;
 }
 
 function ms(text: string): number {
@@ -60,6 +75,8 @@ export function meshSettings(spec: MeshConfigSpec): MeshSettings {
     transportHttp1: spec.transport.http1,
     identityFiles: spec.identity,
     accessLog: { enabled: spec.telemetry.accessLog?.enabled ?? false, format: spec.telemetry.accessLog?.format ?? 'json' },
+    outboundTrafficPolicy: spec.outboundTrafficPolicy.mode,
+    tracing: { samplingPercent: spec.telemetry.tracing?.sampling ?? 1, otlpEndpoint: spec.telemetry.otlp?.endpoint ?? null },
   };
 }
 
@@ -89,6 +106,7 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
   const mesh = meshSettings(meshSpec);
   const services = new Map<string, ServiceTarget>();
   const byHost = new Map<string, ServiceTarget>();
+  const byAddress = new Map<string, ServiceTarget>();
   for (const r of resources) {
     if (r.kind !== 'Service') continue;
     const t = serviceTarget(r, mesh.trustDomain);
@@ -97,10 +115,13 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
       // A bare name belongs to the default namespace's service if several namespaces use it.
       if (!byHost.has(h) || t.namespace === 'default') byHost.set(h, t);
     }
+    indexAddresses(byAddress, t, r.spec.addresses ?? []);
   }
   const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
-  compileRoutes(resources, services, self?.namespace ?? 'default');
+  const selfNamespace = self?.namespace ?? 'default';
+  compileRoutes(resources, services, selfNamespace);
   attachPolicies(resources, services);
+  const authzPolicies = resources.filter((r): r is AuthorizationPolicy => r.kind === 'AuthorizationPolicy');
   return {
     version,
     hash: hashResources(resources),
@@ -108,12 +129,38 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
     services,
     self,
     resources,
+    authz: compileAuthorization(authzPolicies, selfService, selfNamespace, mesh.trustDomain),
+    mtlsMode: mtlsModeOf(resources, selfService, selfNamespace),
     lookupHost(host: string): ServiceTarget | undefined {
       let h = host.toLowerCase();
       if (h.endsWith('.')) h = h.slice(0, -1);
       return byHost.get(h);
     },
+    lookupAddress(address: string, port: number): ServiceTarget | undefined {
+      return byAddress.get(addressKey(address, port));
+    },
   };
+}
+
+function addressKey(address: string, port: number): string {
+  // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+  const a = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address.toLowerCase();
+  return `${a}|${port}`;
+}
+
+/**
+ * Indexes a service by each of its virtual IPs and endpoint addresses, combined with each of its ports. A virtual IP
+ * is the service's own and wins; an endpoint address shared by two services (two sidecars behind one address) goes
+ * to the first one declared.
+ */
+function indexAddresses(index: Map<string, ServiceTarget>, t: ServiceTarget, vips: readonly string[]): void {
+  for (const p of t.ports) {
+    for (const ip of vips) index.set(addressKey(ip, p.port), t);
+    for (const e of t.endpoints) {
+      const k = addressKey(e.address, p.port);
+      if (!index.has(k)) index.set(k, t);
+    }
+  }
 }
 
 /** Each service gets the TrafficPolicy that targets it (validation allows one per service; the first one wins). */
@@ -123,6 +170,20 @@ function attachPolicies(resources: readonly Resource[], services: ReadonlyMap<st
     const svc = services.get(`${r.spec.targetRef.name}.${r.metadata.namespace}`);
     if (svc !== undefined && svc.policy === null) svc.policy = compileTrafficPolicy(`${r.metadata.namespace}/${r.metadata.name}`, r.spec);
   }
+}
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
+
+/** The service's own PeerAuthentication wins over a mesh-wide one (no targetRef); without either: STRICT. */
+function mtlsModeOf(resources: readonly Resource[], service: string, namespace: string): MtlsMode {
+  let meshWide: MtlsMode | undefined;
+  for (const r of resources) {
+    if (r.kind !== 'PeerAuthentication') continue;
+    const t = r.spec.targetRef;
+    if (t === undefined) meshWide ??= r.spec.mtls.mode;
+    else if (t.name === service && r.metadata.namespace === namespace) return r.spec.mtls.mode;
+  }
+  return meshWide ?? 'STRICT';
 }
 
 /** Splits an authority into host and port; undefined port when absent. Returns undefined for a malformed authority. */

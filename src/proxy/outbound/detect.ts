@@ -43,5 +43,7 @@ export function detectProtocol(socket: Socket, timeoutMs: number, onTimeout: Det
   const onEnd = () => finish(buf === null ? onTimeout : 'tcp');
   socket.on('data', onData);
   socket.on('end', onEnd);
+  // A socket paused by an earlier look at its first bytes (transparent mode's Host sniffing) must flow again.
+  socket.resume();
   if (timeoutMs > 0) timer = setTimeout(() => finish(buf === null ? onTimeout : 'tcp'), timeoutMs);
 }

@@ -124,6 +124,7 @@ class Attempt implements UpstreamRequest, ResponseSink, AttemptRecord {
   private heldHeaders: HeaderList | null = null;
   private held: Buffer[] | null = null;
   private heldBytes = 0;
+  private bodySent = 0;
 
   constructor(
     readonly run: RetryRun,
@@ -141,6 +142,13 @@ class Attempt implements UpstreamRequest, ResponseSink, AttemptRecord {
 
   requestTrailers(): HeaderList | null {
     return this.run.ex.requestTrailers();
+  }
+
+  /** Each attempt sends the (replayed) body from its start: the exchange keeps the most any attempt sent. */
+  countBody(bytes: number): void {
+    this.bodySent += bytes;
+    const ex = this.run.ex;
+    if (this.bodySent > ex.requestBytes) ex.requestBytes = this.bodySent;
   }
 
   onInformational(status: number, headers: HeaderList): void {

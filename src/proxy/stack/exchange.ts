@@ -4,6 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ErrorCode } from '../../core/error-catalogue.js';
 import type { MycelError } from '../../core/errors.js';
+import type { SpanContext } from '../../core/trace-context.js';
 import { HOP_BY_HOP, type HeaderList, type ResponseSink, type UpstreamCall, type UpstreamRequest } from './http-types.js';
 import type { Readable } from 'node:stream';
 import type { BackendTarget, EndpointTarget, PortTarget, ServiceTarget } from '../config/targets.js';
@@ -112,6 +113,8 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   tried: EndpointAttempt[] | null = null;
   /** A session-affinity cookie value the balancer made up for a client that had none (set on the response). */
   affinityCookie: string | null = null;
+  /** This hop's span (trace id for tap and logs); null while tracing is off. */
+  trace: SpanContext | null = null;
   /** Address of the client connection (outbound: the local app), for source-address hashing. */
   clientAddress: string | null = null;
   /** Timers that end with the exchange (route timeouts, fault delays). */
@@ -131,6 +134,8 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
   errorCode: ErrorCode | 'downstream-reset' | null = null;
   errorDetail: string | null = null;
   responseBytes = 0;
+  /** Request body bytes sent upstream (the most any one attempt sent, so retries do not count twice). */
+  requestBytes = 0;
   finished = false;
   endTime = 0;
 
@@ -161,6 +166,10 @@ export class HttpExchange implements UpstreamRequest, ResponseSink {
 
   requestTrailers(): HeaderList | null {
     return this.downstream.requestTrailers();
+  }
+
+  countBody(bytes: number): void {
+    this.requestBytes += bytes;
   }
 
   /** Any layer that cannot go on calls this; the error becomes a response in exactly one place. */

@@ -20,6 +20,8 @@ export interface UpstreamRequest {
   readonly bodyLength: number;
   /** Trailer fields of the request body, known once the body has ended. */
   requestTrailers(): HeaderList | null;
+  /** Transports report each body chunk they send (for mycel_request_bytes_total); per chunk, not per request. */
+  countBody(bytes: number): void;
 }
 
 /** Where a response goes as it arrives; implemented by the exchange that owns the client side. */

@@ -27,7 +27,7 @@ function collect(): { sink: ResponseSink; done: Promise<{ status: number; error:
   return { sink, done };
 }
 
-const get = (authority: string): UpstreamRequest => ({ method: 'GET', authority, path: '/', headers: [] as HeaderList, body: null, bodyLength: 0, requestTrailers: () => null });
+const get = (authority: string): UpstreamRequest => ({ method: 'GET', authority, path: '/', headers: [] as HeaderList, body: null, bodyLength: 0, requestTrailers: () => null, countBody: () => {} });
 
 const closers: Array<() => void> = [];
 after(() => {

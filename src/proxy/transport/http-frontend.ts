@@ -382,12 +382,12 @@ export function parseAbsoluteForm(target: string): { authority: string; path: st
 }
 
 /** Answers on a raw socket (CONNECT / upgrade paths, where there is no ServerResponse) and closes it. */
-export function refuseRaw(socket: Duplex, code: ErrorCode, detail: string): void {
+export function refuseRaw(socket: Duplex, code: ErrorCode, detail: string, subject?: string): void {
   const spec = ERROR_CATALOGUE[code];
   const body = `mycel: ${code}: ${detail}\n`;
   if (socket.writable) {
     socket.end(
-      `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${code}\r\n\r\n${body}`,
+      `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${subject === undefined ? code : `${code} ${subject}`}\r\n\r\n${body}`,
     );
   }
   socket.on('error', ignore);

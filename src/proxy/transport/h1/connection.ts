@@ -144,6 +144,7 @@ export class H1Connection implements ResponseEvents {
 
   private readonly onBodyData = (chunk: Buffer): void => {
     this.bodyBytes += chunk.length;
+    this.req?.countBody(chunk.length);
     let ok: boolean;
     if (this.chunked) {
       if (chunk.length === 0) return;

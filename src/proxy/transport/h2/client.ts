@@ -287,7 +287,10 @@ function onBodyAborted(this: { [kCall]?: H2Call }): void {
 
 function onBodyData(this: { [kCall]?: H2Call }, chunk: Buffer): void {
   const call = this[kCall];
-  if (call) call.bodyBytes += chunk.length;
+  if (call) {
+    call.bodyBytes += chunk.length;
+    call.req.countBody(chunk.length);
+  }
 }
 
 /** The client's body ended: end the stream only if it is whole (not aborted, and as long as Content-Length said). */

@@ -1,0 +1,82 @@
+// Network faults between hosts of a bed (netns-bed.ts), for chaos tests: tc netem on a host's link (delay, jitter,
+// loss, reordering), and partitions (iptables DROP both ways between two hosts) that can be healed.
+
+import type { Host } from './netns-bed.js';
+
+export interface Netem {
+  delayMs?: number;
+  jitterMs?: number;
+  /** Percent of packets dropped. */
+  lossPercent?: number;
+  /** Percent of packets sent at once while the rest wait `delayMs` (needs a delay). */
+  reorderPercent?: number;
+}
+
+async function must(host: Host, cmd: string, args: string[]): Promise<void> {
+  const r = await host.exec(cmd, args);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} in ${host.name} failed (${r.code}): ${r.stderr.trim()}`);
+}
+
+/**
+ * Whether the kernel has netem (sch_netem): some minimal VM kernels lack it. Returns null when it does, else why not.
+ */
+export async function netemUnavailable(host: Host): Promise<string | null> {
+  const r = await host.exec('tc', ['qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
+  if (r.code === 0) {
+    await host.exec('tc', ['qdisc', 'del', 'dev', 'lo', 'root']);
+    return null;
+  }
+  return `tc netem does not work here: ${r.stderr.trim()} (the kernel needs sch_netem: modprobe sch_netem)`;
+}
+
+/** Applies netem to everything `host` sends (its egress); replaces an earlier setting. */
+export async function setNetem(host: Host, n: Netem): Promise<void> {
+  const args = ['qdisc', 'replace', 'dev', host.dev, 'root', 'netem'];
+  if (n.delayMs !== undefined) args.push('delay', `${n.delayMs}ms`, ...(n.jitterMs !== undefined ? [`${n.jitterMs}ms`] : []));
+  if (n.lossPercent !== undefined) args.push('loss', `${n.lossPercent}%`);
+  if (n.reorderPercent !== undefined) {
+    if (n.delayMs === undefined) throw new Error('netem reordering needs a delay');
+    args.push('reorder', `${n.reorderPercent}%`);
+  }
+  await must(host, 'tc', args);
+}
+
+export async function clearNetem(host: Host): Promise<void> {
+  const r = await host.exec('tc', ['qdisc', 'del', 'dev', host.dev, 'root']);
+  // "No such file or directory" / "Cannot delete qdisc with handle of zero": there was none.
+  if (r.code !== 0 && !/No such file|handle of zero|Invalid handle/i.test(r.stderr)) throw new Error(`tc qdisc del in ${host.name}: ${r.stderr.trim()}`);
+}
+
+/** The netem line `tc qdisc show` prints for the host's link, or null. */
+export async function showNetem(host: Host): Promise<string | null> {
+  const r = await host.exec('tc', ['qdisc', 'show', 'dev', host.dev]);
+  return r.stdout.split('\n').find((l) => l.includes('netem')) ?? null;
+}
+
+// A chain of our own in the filter table (not MYCEL_*: those belong to the sidecar's transparent mode).
+const CHAIN = 'BED_PARTITION';
+
+async function dropRules(host: Host, peer: Host, op: '-A' | '-D'): Promise<void> {
+  if (op === '-A') {
+    // Create the chain and hook it in once; both are no-ops (errors ignored) when done already.
+    await host.exec('iptables', ['-w', '5', '-N', CHAIN]);
+    for (const hook of ['INPUT', 'OUTPUT']) {
+      const has = await host.exec('iptables', ['-w', '5', '-C', hook, '-j', CHAIN]);
+      if (has.code !== 0) await must(host, 'iptables', ['-w', '5', '-I', hook, '-j', CHAIN]);
+    }
+  }
+  await must(host, 'iptables', ['-w', '5', op, CHAIN, '-s', peer.address, '-j', 'DROP']);
+  await must(host, 'iptables', ['-w', '5', op, CHAIN, '-d', peer.address, '-j', 'DROP']);
+}
+
+/** Cuts `a` and `b` off from each other (packets dropped silently both ways, as a failed link would). */
+export async function partition(a: Host, b: Host): Promise<void> {
+  await dropRules(a, b, '-A');
+  await dropRules(b, a, '-A');
+}
+
+/** Undoes `partition(a, b)`. */
+export async function heal(a: Host, b: Host): Promise<void> {
+  await dropRules(a, b, '-D');
+  await dropRules(b, a, '-D');
+}
