@@ -195,7 +195,7 @@ export class Sidecar implements PlanHolder {
     let meshCerts: MeshCertificates | null = null;
     if (options.control !== undefined && options.identityFiles === undefined) {
       // The certificate comes first: the config stream then authenticates with it, not with the (maybe single-use) token.
-      const certs = new MeshCertificates({ url: options.control.url, token: options.control.token, stateDir: options.control.stateDir, log: options.log });
+      const certs = new MeshCertificates({ url: options.control.url, token: options.control.token, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
       try {
         await certs.obtain();
       } catch (err) {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
 import { API_AND_WEB_SERVICES, eventually, expectWebReachesApi, startControl, type ControlProcess } from '../helpers/control.js';
 import { request, requirePackage, run } from '../helpers/http.js';
-import { startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
+import { MYCEL_BIN, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
 /** Leaves of 4 s; keep-alive connections idle for 1 s are closed, so that every burst of load makes new handshakes. */
 const MESH = (lifetime: string) => `apiVersion: mycel.dev/v1alpha1
@@ -146,6 +146,14 @@ describe('mesh CA with two sidecars', () => {
       return r.body.items.filter((p) => typeof p.certNotAfter === 'number').length === 2 ? r.body.items : undefined;
     });
     for (const p of proxies) assert.ok((p.certNotAfter as number) > Date.now() - 10_000, `${p.service}: certNotAfter is Unix ms`);
+  });
+
+  test('a sidecar started with a token of another service stops at once and says so', async () => {
+    const args = ['proxy', '--service', 'api', '--app-port', '9', '--control', cp.url, '--token', await cp.joinTokenFile('web'), '--state-dir', join(dir, 'state-wrong'), '--inbound', '127.0.0.1:0', '--outbound', '127.0.0.1:0', '--admin', '127.0.0.1:0'];
+    const r = await run(process.execPath, [MYCEL_BIN, ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /the join token is for spiffe:\/\/mycel\.local\/ns\/default\/svc\/web, not for default\/api/);
+    assert.match(r.stderr, /fix: use a join token for this service/);
   });
 
   test('4 s leaves are renewed many times under load with no failed request and no refused handshake', async (t) => {

@@ -73,6 +73,8 @@ class Session {
   appPort: number | undefined = undefined;
   endpoint: ProxyStatus['endpoint'] = null;
   cert: { notAfter: number; issuedAt: number; root: string; trustedRoots: string[] } | null = null;
+  /** The newest trust message waiting for the stream to drain. */
+  pendingTrust: string | null = null;
   /** A message that waits for the stream to drain (only the newest is kept). */
   pending: string | null = null;
   constructor(
@@ -93,10 +95,20 @@ class Session {
       this.pending = '';
       this.res.once('drain', () => {
         const next = this.pending;
+        const trust = this.pendingTrust;
         this.pending = null;
+        this.pendingTrust = null;
+        // The trust bundle goes first: a config may name peers whose certificates only the new bundle accepts.
+        if (trust !== null) this.send(trust);
         if (next) this.send(next);
       });
     }
+  }
+
+  /** The mesh CA's trust message: never replaced by a config while the stream is backed up (only by a newer trust message). */
+  sendTrust(message: string): void {
+    if (this.pending !== null) this.pendingTrust = message;
+    else this.send(message);
   }
 }
 
@@ -208,7 +220,7 @@ export class PushServer {
     this.o.metrics.connectedProxies.set(this.sessions.size);
     s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs, statsIntervalMs: this.o.statsIntervalMs }));
     const trust = this.o.trust?.();
-    if (trust !== undefined) s.send(trust);
+    if (trust !== undefined) s.sendTrust(trust);
     for (const n of m.subscribe) s.subscriptions.add(n.toLowerCase());
     if (m.endpoint !== undefined) {
       s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
@@ -292,7 +304,7 @@ export class PushServer {
   trustChanged(): void {
     const trust = this.o.trust?.();
     if (trust === undefined) return;
-    for (const s of this.sessions.values()) s.send(trust);
+    for (const s of this.sessions.values()) s.sendTrust(trust);
   }
 
   /** Puts the session on the view for its (service, subscriptions) and sends that view if it differs from what it has. */

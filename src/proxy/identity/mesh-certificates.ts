@@ -19,6 +19,9 @@ const CERTIFICATES_PATH = '/api/v1/certificates';
 export interface MeshCertificatesOptions {
   url: string;
   token: string;
+  /** The identity this sidecar serves: a certificate for another one (a token of another service) is refused here. */
+  namespace: string;
+  service: string;
   /** Where key, chain and bundle are kept across restarts (null: memory only). */
   stateDir: string | null;
   log: Logger;
@@ -50,6 +53,7 @@ interface IssueAnswer {
   certChain: string;
   trustBundle: string;
   notAfter: number;
+  spiffeId: string;
   root: string;
   activeRoot?: string;
   renewAt?: number;
@@ -214,6 +218,10 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
       throw new CertificateRefusedError(`the control plane refused the certificate request (${res.status} ${answer.error ?? ''}): ${answer.message ?? text.slice(0, 300)}`);
     }
     if (res.status !== 200) throw new Error(`the control plane answered ${res.status}: ${answer.message ?? text.slice(0, 300)}`);
+    const wanted = `/ns/${this.o.namespace}/svc/${this.o.service}`;
+    if (!answer.spiffeId.endsWith(wanted)) {
+      throw new CertificateRefusedError(`the join token is for ${answer.spiffeId}, not for ${this.o.namespace}/${this.o.service}`);
+    }
     const issuedAt = Date.now();
     this.cur = { keyPem: fresh.keyPem, chainPem: answer.certChain, bundlePem: answer.trustBundle, notAfter: answer.notAfter, issuedAt, root: answer.root, renewAt: answer.renewAt ?? 0.5 };
     this.o.log.info('workload certificate issued', { via: byProof ? 'renewal' : 'join token', expires: new Date(answer.notAfter).toISOString(), root: answer.root.slice(0, 16) });
