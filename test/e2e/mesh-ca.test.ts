@@ -113,6 +113,7 @@ describe('mesh CA with two sidecars', () => {
   let app: TestApp;
   let api: SidecarProcess;
   let web: SidecarProcess;
+  let apiToken: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mycel-mesh-ca-'));
@@ -125,7 +126,7 @@ describe('mesh CA with two sidecars', () => {
     // A single-use token: the first certificate spends it; the sidecar goes on with its certificate alone.
     const once = await cp.cli(['token', 'create', '--service', 'api', '--single-use', '--ttl', '10m']);
     assert.equal(once.code, 0, once.stderr);
-    const apiToken = join(dir, 'api.token');
+    apiToken = join(dir, 'api.token');
     await writeFile(apiToken, once.stdout, { mode: 0o600 });
     api = await startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], meshCa: true, control: { url: cp.url, tokenFile: apiToken, stateDir: join(dir, 'state-api') } });
     web = await startSidecar({ dir, service: 'web', appPort: 9, configFiles: [], meshCa: true, upstreams: ['api=127.0.0.1:0'], control: { url: cp.url, tokenFile: await cp.joinTokenFile('web'), stateDir: join(dir, 'state-web') } });
@@ -146,6 +147,11 @@ describe('mesh CA with two sidecars', () => {
       return r.body.items.filter((p) => typeof p.certNotAfter === 'number').length === 2 ? r.body.items : undefined;
     });
     for (const p of proxies) assert.ok((p.certNotAfter as number) > Date.now() - 10_000, `${p.service}: certNotAfter is Unix ms`);
+    const check = await cp.cli(['check', '--dir', join(dir, 'cp')]);
+    assert.match(check.stdout, /mesh CA \(warns: root or intermediate under 30 days, leaf under 1\/4 of its lifetime left\)/);
+    assert.match(check.stdout, /root [0-9a-f]{16} \(active\)\s+valid for/);
+    assert.match(check.stdout, /intermediate [0-9a-f]{16}\s+valid for/);
+    assert.match(check.stdout, /2 proxies report a mesh certificate/);
   });
 
   test('a sidecar started with a token of another service stops at once and says so', async () => {
@@ -217,5 +223,13 @@ describe('mesh CA with two sidecars', () => {
     await load.stop();
     assert.deepEqual(load.failed, [], 'no failed request while the control plane was away');
     assert.equal(await counter(api.admin, 'mycel_inbound_handshake_errors_total'), 0);
+  });
+
+  test('a restarted sidecar renews its saved certificate by proof: its spent single-use token is not needed again', async () => {
+    await api.stop();
+    api = await startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], meshCa: true, control: { url: cp.url, tokenFile: apiToken, stateDir: join(dir, 'state-api') } });
+    const first = api.records().find((r) => r.msg === 'workload certificate issued');
+    assert.equal(first?.via, 'renewal');
+    await eventually('web reaches the restarted api', async () => ((await request(web.upstreams.api as string, { path: '/again' })).status === 200 ? true : undefined), 20_000);
   });
 });
