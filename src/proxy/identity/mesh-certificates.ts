@@ -103,7 +103,8 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
   async obtain(): Promise<IdentityMaterial> {
     const saved = await this.readPersisted();
     if (saved !== null) this.cur = saved;
-    for (let attempt = 0; ; attempt++) {
+    // Bounded like everything else; at the backoff's ceiling this is days of trying.
+    for (let attempt = 0; attempt < 100_000; attempt++) {
       try {
         await this.request(this.cur !== null && this.cur.notAfter > Date.now());
         return this.material;
@@ -121,6 +122,7 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
         if (this.closed) throw new Error('closed');
       }
     }
+    throw new Error(`no certificate from ${this.o.url} after many attempts`);
   }
 
   /** Starts the renewal schedule (after obtain). */
