@@ -113,8 +113,8 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 /** A join token for one service (POST /api/v1/tokens with the admin token). */
-export async function createJoinToken(client: ControlClient, service: string, namespace: string): Promise<string> {
-  const { status, body } = await client.request<{ token?: string }>('POST', '/api/v1/tokens', { service, namespace });
+export async function createJoinToken(client: ControlClient, service: string, namespace: string, o: { ttlSeconds?: number; singleUse?: boolean } = {}): Promise<string> {
+  const { status, body } = await client.request<{ token?: string }>('POST', '/api/v1/tokens', { service, namespace, ...o });
   if (status !== 200 || typeof body.token !== 'string') throw apiError(status, body, `creating a join token for ${namespace}/${service}`);
   return body.token;
 }

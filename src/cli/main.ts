@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   up: async () => (await import('./commands/up.js')).registerUpCommand,
   check: async () => (await import('./commands/check.js')).registerCheckCommand,
   tap: async () => (await import('./commands/tap.js')).registerTapCommand,
+  ca: async () => (await import('./commands/ca.js')).registerCaCommand,
   dashboard: async () => (await import('./commands/dashboard.js')).registerDashboardCommand,
   iptables: async () => (await import('./commands/iptables.js')).registerIptablesCommand,
   stat: async () => (await import('./commands/stat.js')).registerStatCommand,

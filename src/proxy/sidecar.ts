@@ -55,6 +55,7 @@ import { H2Client } from './transport/h2/client.js';
 import { HttpFrontend, refuseRaw } from './transport/http-frontend.js';
 import { splice } from './transport/splice.js';
 import { buildIdentity, IdentityStore, readIdentityFiles } from './transport/tls/identity.js';
+import { CertificateRefusedError, MeshCertificates } from './identity/mesh-certificates.js';
 import { relayUpgrade } from './transport/upgrade.js';
 import { withoutField } from './stack/http-types.js';
 
@@ -99,7 +100,7 @@ export interface SidecarOptions {
   outbound: ListenAddress;
   admin: ListenAddress;
   upstreams: UpstreamBindingOption[];
-  /** Workload identity from flags; otherwise MeshConfig spec.identity. */
+  /** Workload identity from flags; otherwise the mesh CA (with a control plane) or MeshConfig spec.identity. */
   identityFiles?: { cert: string; key: string; ca: string };
   /**
    * Transparent mode: the outbound listener takes iptables-redirected connections and sends each by its original
@@ -145,6 +146,8 @@ export class Sidecar implements PlanHolder {
   /** Balancers, health and breakers of the destinations, kept across config changes. */
   private readonly destinations: Destinations;
   private identityWatchers: FSWatcher[] = [];
+  /** The mesh CA's certificates for this proxy (control-plane mode without certificate files). */
+  private meshCerts: MeshCertificates | null = null;
   private tunnelsOpen = 0;
   private ready = false;
   private drainPromise: Promise<void> | null = null;
@@ -159,7 +162,7 @@ export class Sidecar implements PlanHolder {
     private readonly source: ConfigSource,
     plan: ProxyPlan,
     identity: IdentityStore,
-    private readonly identityFiles: { cert: string; key: string; ca: string },
+    private readonly identityFiles: { cert: string; key: string; ca: string } | null,
   ) {
     this.plan = plan;
     this.identity = identity;
@@ -197,6 +200,18 @@ export class Sidecar implements PlanHolder {
   static async start(options: SidecarOptions): Promise<Sidecar> {
     let source: ConfigSource;
     let control: ControlConfigSource | null = null;
+    let meshCerts: MeshCertificates | null = null;
+    if (options.control !== undefined && options.identityFiles === undefined) {
+      // The certificate comes first: the config stream then authenticates with it, not with the (maybe single-use) token.
+      const certs = new MeshCertificates({ url: options.control.url, token: options.control.token, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
+      try {
+        await certs.obtain();
+      } catch (err) {
+        if (err instanceof CertificateRefusedError) throw new SidecarConfigError(`${err.message}\n  fix: use a join token for this service (mycel token create --service ${options.service})`);
+        throw err;
+      }
+      meshCerts = certs;
+    }
     if (options.control !== undefined) {
       const c = options.control;
       control = new ControlConfigSource({
@@ -210,23 +225,30 @@ export class Sidecar implements PlanHolder {
         subscribe: options.upstreams.map((u) => u.service),
         stateDir: c.stateDir,
         log: options.log,
+        ...(meshCerts !== null ? { authorize: () => meshCerts.authorization(), identity: () => meshCerts.report() } : {}),
       });
+      if (meshCerts !== null) control.on('trust', (bundle, activeRoot) => meshCerts.trust(bundle, activeRoot));
       source = control;
     } else {
       source = new FileConfigSource(options.configFiles, options.service);
     }
     const plan = await source.load(); // ConfigInvalidError propagates: the CLI prints it and exits 2
-    const files = options.identityFiles ?? plan.mesh.identityFiles;
-    if (files === undefined) {
-      throw new SidecarConfigError('no workload identity: pass --cert, --key and --ca, or set spec.identity in the MeshConfig (make throwaway ones with `mycel dev-certs`)');
-    }
+    const files = meshCerts !== null ? null : (options.identityFiles ?? plan.mesh.identityFiles ?? null);
     let identity: IdentityStore;
-    try {
-      identity = new IdentityStore(buildIdentity(await readIdentityFiles(files)));
-    } catch (err) {
-      throw new SidecarConfigError(`workload identity from ${files.cert}, ${files.key}, ${files.ca}: ${(err as Error).message}`);
+    if (meshCerts !== null) {
+      identity = new IdentityStore(buildIdentity(meshCerts.material));
+    } else {
+      if (files === null) {
+        throw new SidecarConfigError('no workload identity: pass --cert, --key and --ca, or set spec.identity in the MeshConfig (make throwaway ones with `mycel dev-certs`)');
+      }
+      try {
+        identity = new IdentityStore(buildIdentity(await readIdentityFiles(files)));
+      } catch (err) {
+        throw new SidecarConfigError(`workload identity from ${files.cert}, ${files.key}, ${files.ca}: ${(err as Error).message}`);
+      }
     }
     const sidecar = new Sidecar(options, source, plan, identity, files);
+    sidecar.meshCerts = meshCerts;
     const mismatch = sidecar.checkPlan(plan);
     if (mismatch !== undefined) throw new SidecarConfigError(mismatch);
     source.check = (next) => sidecar.checkPlan(next);
@@ -242,6 +264,7 @@ export class Sidecar implements PlanHolder {
     source.on('rejected', (problems) => sidecar.rejected(problems.map(formatProblem)));
     source.watch?.();
     sidecar.watchIdentity();
+    sidecar.followMeshCertificates(control);
     if (control !== null && options.control !== undefined) {
       // The endpoint is registered once the inbound port is known (it may have been port 0).
       control.register({ address: options.control.advertise, port: sidecar.addresses.inbound.port, labels: options.control.labels, ready: true, appPort: options.appPort });
@@ -586,9 +609,28 @@ export class Sidecar implements PlanHolder {
     this.options.log.error('config change rejected; the running config stays', { version: this.plan.version, problems });
   }
 
+  /** Renewed certificates and trust bundle changes from the mesh CA go to new handshakes; open connections keep theirs. */
+  private followMeshCertificates(control: ControlConfigSource | null): void {
+    const certs = this.meshCerts;
+    if (certs === null) return;
+    certs.on('change', (material) => {
+      try {
+        const next = buildIdentity(material);
+        this.identity.set(next);
+        this.metrics.certExpiry.set(Math.floor(next.notAfter.getTime() / 1000));
+      } catch (err) {
+        this.options.log.error('the mesh CA sent an unusable certificate; keeping the current identity', { reason: (err as Error).message });
+      }
+      control?.reportIdentity();
+    });
+    certs.start();
+    control?.reportIdentity();
+  }
+
   /** Certificate files replaced on disk (by an operator or a cert manager) are picked up for new handshakes. */
   private watchIdentity(): void {
     const files = this.identityFiles;
+    if (files === null) return;
     const wanted = new Set([files.cert, files.key, files.ca].map((f) => resolve(f)));
     let timer: NodeJS.Timeout | null = null;
     const reload = async () => {
@@ -675,6 +717,7 @@ export class Sidecar implements PlanHolder {
     this.appH2.close();
     void this.source.close();
     for (const w of this.identityWatchers) w.close();
+    this.meshCerts?.close();
     this.metrics.unsubscribe();
     this.golden?.unsubscribe();
     this.accessLog.close();

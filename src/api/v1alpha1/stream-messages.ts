@@ -130,6 +130,16 @@ export const ProxyMessage = v.variant('type', [
   v.object({ type: v.literal('goodbye') }),
   /** Events of a tap the control plane started, batched; `dropped` counts those the proxy could not send. */
   v.object({ type: v.literal('tap-events'), id: tapId, events: v.pipe(v.array(TapEvent), v.maxLength(TAP_MAX_BATCH)), dropped: v.pipe(v.number(), v.integer(), v.minValue(0)) }),
+  /** The proxy's mesh certificate and trust bundle now (after each issuance and bundle change), for rotation and `mycel check`. */
+  v.object({
+    type: v.literal('identity'),
+    /** Unix ms. */
+    notAfter: v.number(),
+    issuedAt: v.number(),
+    /** SHA-256 fingerprint of the root its chain leads to. */
+    root: v.pipe(str, v.maxLength(64)),
+    trustedRoots: v.pipe(v.array(v.pipe(str, v.maxLength(64))), v.maxLength(100)),
+  }),
   /** Golden signals since the previous summary (every statsIntervalMs of the welcome). */
   v.object({
     type: v.literal('stats'),
@@ -165,6 +175,8 @@ export const ControlMessage = v.variant('type', [
   v.object({ type: v.literal('error'), code: str, message: str }),
   /** Starts (with its filter) or stops a tap on the proxy; the proxy answers with tap-events messages. */
   v.object({ type: v.literal('tap'), id: tapId, action: v.picklist(['start', 'stop']), filter: v.optional(TapFilter, {}) }),
+  /** The mesh CA's trust bundle (every current root, PEM) and the root new certificates come from. */
+  v.object({ type: v.literal('trust'), bundle: str, activeRoot: str }),
 ]);
 export type ControlMessage = v.InferOutput<typeof ControlMessage>;
 

@@ -31,6 +31,12 @@ export interface ProxyStatus {
   ackedVersion: number | null;
   nack: { version: number; reason: string; at: string } | null;
   state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+  /** The proxy's mesh certificate (when it has one from the mesh CA): expiry and issue time (Unix ms), its root. */
+  certNotAfter?: number;
+  certIssuedAt?: number;
+  certRoot?: string;
+  /** Fingerprints of the roots in the proxy's trust bundle. */
+  trustedRoots?: string[];
 }
 
 /** Receives a batch of a tap's events from one proxy, and how many that proxy had to drop. */
@@ -79,6 +85,9 @@ class Session {
   ready = true;
   appPort: number | undefined = undefined;
   endpoint: ProxyStatus['endpoint'] = null;
+  cert: { notAfter: number; issuedAt: number; root: string; trustedRoots: string[] } | null = null;
+  /** The newest trust message waiting for the stream to drain. */
+  pendingTrust: string | null = null;
   /** A message that waits for the stream to drain (only the newest is kept). */
   pending: string | null = null;
   constructor(
@@ -109,10 +118,20 @@ class Session {
       this.pending = '';
       this.res.once('drain', () => {
         const next = this.pending;
+        const trust = this.pendingTrust;
         this.pending = null;
+        this.pendingTrust = null;
+        // The trust bundle goes first: a config may name peers whose certificates only the new bundle accepts.
+        if (trust !== null) this.send(trust);
         if (next) this.send(next);
       });
     }
+  }
+
+  /** The mesh CA's trust message: never replaced by a config while the stream is backed up (only by a newer trust message). */
+  sendTrust(message: string): void {
+    if (this.pending !== null) this.pendingTrust = message;
+    else this.send(message);
   }
 }
 
@@ -128,6 +147,8 @@ export interface PushServerOptions {
   stats: SignalWindow;
   statsIntervalMs: number;
   log: Logger;
+  /** The mesh CA's trust message (bundle and active root), sent on connect and on every change. */
+  trust?: () => string | undefined;
 }
 
 export class PushServer {
@@ -244,6 +265,8 @@ export class PushServer {
     this.sessions.set(s.proxyId, s);
     this.o.metrics.connectedProxies.set(this.sessions.size);
     s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs, statsIntervalMs: this.o.statsIntervalMs }));
+    const trust = this.o.trust?.();
+    if (trust !== undefined) s.sendTrust(trust);
     for (const n of m.subscribe) s.subscriptions.add(n.toLowerCase());
     if (m.endpoint !== undefined) {
       s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
@@ -327,9 +350,19 @@ export class PushServer {
         this.drop(s);
         s.res.end();
         return;
+      case 'identity':
+        s.cert = { notAfter: m.notAfter, issuedAt: m.issuedAt, root: m.root, trustedRoots: m.trustedRoots };
+        return;
       case 'hello':
         return;
     }
+  }
+
+  /** The trust bundle changed (a root added, activated or removed): every connected proxy gets it now. */
+  trustChanged(): void {
+    const trust = this.o.trust?.();
+    if (trust === undefined) return;
+    for (const s of this.sessions.values()) s.sendTrust(trust);
   }
 
   /** Puts the session on the view for its (service, subscriptions) and sends that view if it differs from what it has. */
@@ -452,6 +485,7 @@ export class PushServer {
       ackedVersion: s.ackedVersion,
       nack: s.nack,
       state: s.sentVersion === null ? 'NONE' : s.nack !== null && s.nack.version === s.sentVersion ? 'NACK' : s.ackedVersion === s.sentVersion ? 'ACK' : 'PENDING',
+      ...(s.cert !== null ? { certNotAfter: s.cert.notAfter, certIssuedAt: s.cert.issuedAt, certRoot: s.cert.root, trustedRoots: s.cert.trustedRoots } : {}),
     }));
   }
 }

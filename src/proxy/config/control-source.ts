@@ -42,6 +42,10 @@ export interface ControlSourceOptions {
   backoffMaxMs?: number;
   /** How long a new stream may wait for the control plane's welcome. */
   welcomeTimeoutMs?: number;
+  /** Headers proving this proxy's mesh certificate; when it returns null the join token is sent. */
+  authorize?: () => Record<string, string> | null;
+  /** The proxy's certificate facts, sent after each welcome (and by reportIdentity on change). */
+  identity?: () => { notAfter: number; issuedAt: number; root: string; trustedRoots: string[] } | null;
 }
 
 export interface ControlSourceEvents {
@@ -51,6 +55,8 @@ export interface ControlSourceEvents {
   tap: ['start' | 'stop', string, TapFilter];
   /** The stream broke: the control plane's taps are gone (it starts them again on reconnect). */
   disconnected: [];
+  /** The mesh CA's trust bundle and the root it issues from. */
+  trust: [string, string];
 }
 
 /** Tap events wait no further than this in the stream's buffer; more is dropped (and counted) by the sender. */
@@ -212,7 +218,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       if (this.session === session && this.replica === null) this.broken(`no welcome from the control plane within ${welcomeMs} ms`);
     }, welcomeMs);
     this.welcomeTimer.unref();
-    const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, authorization: `Bearer ${this.o.token}`, 'content-type': 'application/x-ndjson' });
+    const auth = this.o.authorize?.() ?? { authorization: `Bearer ${this.o.token}` };
+    const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, ...auth, 'content-type': 'application/x-ndjson' });
     this.stream = stream;
     const decoder = new LineDecoder(MAX_CONTROL_MESSAGE_BYTES);
     let status = 0;
@@ -301,8 +308,12 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
         this.statsTimer = setInterval(() => this.sendStats(), m.statsIntervalMs ?? STATS_INTERVAL_MS);
         this.statsTimer.unref();
         this.o.log.info('connected to the control plane', { url: this.o.url, replica: m.replica });
+        this.reportIdentity();
         return;
       }
+      case 'trust':
+        this.emit('trust', m.bundle, m.activeRoot);
+        return;
       case 'config':
         this.applyConfig(m.version, m.resources, m.unresolved);
         return;
@@ -424,6 +435,12 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       this.waiters.delete(name);
       for (const w of list) w();
     }
+  }
+
+  /** Tells the control plane this proxy's certificate facts (after each issuance and bundle change). */
+  reportIdentity(): void {
+    const r = this.o.identity?.();
+    if (r !== null && r !== undefined) this.send({ type: 'identity', ...r });
   }
 
   /** The golden signals since the last summary; while the stream is down they keep adding up for the next one. */

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { X509Certificate, createPrivateKey, constants as cryptoConstants } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
+import { splitPems } from '../../../security/pem.js';
 import { spiffeIdFromX509 } from '../../../security/spiffe.js';
 
 export interface IdentityMaterial {
@@ -60,10 +61,6 @@ export function buildIdentity(m: IdentityMaterial): IdentitySnapshot {
     clientContext: tls.createSecureContext(serverOptions),
     serverOptions,
   };
-}
-
-function splitPems(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
 export async function readIdentityFiles(files: { cert: string; key: string; ca: string }): Promise<IdentityMaterial> {
