@@ -52,7 +52,8 @@ export async function pacedLoad(port: number, o: { authority: string; path: stri
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const now = performance.now();
-      const due = Math.floor(((Math.min(now, end) - t0) / 1000) * o.rate);
+      // The small epsilon keeps float rounding (0.7 s x 200/s = 139.999...) from losing the last request due.
+      const due = Math.floor(((Math.min(now, end) - t0) / 1000) * o.rate + 1e-6);
       while (sent < due) {
         sent++;
         send();
