@@ -156,7 +156,14 @@ export class Sidecar implements PlanHolder {
     this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
     if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
-    this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
+    this.clients = new ClientCache({
+      identity,
+      connectTimeoutMs: t.connectMs,
+      idleTimeoutMs: t.idleMs,
+      poolIdleMs: 30_000,
+      keepalive: () => this.plan.mesh.keepalive,
+      onKeepaliveTimeout: (url, timeoutMs) => options.log.warn('peer sidecar did not answer an HTTP/2 keepalive PING; connection closed', { peer: url, timeoutMs }),
+    });
     this.appH1 = new H1Pool({
       connect: () => ({ socket: net.connect({ host: '127.0.0.1', port: options.appPort, noDelay: true }), event: 'connect' }),
       connectTimeoutMs: t.connectMs,
