@@ -72,6 +72,8 @@ export interface ConfigSource {
 
 export interface ControlOptions {
   url: string;
+  /** More replicas' URLs: the stream moves to the next one when it breaks (`--control URL1,URL2`). */
+  alternates?: string[];
   token: string;
   namespace: string;
   /** The address other sidecars reach this one's inbound listener on. */
@@ -197,6 +199,7 @@ export class Sidecar implements PlanHolder {
       const c = options.control;
       control = new ControlConfigSource({
         url: c.url,
+        ...(c.alternates !== undefined ? { alternates: c.alternates } : {}),
         token: c.token,
         proxyId: c.proxyId,
         service: options.service,
