@@ -49,11 +49,13 @@ export interface MeshYamlOptions {
   transport?: 'h1' | 'h2';
   /** Retries, outlier detection and health checks for api (on by default). */
   resilience?: boolean;
+  /** With a control plane the sidecars register the endpoints: no static ones. */
+  staticEndpoints?: boolean;
 }
 
 /** Resource file text: MeshConfig (short connect timeout, 1 s keepalive), Services web and api, api's TrafficPolicy. */
 export function meshYaml(o: MeshYamlOptions): string {
-  const eps = (hs: Host[]) => hs.map((h) => `{ address: ${h.address}, port: ${INBOUND_PORT} }`).join(', ');
+  const eps = (hs: Host[]) => (o.staticEndpoints === false ? '' : `\n  endpoints: [ ${hs.map((h) => `{ address: ${h.address}, port: ${INBOUND_PORT} }`).join(', ')} ]`);
   const policy = o.resilience === false ? '' : `---
 apiVersion: mycel.dev/v1alpha1
 kind: TrafficPolicy
@@ -78,15 +80,13 @@ apiVersion: mycel.dev/v1alpha1
 kind: Service
 metadata: { name: web }
 spec:
-  ports: [ { port: ${APP_PORT}, appProtocol: http } ]
-  endpoints: [ ${eps([o.web])} ]
+  ports: [ { port: ${APP_PORT}, appProtocol: http } ]${eps([o.web])}
 ---
 apiVersion: mycel.dev/v1alpha1
 kind: Service
 metadata: { name: api }
 spec:
-  ports: [ { port: ${APP_PORT}, appProtocol: http } ]
-  endpoints: [ ${eps(o.apiHosts)} ]
+  ports: [ { port: ${APP_PORT}, appProtocol: http } ]${eps(o.apiHosts)}
 ${policy}`;
 }
 
