@@ -63,6 +63,8 @@ interface Entry {
   outcome: Outcome;
   /** Mesh error reason for 'failed'; what went wrong for 'lost'. */
   reason: string;
+  /** The whole x-mycel-error value and status of a 'failed' one. */
+  detail?: string;
 }
 
 export interface LedgerReport {
@@ -74,6 +76,8 @@ export interface LedgerReport {
   lost: number;
   /** A few lost requests with why, for the failure message. */
   lostSamples: string[];
+  /** A few failed requests with their status and whole x-mycel-error. */
+  failedSamples: string[];
   skipped: number;
   /** POST ids executed more than once (by any app). */
   duplicated: string[];
@@ -196,12 +200,12 @@ export class Ledger {
     const [host, port] = splitHostPort(o.target);
     return new Promise<void>((resolve) => {
       let settled = false;
-      const done = (outcome: Outcome, reason: string) => {
+      const done = (outcome: Outcome, reason: string, detail?: string) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         this.inFlight--;
-        this.entries.push({ id, method, start, end: Date.now(), outcome, reason });
+        this.entries.push({ id, method, start, end: Date.now(), outcome, reason, ...(detail !== undefined ? { detail } : {}) });
         resolve();
       };
       const req = http.request({ host, port, method, path: `/ledger?id=${id}&size=${size}`, headers, agent: this.agent }, (res) => {
@@ -212,7 +216,7 @@ export class Ledger {
         res.on('end', () => {
           const got = Buffer.concat(chunks);
           const meshError = res.headers['x-mycel-error'];
-          if (typeof meshError === 'string') return done('failed', MESH_REASON.exec(meshError)?.[1] ?? meshError);
+          if (typeof meshError === 'string') return done('failed', MESH_REASON.exec(meshError)?.[1] ?? meshError, `${res.statusCode} ${meshError}`);
           const status = res.statusCode ?? 0;
           if (status < 200 || status > 299) return done('lost', `status ${status} without x-mycel-error: ${got.toString('utf8', 0, 200)}`);
           if (res.headers['x-ledger-length'] !== String(got.length) || res.headers['x-ledger-sha256'] !== sha256(got)) {
@@ -233,6 +237,7 @@ export class Ledger {
   report(): LedgerReport {
     const byReason: Record<string, number> = {};
     const lostSamples: string[] = [];
+    const failedSamples: string[] = [];
     let ok = 0;
     let failed = 0;
     let lost = 0;
@@ -247,6 +252,7 @@ export class Ledger {
       if (e.outcome === 'failed') {
         failed++;
         byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;
+        if (failedSamples.length < 5) failedSamples.push(`${e.method} ${e.id}: ${e.detail ?? e.reason}`);
       } else {
         lost++;
         if (lostSamples.length < 5) lostSamples.push(`${e.method} ${e.id}: ${e.reason}`);
@@ -256,7 +262,7 @@ export class Ledger {
     const duplicated = [...this.executions].filter(([, n]) => n > 1).map(([id]) => id);
     const unexecutedOk = okPosts.filter((id) => this.executions.get(id) !== 1);
     const convergeMs = this.markAt === null ? null : lastBadEnd < 0 ? 0 : lastBadEnd - this.markAt;
-    return { scenario: this.scenario, sent: this.sent, ok, failed, byReason, lost, lostSamples, skipped: this.skipped, duplicated, truncated: [...this.truncated], unexecutedOk, convergeMs, servedBy: { ...this.servedBy } };
+    return { scenario: this.scenario, sent: this.sent, ok, failed, byReason, lost, lostSamples, failedSamples, skipped: this.skipped, duplicated, truncated: [...this.truncated], unexecutedOk, convergeMs, servedBy: { ...this.servedBy } };
   }
 }
 
