@@ -39,8 +39,8 @@ const usage = `usage: npm run bench -- [options]   (or: node dist/bench/run.js [
   --rate N               requests per second of the latency runs (default 1000)
   --only A[,B...]        substrings of scenario ids (http1-small-get, http1-large-response, http1-large-post,
                          h2c-small-get, grpc-unary, tcp-stream) or of paths (nginx, haproxy, mycel,
-                         mycel-h2transport, mycel-retry, mycel-ratelimit, mycel-breaker, mycel-nometrics,
-                         mycel-accesslog, mycel-tracing, mycel-tap); direct always runs
+                         mycel-h2transport, mycel-retry, mycel-ratelimit, mycel-breaker, mycel-authz,
+                         mycel-nometrics, mycel-accesslog, mycel-tracing, mycel-tap); direct always runs
   --quick                one short round of everything: a smoke run (about 2 minutes)
   --grpc-client C        gRPC load generator for the measured runs: h2load (default, gRPC-framed POSTs) or grpc-js
                          (a @grpc/grpc-js client loop; it tops out near 2k calls/s on one core here); the warm-up

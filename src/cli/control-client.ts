@@ -14,6 +14,8 @@ export interface ClientFlags {
 export interface ControlClient {
   url: string;
   request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  /** A GET whose body streams for as long as the server sends it (no body timeout): the tap stream. */
+  stream(path: string, signal: AbortSignal): Promise<{ status: number; body: AsyncIterable<Buffer> }>;
 }
 
 function readText(file: string): string | undefined {
@@ -60,8 +62,7 @@ export function controlClient(flags: ClientFlags): ControlClient {
           signal: AbortSignal.timeout(30_000),
         });
       } catch (err) {
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        throw new CliError(`cannot reach the control plane at ${base}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n  fix: start it (mycel control or mycel up), or point to it with --control URL or MYCEL_CONTROL`, EXIT_FAILURE);
+        throw unreachable(base, err);
       }
       const text = await res.text();
       let parsed: unknown = text;
@@ -70,12 +71,31 @@ export function controlClient(flags: ClientFlags): ControlClient {
       } catch {
         /* not JSON: keep the text */
       }
-      if (res.status === 401) {
-        throw new CliError(`the control plane at ${base} refused the token (${token === undefined ? 'none found' : 'invalid'})\n  fix: pass --token FILE with the admin token (written to .mycel/admin-token by mycel control), or set MYCEL_TOKEN`, EXIT_FAILURE);
-      }
+      if (res.status === 401) throw refusedToken(base, token);
       return { status: res.status, body: parsed as T };
     },
+    async stream(path: string, signal: AbortSignal) {
+      const { request } = await import('undici');
+      let res: Awaited<ReturnType<typeof request>>;
+      try {
+        res = await request(base + path, { method: 'GET', headers: token ? { authorization: `Bearer ${token}` } : {}, signal, headersTimeout: 30_000, bodyTimeout: 0 });
+      } catch (err) {
+        throw unreachable(base, err);
+      }
+      if (res.statusCode === 401) throw refusedToken(base, token);
+      return { status: res.statusCode, body: res.body as AsyncIterable<Buffer> };
+    },
   };
+}
+
+function unreachable(base: string, err: unknown): CliError {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  const code = cause?.code ?? cause?.message ?? (err as { code?: string }).code ?? (err as Error).message;
+  return new CliError(`cannot reach the control plane at ${base}: ${code}\n  fix: start it (mycel control or mycel up), or point to it with --control URL or MYCEL_CONTROL`, EXIT_FAILURE);
+}
+
+function refusedToken(base: string, token: string | undefined): CliError {
+  return new CliError(`the control plane at ${base} refused the token (${token === undefined ? 'none found' : 'invalid'})\n  fix: pass --token FILE with the admin token (written to .mycel/admin-token by mycel control), or set MYCEL_TOKEN`, EXIT_FAILURE);
 }
 
 /** Fails with the API's own message for an unexpected status. */
@@ -93,8 +113,8 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 /** A join token for one service (POST /api/v1/tokens with the admin token). */
-export async function createJoinToken(client: ControlClient, service: string, namespace: string): Promise<string> {
-  const { status, body } = await client.request<{ token?: string }>('POST', '/api/v1/tokens', { service, namespace });
+export async function createJoinToken(client: ControlClient, service: string, namespace: string, o: { ttlSeconds?: number; singleUse?: boolean } = {}): Promise<string> {
+  const { status, body } = await client.request<{ token?: string }>('POST', '/api/v1/tokens', { service, namespace, ...o });
   if (status !== 200 || typeof body.token !== 'string') throw apiError(status, body, `creating a join token for ${namespace}/${service}`);
   return body.token;
 }

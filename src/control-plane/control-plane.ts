@@ -2,13 +2,17 @@
 // registry's leases, and pushes each change to the proxies whose views it touches. This file only wires.
 
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseDuration } from '../api/v1alpha1/duration.js';
+import { encodeMessage, STATS_INTERVAL_MS } from '../api/v1alpha1/stream-messages.js';
 import type { Logger } from '../core/log.js';
-import { STATS_INTERVAL_MS } from '../api/v1alpha1/stream-messages.js';
-import { SECRET_KIND, TokenAuthority } from './auth/tokens.js';
+import type { CaMaterial } from '../security/dev-ca.js';
+import { SECRET_KIND, TokenAuthority, USED_TOKEN_KIND } from './auth/tokens.js';
+import { bundleOf, CA_KIND, readCaState } from './ca/ca-state.js';
+import { MeshCa } from './ca/mesh-ca.js';
 import { createApiServer } from './http-api/server.js';
 import { ControlMetrics } from './metrics.js';
 import { PushServer } from './push/push-server.js';
@@ -30,6 +34,8 @@ export interface ControlPlaneOptions {
   expireRestored: boolean;
   /** The URL other replicas reach this one on (default: the listen address, loopback for a wildcard). */
   advertiseUrl?: string;
+  /** The mesh CA: a supplied root or intermediate (--ca-cert/--ca-key), and where this replica keeps CA keys (default: stateDir/ca). */
+  ca?: { supplied?: CaMaterial; dir?: string };
   /** How often proxies send their golden-signal summaries (default 10 s). */
   statsIntervalMs?: number;
   log: Logger;
@@ -40,10 +46,12 @@ export class ControlPlane {
   readonly metrics = new ControlMetrics();
   /** The proxies' golden signals of the last 10 minutes (GET /api/v1/stats, mycel stat). */
   readonly stats = new SignalWindow();
-  private readonly index = new MeshIndex(new Set([SECRET_KIND, REPLICA_KIND]));
+  private readonly index = new MeshIndex(new Set([SECRET_KIND, REPLICA_KIND, USED_TOKEN_KIND, CA_KIND]));
   /** Recent traces received over OTLP (served by GET /api/v1/traces). */
   readonly traces = new TraceBuffer();
   private tokens: TokenAuthority | undefined;
+  private ca: MeshCa | undefined;
+  private trust: { revision: number; message: string } | undefined;
   private ready = false;
   private unwatch: (() => void) | null = null;
   private server!: Server;
@@ -74,13 +82,14 @@ export class ControlPlane {
     const leaseMs = o.leaseMs ?? 10_000;
     const heartbeatMs = o.heartbeatMs ?? Math.floor(leaseMs / 3);
     this.registry = new Registry({ store: o.store, replica: this.replica, leaseMs, log: o.log, expireRestored: o.expireRestored });
-    this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, stats: this.stats, statsIntervalMs: o.statsIntervalMs ?? STATS_INTERVAL_MS, log: o.log });
+    this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, stats: this.stats, statsIntervalMs: o.statsIntervalMs ?? STATS_INTERVAL_MS, log: o.log, trust: () => this.trustMessage() });
     this.server = createApiServer({
       store: o.store,
       index: this.index,
       push: this.push,
       registry: this.registry,
       tokens: () => this.tokens,
+      ca: () => this.ca,
       metrics: this.metrics,
       stats: this.stats,
       ready: () => this.ready,
@@ -107,14 +116,34 @@ export class ControlPlane {
     this.unwatch = o.store.watch((events, revision) => {
       this.metrics.revision.set(revision);
       this.push.changed(this.index.apply(events));
+      if (events.some((e) => (e.type === 'put' ? e.object.kind : e.kind) === CA_KIND)) this.push.trustChanged();
     });
     this.metrics.revision.set(o.store.revision());
     this.tokens = await TokenAuthority.fromStore(o.store);
+    const caDir = o.ca?.dir ?? (o.stateDir !== null ? o.stateDir : await mkdtemp(join(tmpdir(), 'mycel-ca-')));
+    this.ca = await MeshCa.open({ store: o.store, stateDir: caDir, replica: this.replica, log: o.log, rootLifetimeSeconds: this.rootLifetimeSeconds(), ...(o.ca?.supplied !== undefined ? { supplied: o.ca.supplied } : {}) });
     this.registry.start();
     await announceReplica(o.store, { replica: this.replica, url: this.reachableUrl(), startedAt: new Date().toISOString() }, o.expireRestored);
     if (o.stateDir !== null) await this.writeStateFiles(o.stateDir);
     this.ready = true;
     o.log.info('control plane ready', { replica: this.replica, url: this.url, store: o.store.description, revision: o.store.revision(), loadMs: Date.now() - started });
+  }
+
+  /** MeshConfig certificates.rootLifetime (one year by default), for a root made on first start or by a rotation. */
+  private rootLifetimeSeconds(): number {
+    const text = (this.index.meshConfig()?.value as { spec?: { certificates?: { rootLifetime?: string } } } | undefined)?.spec?.certificates?.rootLifetime;
+    const ms = text === undefined ? undefined : parseDuration(text);
+    return ms === undefined ? 365 * 86_400 : Math.ceil(ms / 1000);
+  }
+
+  /** The trust message for proxies, encoded once per CA state revision. */
+  private trustMessage(): string | undefined {
+    const cur = readCaState(this.o.store);
+    if (cur === undefined) return undefined;
+    if (this.trust?.revision !== cur.revision) {
+      this.trust = { revision: cur.revision, message: encodeMessage({ type: 'trust', bundle: bundleOf(cur.state), activeRoot: cur.state.active }) };
+    }
+    return this.trust.message;
   }
 
   /** The URL other replicas and local clients use: a wildcard listen address is reached on loopback. */

@@ -2,6 +2,7 @@
 // duration from a change to the proxy's ACK, and the store revision.
 
 import { Counter, Gauge, Histogram, Registry } from '../telemetry/registry.js';
+import type { CaState } from './ca/ca-state.js';
 
 const PUSH_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -14,6 +15,15 @@ export class ControlMetrics {
   readonly applies = this.registry.register(new Counter('mycel_control_applies_total', 'Apply and delete requests, by result', ['result']));
   readonly storeErrors = this.registry.register(new Counter('mycel_control_store_errors_total', 'Store writes that failed, by reason', ['reason']));
 
+  readonly caExpiry = this.registry.register(new Gauge('mycel_control_ca_cert_expiry_timestamp_seconds', 'When each mesh CA root and intermediate expires (Unix time)', ['role', 'fingerprint']));
+
+  /** Rebuilds the CA expiry series from the CA state (roots and intermediates come and go with rotations). */
+  updateCa(state: CaState | undefined): void {
+    this.caExpiry.clear();
+    if (state === undefined) return;
+    for (const r of state.roots) this.caExpiry.set(Math.floor(r.notAfter / 1000), ['root', r.fingerprint.slice(0, 16)]);
+    for (const i of state.intermediates) this.caExpiry.set(Math.floor(i.notAfter / 1000), ['intermediate', i.fingerprint.slice(0, 16)]);
+  }
   readonly recentTraces = this.registry.register(new Gauge('mycel_control_recent_traces', 'Traces held in the recent-trace buffer'));
   readonly recentTraceSpans = this.registry.register(new Gauge('mycel_control_recent_trace_spans', 'Spans held in the recent-trace buffer'));
   readonly traceSpansDropped = this.registry.register(new Counter('mycel_control_trace_spans_dropped_total', 'Received spans not kept because their trace was at its span bound'));

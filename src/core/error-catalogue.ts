@@ -20,6 +20,7 @@ const INTERNAL = 13;
 const INVALID_ARGUMENT = 3;
 const RESOURCE_EXHAUSTED = 8;
 const UNIMPLEMENTED = 12;
+const PERMISSION_DENIED = 7;
 
 export const ERROR_CATALOGUE = {
   'unknown-service': {
@@ -46,6 +47,11 @@ export const ERROR_CATALOGUE = {
     status: 429, grpcStatus: RESOURCE_EXHAUSTED, source: 'downstream', retryable: false,
     summary: 'The request is over a local rate limit of the TrafficPolicy (per destination, route or source identity); the response says in Retry-After when to try again.',
     fix: 'Send fewer requests, honour Retry-After, or raise the limit in the TrafficPolicy.',
+  },
+  'denied-by': {
+    status: 403, grpcStatus: PERMISSION_DENIED, source: 'downstream', retryable: false,
+    summary: 'An AuthorizationPolicy of the destination service refused the request; the field reads `denied-by <namespace>/<policy>` (the DENY policy that matched, or the ALLOW policies of which none matched). Nothing reached the app.',
+    fix: 'Call with an identity, method and path the policy allows (`mycel get authorizationpolicies`), or change the policy.',
   },
   'connect-failed': {
     status: 503, grpcStatus: UNAVAILABLE, source: 'upstream', retryable: true,

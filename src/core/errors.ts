@@ -12,12 +12,14 @@ export class MycelError extends Error {
   readonly headers: readonly string[] | null;
   /** The upstream said it did not process the request (HTTP/2 REFUSED_STREAM): a retry is safe for any method. */
   readonly unprocessed: boolean;
+  /** What the reason applies to, written after the code in x-mycel-error (`denied-by default/only-web`); null: nothing. */
+  readonly subject: string | null;
 
   /** `status` / `grpcStatus` replace the catalogue's (a Fault answers with the status it was configured with). */
   constructor(
     code: ErrorCode,
     detail?: string,
-    options?: { cause?: unknown; retryable?: boolean; status?: number; grpcStatus?: number; headers?: readonly string[]; unprocessed?: boolean },
+    options?: { cause?: unknown; retryable?: boolean; status?: number; grpcStatus?: number; headers?: readonly string[]; unprocessed?: boolean; subject?: string },
   ) {
     super(detail ? `${code}: ${detail}` : code, options?.cause === undefined ? undefined : { cause: options.cause });
     const spec = ERROR_CATALOGUE[code];
@@ -29,6 +31,7 @@ export class MycelError extends Error {
     this.retryable = options?.retryable ?? spec.retryable;
     this.headers = options?.headers ?? null;
     this.unprocessed = options?.unprocessed ?? false;
+    this.subject = options?.subject ?? null;
   }
 }
 

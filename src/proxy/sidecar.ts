@@ -1,18 +1,24 @@
 // The sidecar: loads config and identity, assembles the outbound, binding and inbound stacks, listens, swaps config
 // live, and drains gracefully. This file only wires; each concern lives in its own module.
 
+import { performance } from 'node:perf_hooks';
 import { watch, type FSWatcher } from 'node:fs';
 import { dirname, basename, resolve } from 'node:path';
+import { hostname } from 'node:os';
 import type { Server, Socket } from 'node:net';
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import net from 'node:net';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import { httpExchangeChannel, tunnelChannel } from '../core/diagnostics.js';
+import { MycelError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { formatProblem } from '../api/v1alpha1/load.js';
+import { isPathProblem, normalizeRequestPath } from '../security/request-path.js';
 import { parseSpiffeId } from '../security/spiffe.js';
 import { AccessLog } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/proxy-metrics.js';
+import { TapHub } from '../telemetry/tap.js';
+import { TapRelay } from '../telemetry/tap-relay.js';
 import { GoldenSignalsRecorder } from '../telemetry/golden-signals.js';
 import { Tracer, tracesUrl, type TraceTarget } from '../telemetry/tracer.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
@@ -22,7 +28,9 @@ import type { ProxyPlan } from './config/plan.js';
 import { createAdminServer } from './admin/server.js';
 import { createInboundServer, peerIdentityOf, peerServiceOf } from './inbound/accept.js';
 import { ForwardToApp } from './inbound/forward.js';
-import { peerIdentityLayer, PEER_IDENTITY_HEADER } from './inbound/identity.js';
+import { authorizeLayer, servicePort } from './inbound/authorize.js';
+import { peerIdentityLayer, PEER_IDENTITY_HEADER, XFCC_HEADER } from './inbound/identity.js';
+import { normalizePathLayer } from './inbound/normalize-path.js';
 import type { ListenAddress } from '../core/listen-address.js';
 import { acceptBound, acceptExplicit, createBindingServer, createOutboundServer, listen } from './outbound/accept.js';
 import { createTransparentOutboundServer } from './transparent/transparent-outbound.js';
@@ -47,6 +55,7 @@ import { H2Client } from './transport/h2/client.js';
 import { HttpFrontend, refuseRaw } from './transport/http-frontend.js';
 import { splice } from './transport/splice.js';
 import { buildIdentity, IdentityStore, readIdentityFiles } from './transport/tls/identity.js';
+import { CertificateRefusedError, MeshCertificates } from './identity/mesh-certificates.js';
 import { relayUpgrade } from './transport/upgrade.js';
 import { withoutField } from './stack/http-types.js';
 
@@ -93,7 +102,7 @@ export interface SidecarOptions {
   outbound: ListenAddress;
   admin: ListenAddress;
   upstreams: UpstreamBindingOption[];
-  /** Workload identity from flags; otherwise MeshConfig spec.identity. */
+  /** Workload identity from flags; otherwise the mesh CA (with a control plane) or MeshConfig spec.identity. */
   identityFiles?: { cert: string; key: string; ca: string };
   /**
    * Transparent mode: the outbound listener takes iptables-redirected connections and sends each by its original
@@ -122,13 +131,15 @@ export class Sidecar implements PlanHolder {
   private readonly golden: GoldenSignalsRecorder | null;
   /** Opt-in access log on stdout (MeshConfig spec.telemetry.accessLog). */
   private readonly accessLog = new AccessLog((line) => void process.stdout.write(line));
+  /** Live taps (admin GET /tap, and the control plane's over the config stream); subscribed only while one is open. */
+  readonly taps: TapHub;
   /** Spans of sampled requests, exported to the control plane and the MeshConfig's OTLP collector. */
   private readonly tracer: Tracer;
   /** Retry budgets per destination, shared by the outbound and binding stacks, kept across config changes. */
   private readonly retries = new RetryRegistry();
   private readonly frontends: HttpFrontend[] = [];
   private readonly listeners: Server[] = [];
-  private inbound!: TlsServer;
+  private inbound!: Server;
   private adminServer!: HttpServer;
   private readonly clients: ClientCache;
   private readonly appH1: H1Pool;
@@ -137,6 +148,8 @@ export class Sidecar implements PlanHolder {
   /** Balancers, health and breakers of the destinations, kept across config changes. */
   private readonly destinations: Destinations;
   private identityWatchers: FSWatcher[] = [];
+  /** The mesh CA's certificates for this proxy (control-plane mode without certificate files). */
+  private meshCerts: MeshCertificates | null = null;
   private tunnelsOpen = 0;
   private ready = false;
   private drainPromise: Promise<void> | null = null;
@@ -151,10 +164,11 @@ export class Sidecar implements PlanHolder {
     private readonly source: ConfigSource,
     plan: ProxyPlan,
     identity: IdentityStore,
-    private readonly identityFiles: { cert: string; key: string; ca: string },
+    private readonly identityFiles: { cert: string; key: string; ca: string } | null,
   ) {
     this.plan = plan;
     this.identity = identity;
+    this.taps = new TapHub(options.control?.proxyId ?? `${options.service}-${hostname()}-${process.pid}`, () => this.identity.current.spiffeId);
     this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
     if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
@@ -195,6 +209,18 @@ export class Sidecar implements PlanHolder {
   static async start(options: SidecarOptions): Promise<Sidecar> {
     let source: ConfigSource;
     let control: ControlConfigSource | null = null;
+    let meshCerts: MeshCertificates | null = null;
+    if (options.control !== undefined && options.identityFiles === undefined) {
+      // The certificate comes first: the config stream then authenticates with it, not with the (maybe single-use) token.
+      const certs = new MeshCertificates({ url: options.control.url, ...(options.control.alternates !== undefined ? { alternates: options.control.alternates } : {}), token: options.control.token, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
+      try {
+        await certs.obtain();
+      } catch (err) {
+        if (err instanceof CertificateRefusedError) throw new SidecarConfigError(`${err.message}\n  fix: use a join token for this service (mycel token create --service ${options.service})`);
+        throw err;
+      }
+      meshCerts = certs;
+    }
     if (options.control !== undefined) {
       const c = options.control;
       control = new ControlConfigSource({
@@ -209,36 +235,51 @@ export class Sidecar implements PlanHolder {
         subscribe: options.upstreams.map((u) => u.service),
         stateDir: c.stateDir,
         log: options.log,
+        ...(meshCerts !== null ? { authorize: () => meshCerts.authorization(), identity: () => meshCerts.report() } : {}),
       });
+      if (meshCerts !== null) control.on('trust', (bundle, activeRoot) => meshCerts.trust(bundle, activeRoot));
       source = control;
     } else {
       source = new FileConfigSource(options.configFiles, options.service);
     }
     const plan = await source.load(); // ConfigInvalidError propagates: the CLI prints it and exits 2
-    const files = options.identityFiles ?? plan.mesh.identityFiles;
-    if (files === undefined) {
-      throw new SidecarConfigError('no workload identity: pass --cert, --key and --ca, or set spec.identity in the MeshConfig (make throwaway ones with `mycel dev-certs`)');
-    }
+    const files = meshCerts !== null ? null : (options.identityFiles ?? plan.mesh.identityFiles ?? null);
     let identity: IdentityStore;
-    try {
-      identity = new IdentityStore(buildIdentity(await readIdentityFiles(files)));
-    } catch (err) {
-      throw new SidecarConfigError(`workload identity from ${files.cert}, ${files.key}, ${files.ca}: ${(err as Error).message}`);
+    if (meshCerts !== null) {
+      identity = new IdentityStore(buildIdentity(meshCerts.material));
+    } else {
+      if (files === null) {
+        throw new SidecarConfigError('no workload identity: pass --cert, --key and --ca, or set spec.identity in the MeshConfig (make throwaway ones with `mycel dev-certs`)');
+      }
+      try {
+        identity = new IdentityStore(buildIdentity(await readIdentityFiles(files)));
+      } catch (err) {
+        throw new SidecarConfigError(`workload identity from ${files.cert}, ${files.key}, ${files.ca}: ${(err as Error).message}`);
+      }
     }
     const sidecar = new Sidecar(options, source, plan, identity, files);
+    sidecar.meshCerts = meshCerts;
     const mismatch = sidecar.checkPlan(plan);
     if (mismatch !== undefined) throw new SidecarConfigError(mismatch);
     source.check = (next) => sidecar.checkPlan(next);
-    if (control !== null) sidecar.discover = (host) => control.discover(host, 2000);
+    if (control !== null) {
+      sidecar.discover = (host) => control.discover(host, 2000);
+      const relay = new TapRelay(sidecar.taps, (id, events, dropped) => control.sendTapEvents(id, events, dropped));
+      control.on('tap', (action, id, filter) => (action === 'start' ? relay.start(id, filter) : relay.stop(id)));
+      control.on('disconnected', () => relay.stopAll());
+      for (const [id, filter] of control.activeTaps) relay.start(id, filter); // started while the first config loaded
+    }
     await sidecar.listenAll();
     source.on('plan', (p) => sidecar.apply(p));
     source.on('rejected', (problems) => sidecar.rejected(problems.map(formatProblem)));
     source.watch?.();
     sidecar.watchIdentity();
+    sidecar.followMeshCertificates(control);
     if (control !== null && options.control !== undefined) {
       // The endpoint is registered once the inbound port is known (it may have been port 0).
       control.register({ address: options.control.advertise, port: sidecar.addresses.inbound.port, labels: options.control.labels, ready: true, appPort: options.appPort });
     }
+    sidecar.logBrokenPolicies(plan);
     sidecar.ready = true;
     options.log.info('sidecar ready', { service: options.service, configVersion: plan.version, identity: identity.current.spiffeId, ...flatAddresses(sidecar.addresses) });
     return sidecar;
@@ -386,7 +427,13 @@ export class Sidecar implements PlanHolder {
     }
 
     // Inbound: mesh -> app.
-    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [traceLayer(this.tracer), peerIdentityLayer(), inboundRateLimitLayer(this, o.service)]);
+    const inboundStack = buildStack(new ForwardToApp(this.appH1, this.appH2, this, o.service, o.appPort), [
+      traceLayer(this.tracer),
+      peerIdentityLayer(),
+      normalizePathLayer(o.service),
+      authorizeLayer(this, o.service),
+      inboundRateLimitLayer(this, o.service),
+    ]);
     const inFront = new HttpFrontend('inbound', mesh, {
       service: inboundStack,
       observer: this.observe,
@@ -405,8 +452,10 @@ export class Sidecar implements PlanHolder {
       handshakeTimeoutMs: mesh.timeouts.connectMs,
       maxConnections: mesh.limits.maxConnections,
       log,
+      mode: () => this.plan.mtlsMode,
       onTcp: (socket) => this.inboundTcp(socket),
       onHandshakeError: (reason) => this.metrics.handshakeErrors.inc([reason]),
+      onAccepted: (mode) => this.metrics.inboundConnections.inc([mode]),
     });
     this.listeners.push(this.inbound);
     const inboundAddr = await listen(this.inbound, o.inbound);
@@ -422,6 +471,7 @@ export class Sidecar implements PlanHolder {
         certificateExpires: this.identity.current.notAfter.toISOString(),
         lastRejected: this.lastRejected,
         control: this.controlStatus(),
+        openTaps: this.taps.open,
         resources: this.plan.resources,
       }),
       endpoints: () => [...this.plan.services.values()].map((s) => ({ service: s.name, namespace: s.namespace, identity: s.identity, external: s.external, ports: s.ports, endpoints: s.endpoints })),
@@ -429,6 +479,7 @@ export class Sidecar implements PlanHolder {
         for (const rt of this.destinations.values()) this.metrics.breakerOpen.set(rt.breaker.open ? 1 : 0, [rt.name]);
         return this.metrics.render();
       },
+      taps: this.taps,
       drain: () => void this.drain('admin POST /drain'),
       shutdown: () => void this.drain('admin POST /shutdown'),
     });
@@ -439,13 +490,23 @@ export class Sidecar implements PlanHolder {
   /** mycel-tcp on the inbound port: an opaque tunnel to the app's port. */
   private inboundTcp(socket: TLSSocket): void {
     const peer = peerIdentityOf(socket);
-    const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const rec: TunnelRecord = { direction: 'inbound', kind: 'tcp', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null, startTime: performance.now() };
+    const deniedBy = this.authorizeTunnel(peer, null, null, null);
+    if (deniedBy !== null) {
+      // A TCP tunnel has no way to carry a reason: the connection closes before any byte reaches the app.
+      this.options.log.warn('request failed', { direction: 'inbound', kind: 'tcp', error: 'denied-by', policy: deniedBy, peer });
+      this.metrics.authzDenied.inc([this.options.service, rec.source ?? 'unknown']);
+      socket.destroy();
+      this.refusedTunnel(rec, new MycelError('denied-by', `${peer ?? 'a caller without a mesh identity'} may not open a TCP tunnel to ${this.options.service}`));
+      return;
+    }
     const deps = this.tunnels;
     deps.opened(rec);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, allowHalfOpen: true, noDelay: true });
     app.once('error', (err) => {
       this.options.log.warn('tunnel failed', { direction: 'inbound', kind: 'tcp', error: 'connect-failed', reason: err.message });
       socket.destroy();
+      rec.error = new MycelError('connect-failed', err.message);
       deps.closed(rec);
     });
     app.once('connect', () => {
@@ -457,16 +518,38 @@ export class Sidecar implements PlanHolder {
     });
   }
 
+  /** A tunnel refused before it opened: reported (access log, metrics, tap) like one that failed. */
+  private refusedTunnel(rec: TunnelRecord, err: MycelError): void {
+    rec.error = err;
+    this.tunnels.opened(rec);
+    this.tunnels.closed(rec);
+  }
+
   /** WebSocket and other upgrades arriving from a peer sidecar: relayed to the app on a dedicated connection. */
   private inboundUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
     const peer = peerIdentityOf(socket);
-    const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null };
+    const rec: TunnelRecord = { direction: 'inbound', kind: 'upgrade', source: peer === null ? null : parseSpiffeId(peer)?.service ?? null, destination: this.options.service, endpoint: `127.0.0.1:${this.options.appPort}`, error: null, result: null, startTime: performance.now() };
+    const path = normalizeRequestPath(req.url ?? '/');
+    if (isPathProblem(path)) {
+      refuseRaw(socket, 'bad-request', path.problem);
+      this.refusedTunnel(rec, new MycelError('bad-request', path.problem));
+      return;
+    }
+    const headers = withoutField(withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER), XFCC_HEADER);
+    const deniedBy = this.authorizeTunnel(peer, req.method ?? 'GET', path, headers, req.headers.host ?? null);
+    if (deniedBy !== null) {
+      this.options.log.warn('request failed', { direction: 'inbound', kind: 'upgrade', error: 'denied-by', policy: deniedBy, peer });
+      this.metrics.authzDenied.inc([this.options.service, rec.source ?? 'unknown']);
+      const why = `${peer ?? 'a caller without a mesh identity'} may not upgrade ${path} on ${this.options.service}`;
+      refuseRaw(socket, 'denied-by', why, deniedBy);
+      this.refusedTunnel(rec, new MycelError('denied-by', why));
+      return;
+    }
     const deps = this.tunnels;
     deps.opened(rec);
-    const headers = withoutField(requestHeaderList(req.rawHeaders), PEER_IDENTITY_HEADER);
     if (peer !== null) headers.push(PEER_IDENTITY_HEADER, peer);
     const app = net.connect({ host: '127.0.0.1', port: this.options.appPort, noDelay: true });
-    relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path: req.url ?? '/', headers }, this.plan.mesh.timeouts.idleMs,
+    relayUpgrade(req, socket, head, app, { authority: req.headers.host ?? this.options.service, path, headers }, this.plan.mesh.timeouts.idleMs,
       (err) => {
         rec.error = err;
         this.options.log.warn('upgrade failed', { direction: 'inbound', error: err.code, reason: err.message });
@@ -477,6 +560,21 @@ export class Sidecar implements PlanHolder {
         rec.result = r;
         deps.closed(rec);
       });
+  }
+
+  /** Authorization of a tunnel (TCP: identity and port only) or an upgrade request; null: allowed, else the policy. */
+  private authorizeTunnel(peer: string | null, method: string | null, path: string | null, headers: string[] | null, authority: string | null = null): string | null {
+    const plan = this.plan;
+    if (plan.authz.empty) return null;
+    const q = path === null ? -1 : path.indexOf('?');
+    return plan.authz.decide({
+      principal: peer,
+      method,
+      path,
+      pathEnd: path === null ? 0 : q === -1 ? path.length : q,
+      port: servicePort(plan.self, authority),
+      headers: headers ?? [],
+    });
   }
 
   // ---- config and identity changes -----------------------------------------------------------------------------
@@ -495,7 +593,12 @@ export class Sidecar implements PlanHolder {
     this.clients.retain(keep);
     this.retries.retain([...plan.services.values()].map((s) => `${s.namespace}/${s.name}`));
     const restartNeeded = JSON.stringify(prev.mesh.limits) !== JSON.stringify(plan.mesh.limits);
+    this.logBrokenPolicies(plan);
     this.options.log.info('config applied', { version: plan.version, hash: plan.hash, services: plan.services.size, ...(restartNeeded ? { note: 'changed limits apply to new listeners only; restart the sidecar to apply them everywhere' } : {}) });
+  }
+
+  private logBrokenPolicies(plan: ProxyPlan): void {
+    for (const b of plan.authz.broken) this.options.log.error('an AuthorizationPolicy could not be compiled; it fails closed', b);
   }
 
   /**
@@ -516,9 +619,28 @@ export class Sidecar implements PlanHolder {
     this.options.log.error('config change rejected; the running config stays', { version: this.plan.version, problems });
   }
 
+  /** Renewed certificates and trust bundle changes from the mesh CA go to new handshakes; open connections keep theirs. */
+  private followMeshCertificates(control: ControlConfigSource | null): void {
+    const certs = this.meshCerts;
+    if (certs === null) return;
+    certs.on('change', (material) => {
+      try {
+        const next = buildIdentity(material);
+        this.identity.set(next);
+        this.metrics.certExpiry.set(Math.floor(next.notAfter.getTime() / 1000));
+      } catch (err) {
+        this.options.log.error('the mesh CA sent an unusable certificate; keeping the current identity', { reason: (err as Error).message });
+      }
+      control?.reportIdentity();
+    });
+    certs.start();
+    control?.reportIdentity();
+  }
+
   /** Certificate files replaced on disk (by an operator or a cert manager) are picked up for new handshakes. */
   private watchIdentity(): void {
     const files = this.identityFiles;
+    if (files === null) return;
     const wanted = new Set([files.cert, files.key, files.ca].map((f) => resolve(f)));
     let timer: NodeJS.Timeout | null = null;
     const reload = async () => {
@@ -605,9 +727,11 @@ export class Sidecar implements PlanHolder {
     this.appH2.close();
     void this.source.close();
     for (const w of this.identityWatchers) w.close();
+    this.meshCerts?.close();
     this.metrics.unsubscribe();
     this.golden?.unsubscribe();
     this.accessLog.close();
+    this.taps.close();
     this.adminServer.close();
     this.adminServer.closeAllConnections();
   }

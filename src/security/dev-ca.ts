@@ -105,7 +105,8 @@ export interface DevCertificateFiles {
   readonly written: readonly string[];
 }
 
-interface Signer {
+/** A CA's parsed certificate and imported signing key. */
+export interface Signer {
   readonly cert: x509.X509Certificate;
   readonly key: webcrypto.CryptoKey;
   readonly hash: string;
@@ -125,22 +126,22 @@ function checkSeconds(name: string, value: number, min: number): void {
 }
 
 /** Whole seconds: X.509 times carry no fractions, so the dates returned equal the dates in the certificate. */
-function clock(now: Date | undefined): number {
+export function clock(now: Date | undefined): number {
   return Math.floor((now?.getTime() ?? Date.now()) / 1000) * 1000;
 }
 
 /** 16 random bytes, top bit clear and first byte non-zero: a positive serial of fixed length (RFC 5280 4.1.2.2). */
-function randomSerial(): string {
+export function randomSerial(): string {
   const bytes = randomBytes(16);
   bytes[0] = ((bytes[0] as number) & 0x7f) || 0x01;
   return bytes.toString('hex');
 }
 
-function privateKeyPem(key: webcrypto.CryptoKey): string {
+export function privateKeyPem(key: webcrypto.CryptoKey): string {
   return KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
-function certificatePem(cert: x509.X509Certificate): string {
+export function certificatePem(cert: x509.X509Certificate): string {
   return `${cert.toString('pem')}\n`;
 }
 
@@ -183,7 +184,8 @@ export async function loadDevCa(certPem: string, keyPem: string): Promise<DevCa>
   return ca;
 }
 
-function signerOf(ca: CaMaterial): Promise<Signer> {
+/** The signer of a CA (parsed and imported once per CA object); rejects with DevCertsError when unusable. */
+export function signerOf(ca: CaMaterial): Promise<Signer> {
   let signer = signers.get(ca);
   if (!signer) {
     signer = readSigner(ca);
@@ -233,6 +235,18 @@ function nameProblem(what: 'namespace' | 'service', value: string): string | und
   return undefined;
 }
 
+/** The extensions of an X.509 SVID: not a CA, signing only, TLS server and client, the SPIFFE ID as the one critical SAN. */
+export async function svidExtensions(id: string, publicKey: webcrypto.CryptoKey, issuerKeyId: string): Promise<x509.Extension[]> {
+  return [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+    new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
+    new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }], true),
+    await x509.SubjectKeyIdentifierExtension.create(publicKey),
+    new x509.AuthorityKeyIdentifierExtension(issuerKeyId),
+  ];
+}
+
 /** Issues an X.509 SVID: empty subject, the SPIFFE ID as its only SAN, usable for TLS server and client authentication. */
 export async function issueWorkloadCert(ca: CaMaterial, options: IssueWorkloadCertOptions): Promise<WorkloadCert> {
   const namespace = options.namespace ?? 'default';
@@ -265,14 +279,7 @@ export async function issueWorkloadCert(ca: CaMaterial, options: IssueWorkloadCe
     publicKey: keys.publicKey,
     signingKey: signer.key,
     signingAlgorithm: { name: 'ECDSA', hash: signer.hash } as webcrypto.EcdsaParams,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth], false),
-      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: id }], true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      new x509.AuthorityKeyIdentifierExtension(signer.keyId),
-    ],
+    extensions: await svidExtensions(id, keys.publicKey, signer.keyId),
   });
   return { certPem: certificatePem(cert), keyPem: privateKeyPem(keys.privateKey), spiffeId: id, serialNumber, notBefore, notAfter };
 }
@@ -281,7 +288,7 @@ export async function issueWorkloadCert(ca: CaMaterial, options: IssueWorkloadCe
  * mkdir -p that fails instead of spinning: Node's `mkdir(..., { recursive: true })` loops forever when a parent
  * exists but its child still gives ENOENT (any path under /proc), so each level is created and retried once.
  */
-async function makeDirectory(path: string, mode: number): Promise<void> {
+export async function makeDirectory(path: string, mode: number): Promise<void> {
   try {
     await mkdir(path, { mode });
     return;
@@ -316,7 +323,7 @@ async function readIfPresent(path: string): Promise<string | undefined> {
  * Creates `path` only if it does not exist (O_EXCL, which also refuses a planted symlink) with `mode` from the
  * first byte on; a private key gets exactly 0600 whatever the umask.
  */
-async function writeNew(path: string, data: string, mode: number): Promise<void> {
+export async function writeNew(path: string, data: string, mode: number): Promise<void> {
   const handle = await open(path, 'wx', mode);
   try {
     if (mode === 0o600) await handle.chmod(0o600);
@@ -328,7 +335,7 @@ async function writeNew(path: string, data: string, mode: number): Promise<void>
 }
 
 /** Replaces `path` atomically: readers see the old file or the new one, and a new key never inherits an old file's mode. */
-async function replaceFile(path: string, data: string, mode: number): Promise<void> {
+export async function replaceFile(path: string, data: string, mode: number): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     await writeNew(tmp, data, mode);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatAccessLine, type AccessLogFacts } from './access-log.js';
+import { formatAccessLine, formatTunnelLine, type AccessLogFacts } from './access-log.js';
 
 const facts = (over: Partial<AccessLogFacts> = {}): AccessLogFacts => ({
   direction: 'outbound',
@@ -40,4 +40,16 @@ test('the text line is one line whatever the values hold: control characters and
   const json = formatAccessLine(facts({ authority: 'api\r\nX-Forged: 1' }), 'json', at);
   assert.equal(json.split('\n').length, 2);
   assert.equal(JSON.parse(json).authority, 'api\r\nX-Forged: 1');
+});
+
+test('a tunnel line has the bytes each way, the duration and how it ended', () => {
+  const base = { phase: 'close' as const, direction: 'outbound', kind: 'tcp', source: 'web', destination: 'db', endpoint: '127.0.0.1:15006', error: null, startTime: 10 };
+  assert.deepEqual(JSON.parse(formatTunnelLine({ ...base, result: { aToB: 5, bToA: 7, reason: 'closed' } }, 'json', at, 1510)), {
+    time: '2026-11-26T00:00:00.000Z', direction: 'outbound', kind: 'tcp', source: 'web', destination: 'db', endpoint: '127.0.0.1:15006',
+    sent_bytes: 5, received_bytes: 7, duration_ms: 1500, error: null, error_detail: null,
+  });
+  const idle = JSON.parse(formatTunnelLine({ ...base, result: { aToB: 1, bToA: 0, reason: 'idle-timeout' } }, 'json', at, 20));
+  assert.equal(idle.error, 'idle-timeout');
+  const failed = formatTunnelLine({ ...base, error: { code: 'connect-failed', message: 'ECONNREFUSED' }, result: null }, 'text', at, 12.5);
+  assert.equal(failed, '2026-11-26T00:00:00.000Z outbound web -> db tcp 127.0.0.1:15006 sent=0B received=0B 2.5ms error=connect-failed\n');
 });

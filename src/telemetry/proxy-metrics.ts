@@ -30,7 +30,8 @@ export interface TunnelFacts {
   direction: string;
   source: string | null;
   destination: string | null;
-  error: unknown;
+  /** Why the tunnel could not be opened (a mesh error), if it could not. */
+  error: { code: string } | null;
   result: { aToB: number; bToA: number } | null;
 }
 
@@ -64,8 +65,10 @@ export class ProxyMetrics {
   readonly rateLimited = this.registry.register(new Counter('mycel_rate_limited_total', 'Requests answered 429 by a local rate limit', ['destination_service', 'source_service']));
   readonly breakerOpen = this.registry.register(new Gauge('mycel_circuit_breaker_open', 'Whether a destination\'s circuit breaker is at one of its limits (1) or not (0)', ['destination_service']));
   readonly outlierEjections = this.registry.register(new Counter('mycel_outlier_ejections_total', 'Endpoints ejected by passive outlier detection', ['destination_service']));
-  /** Fed by the authorization layer (inbound), once there is one. */
-  readonly authzDenied = this.registry.register(new Counter('mycel_authz_denied_total', 'Requests refused by an AuthorizationPolicy', ['destination_service', 'source_service']));
+  readonly authzDenied = this.registry.register(new Counter('mycel_authz_denied_total', 'Requests and tunnels refused by an AuthorizationPolicy', ['destination_service', 'source_service']));
+  readonly inboundConnections = this.registry.register(
+    new Counter('mycel_inbound_connections_total', 'Connections admitted on the inbound port, by transport: mtls, or plaintext (PeerAuthentication PERMISSIVE)', ['mode']),
+  );
   readonly traceSpansExported = this.registry.register(new Counter('mycel_trace_spans_exported_total', 'Spans accepted by an OTLP receiver', ['exporter']));
   readonly traceSpansDropped = this.registry.register(
     new Counter('mycel_trace_spans_dropped_total', 'Spans not exported: the queue was full (receiver slow or down) or the export failed', ['exporter', 'reason']),
@@ -109,6 +112,7 @@ export class ProxyMetrics {
     if (ex.errorCode !== null) {
       this.meshErrors.child(ex.direction, dst, ex.errorCode).value++;
       if (ex.errorCode === 'rate-limited') this.rateLimited.child(dst, src).value++;
+      else if (ex.errorCode === 'denied-by') this.authzDenied.child(dst, src).value++;
     }
   }
 
@@ -120,6 +124,7 @@ export class ProxyMetrics {
       return;
     }
     this.tcpClosed.child(t.direction, src, dst).value++;
+    if (t.error !== null) this.meshErrors.child(t.direction, dst, t.error.code).value++;
     if (t.result !== null) {
       this.tcpSent.child(t.direction, src, dst).value += t.result.aToB;
       this.tcpReceived.child(t.direction, src, dst).value += t.result.bToA;

@@ -37,6 +37,12 @@ abstract class Family<S> implements Metric {
     private readonly type: 'counter' | 'gauge' | 'histogram',
   ) {}
 
+  /** Forgets every series (for gauges whose label sets come and go, rebuilt before each render). */
+  clear(): void {
+    this.series.length = 0;
+    this.root.clear();
+  }
+
   /** The series for these label values (created on first use); keep it to record without a lookup. */
   child(...values: string[]): S {
     let node = this.root;

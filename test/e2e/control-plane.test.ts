@@ -8,16 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { API_AND_WEB_SERVICES, eventually, startControl, type ControlProcess } from '../helpers/control.js';
+import { MESH_API_AND_WEB, eventually, expectWebReachesApi, startControl, type ControlProcess } from '../helpers/control.js';
 import { keepAliveClient, request } from '../helpers/http.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
 
-const BASE = `apiVersion: mycel.dev/v1alpha1
-kind: MeshConfig
-metadata: { name: mesh }
-spec: { trustDomain: mycel.local }
----
-${API_AND_WEB_SERVICES}`;
+const BASE = MESH_API_AND_WEB;
 
 interface ProxyItem {
   service: string;
@@ -73,12 +68,7 @@ describe('control plane (file store) with two sidecars', () => {
   });
 
   test('a sidecar registered through the control plane is reachable from another one', async () => {
-    const reply = await eventually('a reply through web -> api', async () => {
-      const r = await request(web.upstreams.api as string, { path: '/hello' });
-      return r.status === 200 ? r : undefined;
-    });
-    assert.match(reply.body.toString(), /hello GET \/hello/);
-    assert.equal(app.seen.at(-1)?.headers['x-mycel-peer-identity'], 'spiffe://mycel.local/ns/default/svc/web');
+    await expectWebReachesApi(web.upstreams.api as string, app);
     const eps = await cp.cli(['get', 'endpoints', 'api', '-o', 'json']);
     const items = (JSON.parse(eps.stdout) as { items: Array<{ port: number; labels: Record<string, string>; source: string }> }).items;
     assert.deepEqual(items.map((e) => [e.port, e.labels.version, e.source]), [[portOf(api.inbound), 'v1', 'registered']]);

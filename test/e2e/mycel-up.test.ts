@@ -64,10 +64,20 @@ describe('mycel up --demo', () => {
     const body = JSON.parse(reply.body.toString()) as { version: string; items: unknown[] };
     assert.match(body.version, /^v[12]$/);
     assert.ok(body.items.length > 0);
+    const ratings: Array<{ stars?: number; error?: string }> = [];
     for (let i = 0; i < 5; i++) {
       const tester = await request(web.outbound, { path: '/reviews/2', headers: { host: 'reviews', 'x-user': 'tester' } });
-      assert.equal((JSON.parse(tester.body.toString()) as { version: string }).version, 'v2');
+      const v2 = JSON.parse(tester.body.toString()) as { version: string; rating: { stars?: number; error?: string } };
+      assert.equal(v2.version, 'v2');
+      ratings.push(v2.rating);
     }
+    // ratings-authz.yaml lets reviews GET /ratings/ID (only the demo's 10% fault may fail a call).
+    assert.ok(ratings.some((r) => typeof r.stars === 'number'), JSON.stringify(ratings));
+    assert.ok(ratings.every((r) => !r.error?.includes('denied-by')), JSON.stringify(ratings));
+    // Anyone else is refused by ratings' sidecar: web is not reviews.
+    const direct = await request(web.outbound, { path: '/ratings/2', headers: { host: 'ratings' } });
+    assert.equal(direct.status, 403, direct.body.toString());
+    assert.equal(direct.headers['x-mycel-error'], 'denied-by default/ratings-from-reviews');
     // The whole chain from the web app: catalog over gRPC and reviews over HTTP_PROXY, both through web's sidecar.
     const page = await request(`127.0.0.1:${web.appPort}`, { path: '/api/products/3', headers: { 'x-user': 'tester' } });
     assert.equal(page.status, 200, page.body.toString());

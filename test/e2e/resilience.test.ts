@@ -14,10 +14,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { echoClient, startGrpcApp, unary, type EchoReply, type EchoRequest, type GrpcApp } from '../helpers/grpc-app.js';
-import { closedPort, request } from '../helpers/http.js';
+import { closedPort, metric, request } from '../helpers/http.js';
 import { startMisbehavingApps, type MisbehavingApps } from '../helpers/misbehaving-app.js';
 import { seededRandom } from '../helpers/seeded-random.js';
 import { portOf, startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
+import { policy } from '../helpers/resource-yaml.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -35,15 +36,6 @@ spec:
 ${spec.trim().replace(/^/gm, '  ')}
 `;
 
-const policy = (name: string, spec: string) => `---
-apiVersion: mycel.dev/v1alpha1
-kind: TrafficPolicy
-metadata: { name: ${name} }
-spec:
-  targetRef: { kind: Service, name: ${name} }
-${spec.trim().replace(/^/gm, '  ')}
-`;
-
 const httpRoute = (name: string, rules: string) => `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -56,19 +48,6 @@ ${rules.trim().replace(/^/gm, '  ')}
 
 /** Inbound rate limit of `limited`, in its own sidecar's config: 5 per minute and caller, so no refill during the test. */
 const LIMITED = service('limited', 'ports: [ { port: 80, appProtocol: http } ]') + policy('limited', 'rateLimit: { requestsPerUnit: 5, unit: minute, perSourceIdentity: true }');
-
-/** The sum of a metric's series whose labels include `labels`, from a sidecar's admin /metrics. */
-async function metric(admin: string, name: string, labels: Record<string, string>): Promise<number> {
-  const text = (await request(admin, { path: '/metrics' })).body.toString();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{')) continue;
-    const close = line.lastIndexOf('}');
-    const have = line.slice(name.length + 1, close);
-    if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += Number(line.slice(close + 2));
-  }
-  return sum;
-}
 
 /** Runs `n` calls of `one`, `width` at a time. */
 async function inBatches<T>(n: number, width: number, one: (i: number) => Promise<T>): Promise<T[]> {

@@ -1,9 +1,11 @@
 // Test harness for the control plane: a real `mycel control` process on 127.0.0.1 (file store in a temp dir, or
 // etcd), its admin token, join tokens, the HTTP API, and the CLI pointed at it.
 
+import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from './http.js';
+import type { TestApp } from './apps.js';
+import { request, run } from './http.js';
 import { MYCEL_BIN, spawnMycel, type MycelProcess } from './mycel-process.js';
 
 export interface ControlProcess extends MycelProcess {
@@ -106,3 +108,20 @@ metadata: { name: web }
 spec:
   ports: [ { port: 80, appProtocol: http } ]
 `;
+
+/** Waits until web's upstream binding reaches the api app, and checks that api saw web's SPIFFE identity. */
+export async function expectWebReachesApi(webUpstream: string, app: TestApp): Promise<void> {
+  const reply = await eventually('a reply through web -> api', async () => {
+    const r = await request(webUpstream, { path: '/hello' });
+    return r.status === 200 ? r : undefined;
+  });
+  assert.match(reply.body.toString(), /hello GET \/hello/);
+  assert.equal(app.seen.at(-1)?.headers['x-mycel-peer-identity'], 'spiffe://mycel.local/ns/default/svc/web');
+}
+/** A MeshConfig (trust domain mycel.local) with the api and web Services: the base config of control-plane tests. */
+export const MESH_API_AND_WEB = `apiVersion: mycel.dev/v1alpha1
+kind: MeshConfig
+metadata: { name: mesh }
+spec: { trustDomain: mycel.local }
+---
+${API_AND_WEB_SERVICES}`;

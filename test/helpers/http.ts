@@ -32,6 +32,19 @@ export function request(
   });
 }
 
+/** The sum of a metric's series whose labels include `labels`, from a sidecar's admin /metrics. */
+export async function metric(admin: string, name: string, labels: Record<string, string>): Promise<number> {
+  const text = (await request(admin, { path: '/metrics' })).body.toString();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{')) continue;
+    const close = line.lastIndexOf('}');
+    const have = line.slice(name.length + 1, close);
+    if (Object.entries(labels).every(([k, v]) => have.includes(`${k}="${v}"`))) sum += Number(line.slice(close + 2));
+  }
+  return sum;
+}
+
 export function sha256(b: Buffer | string): string {
   return createHash('sha256').update(b).digest('hex');
 }

@@ -29,6 +29,8 @@ export interface StartSidecarOptions {
   env?: Record<string, string>;
   /** Node flags for the sidecar process (e.g. --cpu-prof for profiling). */
   nodeArgs?: string[];
+  /** With `control`: no certificate files, the sidecar gets its certificate from the mesh CA. */
+  meshCa?: boolean;
 }
 
 /** Starts `mycel proxy` and resolves once it prints its ready line (rejects with its stderr if it exits first). */
@@ -40,9 +42,7 @@ export async function startSidecar(o: StartSidecarOptions): Promise<SidecarProce
     '--inbound', '127.0.0.1:0',
     '--outbound', '127.0.0.1:0',
     '--admin', '127.0.0.1:0',
-    '--cert', join(o.dir, `${o.service}.crt`),
-    '--key', join(o.dir, `${o.service}.key`),
-    '--ca', join(o.dir, 'ca.crt'),
+    ...(o.meshCa === true ? [] : ['--cert', join(o.dir, `${o.service}.crt`), '--key', join(o.dir, `${o.service}.key`), '--ca', join(o.dir, 'ca.crt')]),
     ...o.configFiles.flatMap((f) => ['--config', f]),
     ...(o.control !== undefined ? ['--control', o.control.url, '--token', o.control.tokenFile, '--state-dir', o.control.stateDir ?? join(o.dir, `state-${o.service}`), ...Object.entries(o.control.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`])] : []),
     ...(o.upstreams ?? []).flatMap((u) => ['--upstream', u]),

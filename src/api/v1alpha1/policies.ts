@@ -3,6 +3,7 @@
 // and Envoy where they exist; every field carries a one-line description that editors show through the JSON Schema.
 
 import * as v from 'valibot';
+import { normalizeRequestPath } from '../../security/request-path.js';
 import { about, bool, durationOrder, exactlyOne, headerName, httpStatus, int, list, Metadata, name, obj, pathOf, percent, port, positiveDuration, str } from './schema-parts.js';
 
 /** The envelope of a Mycel kind: apiVersion, kind, metadata and its spec. */
@@ -244,7 +245,21 @@ const principal = v.pipe(str('a SPIFFE ID'), v.regex(PRINCIPAL, 'expected a SPIF
 const SERVICE_REF = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const serviceRef = v.pipe(str('a service name'), v.maxLength(127, 'expected at most 127 characters'), v.regex(SERVICE_REF, 'expected a service name, or namespace/name'));
 const PATH_PATTERN = /^(\*|\*[^*\s]+|\/[^*\s]*\*?)$/;
-const pathPattern = v.pipe(str('a path'), v.regex(PATH_PATTERN, 'expected a path: exact "/a/b", prefix "/a/*", suffix "*.json", or "*"'));
+const pathPattern = v.pipe(
+  str('a path'),
+  v.regex(PATH_PATTERN, 'expected a path: exact "/a/b", prefix "/a/*", suffix "*.json", or "*"'),
+  v.check(isCanonicalPattern, 'expected a path in normalised form, as requests are compared: no "//", "." or ".." segments, ";", "?", "#", backslash, %2F or %5C, escapes only for reserved characters (upper-case hex)'),
+);
+
+/** A request path is normalised before it is compared (security/request-path.ts); a pattern in another form never matches. */
+function isCanonicalPattern(p: string): boolean {
+  if (!p.startsWith('/')) return !/[?#;\\]/.test(p);
+  const body = p.endsWith('*') ? p.slice(0, -1) : p;
+  if (body.includes('?')) return false;
+  const n = normalizeRequestPath(body);
+  // "/a/*" is the prefix "/a/": its body ends in "/", which normalisation keeps.
+  return n === body;
+}
 const method = v.pipe(str('an HTTP method'), v.regex(/^[A-Z]+$/, 'expected an HTTP method in capitals, such as GET'));
 
 const atLeastOne = <T extends object>(keys: readonly (keyof T & string)[]) =>
@@ -263,10 +278,13 @@ export const AuthorizationSource = v.pipe(
 export const AuthorizationOperation = v.pipe(
   obj({
     methods: v.optional(about('HTTP methods (gRPC calls are POST); one must match.', bounded(method, 'methods'))),
-    paths: v.optional(about('Request paths: exact "/a", prefix "/a/*", suffix "*.json", or "*" (gRPC: "/package.Service/Method"); one must match.', bounded(pathPattern, 'paths'))),
+    notMethods: v.optional(about('HTTP methods that must not match.', bounded(method, 'methods'))),
+    paths: v.optional(about('Request paths, compared with the normalised path without the query: exact "/a", prefix "/a/*", suffix "*.json", or "*" (gRPC: "/package.Service/Method"); one must match.', bounded(pathPattern, 'paths'))),
+    notPaths: v.optional(about('Request paths that must not match (same patterns as paths).', bounded(pathPattern, 'paths'))),
+    ignorePathCase: v.optional(about('Compare paths and notPaths ignoring the case of ASCII letters, for an app that treats /ADMIN as /admin; absent: case-sensitive.', bool)),
     ports: v.optional(about('Service ports the request arrives on; one must match.', bounded(port, 'ports'))),
   }),
-  atLeastOne(['methods', 'paths', 'ports']),
+  atLeastOne(['methods', 'notMethods', 'paths', 'notPaths', 'ports']),
 );
 
 export const AuthorizationCondition = v.pipe(

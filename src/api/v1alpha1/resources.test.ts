@@ -18,12 +18,12 @@ ${body}
 
 test('MeshConfig certificates and telemetry have defaults, beside the existing sections', () => {
   const spec = defaultMeshConfigSpec();
-  assert.deepEqual(spec.certificates, { workloadLifetime: '24h', rootLifetime: '8760h', renewAt: 0.5 });
+  assert.deepEqual(spec.certificates, { workloadLifetime: '24h', rootLifetime: '8760h', renewAt: 0.5, backdate: '5m' });
   assert.deepEqual(spec.telemetry, { accessLog: { enabled: false, format: 'json' }, tracing: { sampling: 1 } });
   assert.equal(spec.timeouts.connect, '5s');
   const r = onlyResource(mesh('  certificates: { workloadLifetime: 1h, renewAt: 0.8 }\n  telemetry:\n    otlp: { endpoint: "http://127.0.0.1:4318" }\n    accessLog: { enabled: true, format: text }\n    tracing: { sampling: 100 }'));
   if (r.kind !== 'MeshConfig') return assert.fail(`kind ${r.kind}`);
-  assert.deepEqual(r.spec.certificates, { workloadLifetime: '1h', rootLifetime: '8760h', renewAt: 0.8 });
+  assert.deepEqual(r.spec.certificates, { workloadLifetime: '1h', rootLifetime: '8760h', renewAt: 0.8, backdate: '5m' });
   assert.deepEqual(r.spec.telemetry, { otlp: { endpoint: 'http://127.0.0.1:4318' }, accessLog: { enabled: true, format: 'text' }, tracing: { sampling: 100 } });
 });
 

@@ -117,6 +117,7 @@ export const MeshCertificates = v.pipe(
     workloadLifetime: v.optional(about('Lifetime of the workload certificates the mesh CA issues to sidecars.', positiveDuration), '24h'),
     rootLifetime: v.optional(about('Lifetime of a root certificate the mesh generates (a root supplied by the user keeps its own).', positiveDuration), '8760h'),
     renewAt: v.optional(about('A sidecar renews its certificate once this fraction of its lifetime has passed.', fraction), 0.5),
+    backdate: v.optional(about('How far before its issue time a workload certificate starts, for peers whose clocks run behind.', duration), '5m'),
   }),
   durationOrder('workloadLifetime', 'rootLifetime'),
 );

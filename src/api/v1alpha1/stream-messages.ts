@@ -27,6 +27,49 @@ export const EndpointRegistration = v.object({
 });
 export type EndpointRegistration = v.InferOutput<typeof EndpointRegistration>;
 
+/** What a tap asks a proxy for (the query of GET /api/v1/tap; see src/telemetry/tap.ts). */
+export const TapFilter = v.object({
+  service: v.optional(v.pipe(str, v.minLength(1), v.maxLength(253))),
+  path: v.optional(v.pipe(str, v.maxLength(1024))),
+  method: v.optional(v.pipe(str, v.maxLength(20))),
+  status: v.optional(v.pipe(str, v.regex(/^(?:[1-5]\d\d|[1-5]xx)$/))),
+  direction: v.optional(v.picklist(['inbound', 'outbound'])),
+});
+export type TapFilter = v.InferOutput<typeof TapFilter>;
+
+/** Tap events cut their path and authority here, so that a batch stays far below MAX_PROXY_MESSAGE_BYTES. */
+export const TAP_MAX_TEXT = 2048;
+/** At most this many events in one tap-events message. */
+export const TAP_MAX_BATCH = 100;
+
+const text = (max: number) => v.pipe(str, v.maxLength(max));
+const maybe = (max: number) => v.nullable(text(max));
+/** One request as tap shows it (contracts.md, section Tap). */
+export const TapEvent = v.object({
+  time: v.number(),
+  proxy: text(200),
+  direction: text(16),
+  sourceService: maybe(253),
+  destinationService: maybe(253),
+  sourceIdentity: maybe(TAP_MAX_TEXT),
+  destinationIdentity: maybe(TAP_MAX_TEXT),
+  method: text(64),
+  authority: text(TAP_MAX_TEXT),
+  path: text(TAP_MAX_TEXT),
+  status: v.number(),
+  grpcStatus: maybe(16),
+  latencyMs: v.number(),
+  route: maybe(600),
+  endpoint: maybe(300),
+  retries: v.number(),
+  error: maybe(64),
+  traceId: maybe(64),
+});
+export type TapEvent = v.InferOutput<typeof TapEvent>;
+
+/** Names a tap session of the control plane (one per API client). */
+const tapId = v.pipe(str, v.minLength(1), v.maxLength(64));
+
 const names = v.pipe(v.array(v.pipe(str, v.minLength(1), v.maxLength(253))), v.maxLength(10_000));
 
 /** Series one stats summary may carry; a proxy folds what is beyond into `dropped` (bounds the control plane's memory). */
@@ -85,6 +128,18 @@ export const ProxyMessage = v.variant('type', [
   v.object({ type: v.literal('ready'), ready: v.boolean() }),
   /** Clean shutdown: deregister the endpoint now instead of when the lease lapses. */
   v.object({ type: v.literal('goodbye') }),
+  /** Events of a tap the control plane started, batched; `dropped` counts those the proxy could not send. */
+  v.object({ type: v.literal('tap-events'), id: tapId, events: v.pipe(v.array(TapEvent), v.maxLength(TAP_MAX_BATCH)), dropped: v.pipe(v.number(), v.integer(), v.minValue(0)) }),
+  /** The proxy's mesh certificate and trust bundle now (after each issuance and bundle change), for rotation and `mycel check`. */
+  v.object({
+    type: v.literal('identity'),
+    /** Unix ms. */
+    notAfter: v.number(),
+    issuedAt: v.number(),
+    /** SHA-256 fingerprint of the root its chain leads to. */
+    root: v.pipe(str, v.maxLength(64)),
+    trustedRoots: v.pipe(v.array(v.pipe(str, v.maxLength(64))), v.maxLength(100)),
+  }),
   /** Golden signals since the previous summary (every statsIntervalMs of the welcome). */
   v.object({
     type: v.literal('stats'),
@@ -118,6 +173,10 @@ export const ControlMessage = v.variant('type', [
     unresolved: v.array(str),
   }),
   v.object({ type: v.literal('error'), code: str, message: str }),
+  /** Starts (with its filter) or stops a tap on the proxy; the proxy answers with tap-events messages. */
+  v.object({ type: v.literal('tap'), id: tapId, action: v.picklist(['start', 'stop']), filter: v.optional(TapFilter, {}) }),
+  /** The mesh CA's trust bundle (every current root, PEM) and the root new certificates come from. */
+  v.object({ type: v.literal('trust'), bundle: str, activeRoot: str }),
 ]);
 export type ControlMessage = v.InferOutput<typeof ControlMessage>;
 

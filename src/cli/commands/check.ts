@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { certificateExpiries, humanDuration } from '../../local/cert-expiry.js';
+import { caExpiryState, leafExpiryState } from '../ca-expiry.js';
 import { canListen } from '../../local/ports.js';
 import { Progress, type Mark } from '../../local/progress.js';
 import { controlClient, type ClientFlags, type ControlClient } from '../control-client.js';
@@ -25,6 +26,13 @@ interface ProxyItem {
   ackedVersion: number | null;
   nack: { version: number; reason: string } | null;
   state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+  certNotAfter?: number;
+  certIssuedAt?: number;
+}
+
+interface CaStatus {
+  roots: Array<{ fingerprint: string; notAfter: number; active: boolean }>;
+  intermediates: Array<{ fingerprint: string; root: string; notAfter: number; replica: string }>;
 }
 
 interface EndpointItem {
@@ -140,6 +148,39 @@ async function checkProxies(r: Report, client: ControlClient): Promise<void> {
   if (orphans === 0) r.add('ok', 'registered endpoints', `every endpoint of ${services.size} service${services.size === 1 ? '' : 's'} has its proxy connected`);
 }
 
+/** The mesh CA's roots and intermediates (under 30 days: warning) and every proxy's leaf (under a quarter of its lifetime left: warning). */
+async function checkMeshCa(r: Report, client: ControlClient): Promise<void> {
+  r.section('mesh CA (warns: root or intermediate under 30 days, leaf under 1/4 of its lifetime left)');
+  const ca = await client.request<CaStatus>('GET', '/api/v1/ca').catch(() => undefined);
+  if (ca === undefined || ca.status !== 200) {
+    r.add('warn', 'mesh CA', `status not available${ca ? ` (HTTP ${ca.status})` : ''}`, 'see the control plane\'s log');
+    return;
+  }
+  const now = Date.now();
+  const rotateFix = 'rotate the mesh CA: mycel ca rotate (docs/security.md)';
+  for (const [role, list] of [['root', ca.body.roots], ['intermediate', ca.body.intermediates]] as const) {
+    for (const c of list) {
+      const label = `${role} ${c.fingerprint.slice(0, 16)}${'active' in c && c.active ? ' (active)' : ''}`;
+      const state = caExpiryState(c.notAfter, now);
+      const when = new Date(c.notAfter).toISOString();
+      if (state === 'expired') r.add('fail', label, `expired ${humanDuration(now - c.notAfter)} ago (${when})`, rotateFix);
+      else if (state === 'warn') r.add('warn', label, `expires in ${humanDuration(c.notAfter - now)} (${when})`, role === 'root' ? rotateFix : 'restart the replica that holds it: it makes a new intermediate when under 7 days are left');
+      else r.add('ok', label, `valid for ${humanDuration(c.notAfter - now)}`);
+    }
+  }
+  const proxies = await client.request<{ items: ProxyItem[] }>('GET', '/api/v1/proxies').catch(() => undefined);
+  let leaves = 0;
+  for (const p of proxies?.body.items ?? []) {
+    if (p.certNotAfter === undefined || p.certIssuedAt === undefined) continue;
+    leaves++;
+    const who = `${p.namespace}/${p.service} (${p.proxyId}) certificate`;
+    const state = leafExpiryState(p.certNotAfter, p.certIssuedAt, now);
+    if (state === 'expired') r.add('fail', who, `expired ${humanDuration(now - p.certNotAfter)} ago`, 'see the sidecar\'s log for the renewal errors; restart it with a new join token if its certificate cannot be renewed');
+    else if (state === 'warn') r.add('warn', who, `expires in ${humanDuration(p.certNotAfter - now)} and has not been renewed`, 'see the sidecar\'s log: it renews at half-life and retries while the control plane is away');
+  }
+  r.add('ok', 'workload certificates', `${leaves} proxies report a mesh certificate`);
+}
+
 async function checkCertificates(r: Report, dir: string): Promise<void> {
   const certsDir = join(dir, 'certs');
   r.section('certificates');
@@ -189,7 +230,10 @@ export function registerCheckCommand(program: Command): void {
       const report = new Report(new Progress());
       process.stdout.write('mycel check\n');
       const up = await checkControlPlane(report, client, source);
-      if (up) await checkProxies(report, client);
+      if (up) {
+        await checkProxies(report, client);
+        await checkMeshCa(report, client);
+      }
       await checkCertificates(report, flags.dir);
       if (!up) await checkPorts(report);
       process.stdout.write(

@@ -2,6 +2,8 @@
 // (default, under .mycel/) or etcd shared with other replicas.
 
 import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { CaError } from '../../control-plane/ca/ca-certs.js';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { createLogger } from '../../core/log.js';
 import { ControlPlane } from '../../control-plane/control-plane.js';
@@ -15,6 +17,8 @@ interface ControlFlags {
   stateDir?: string;
   lease: string;
   advertise?: string;
+  caCert?: string;
+  caKey?: string;
   statsInterval: string;
 }
 
@@ -27,6 +31,8 @@ export function registerControlCommand(program: Command): void {
     .option('--state-dir <dir>', 'where the admin token and the address file for local CLI use are written (default: the file store\'s DIR, else .mycel)')
     .option('--advertise <url>', 'the URL other replicas reach this one on (default: the --listen address)')
     .option('--lease <duration>', 'how long a registered endpoint lives without a heartbeat', '10s')
+    .option('--ca-cert <file>', 'the mesh CA from a file: a root, or an intermediate followed by its root (PEM); default: generated on first start')
+    .option('--ca-key <file>', 'the private key of --ca-cert (PEM, EC P-256 or P-384)')
     .option('--stats-interval <duration>', 'how often proxies send their golden-signal summaries (mycel stat)', '10s')
     .action(async (flags: ControlFlags) => {
       const spec = parseStoreSpec(flags.store);
@@ -36,14 +42,24 @@ export function registerControlCommand(program: Command): void {
       const statsIntervalMs = parseDuration(flags.statsInterval);
       if (statsIntervalMs === undefined || statsIntervalMs < 100 || statsIntervalMs > 60_000) throw new CliError(`invalid --stats-interval "${flags.statsInterval}": expected a duration from 100ms to 1m, e.g. 10s`, EXIT_USAGE);
       const listen = listenFlag('--listen', flags.listen);
+      if ((flags.caCert === undefined) !== (flags.caKey === undefined)) throw new CliError('--ca-cert and --ca-key go together', EXIT_USAGE);
+      let supplied: { certPem: string; keyPem: string } | undefined;
+      if (flags.caCert !== undefined && flags.caKey !== undefined) {
+        try {
+          supplied = { certPem: await readFile(flags.caCert, 'utf8'), keyPem: await readFile(flags.caKey, 'utf8') };
+        } catch (err) {
+          throw new CliError(`cannot read the CA files: ${(err as Error).message}`, EXIT_USAGE);
+        }
+      }
       const log = createLogger({ fields: { component: 'control' } });
       const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
       let cp: ControlPlane;
       try {
-        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, expireRestored: spec.kind === 'file', ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
+        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, expireRestored: spec.kind === 'file', ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
       } catch (err) {
         await store.close().catch(() => {});
         const e = err as NodeJS.ErrnoException;
+        if (err instanceof CaError) throw new CliError(`the mesh CA could not start: ${err.message}`, err.status === 400 ? EXIT_USAGE : 1);
         if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${flags.listen}: the address is in use (another mycel control?); pick another with --listen`);
         throw new CliError(`the control plane could not start: ${e.message}`);
       }

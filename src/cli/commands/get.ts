@@ -2,6 +2,7 @@
 // remove what the control plane holds, as a table or as YAML/JSON.
 
 import type { Command } from 'commander';
+import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { stringify } from 'yaml';
 import { apiError, controlClient, createJoinToken, table, type ClientFlags } from '../control-client.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
@@ -26,10 +27,14 @@ function print(value: unknown, output: string | undefined): boolean {
   return false;
 }
 
+/** 42s, 17m, 5h: the width of a table column. */
+function compact(s: number): string {
+  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+}
+
 function ago(iso: string | null): string {
   if (iso === null) return '-';
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
+  return compact(Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000)));
 }
 
 interface ProxyRow {
@@ -43,6 +48,14 @@ interface ProxyRow {
   nack: { version: number; reason: string } | null;
   lastContact: string;
   replica: string;
+  certNotAfter?: number;
+}
+
+/** Time left on a proxy's mesh certificate ("-" for a proxy with certificate files). */
+function certLeft(notAfter: number | undefined): string {
+  if (notAfter === undefined) return '-';
+  const s = Math.round((notAfter - Date.now()) / 1000);
+  return s <= 0 ? 'expired' : compact(s);
 }
 
 async function getProxies(flags: GetFlags): Promise<void> {
@@ -56,9 +69,10 @@ async function getProxies(flags: GetFlags): Promise<void> {
     String(p.sentVersion ?? '-'),
     p.state,
     ago(p.lastContact),
+    certLeft(p.certNotAfter),
     p.nack ? `v${p.nack.version}: ${p.nack.reason}` : '',
   ]);
-  process.stdout.write(table(['SERVICE', 'PROXY', 'ENDPOINT', 'VERSION', 'STATE', 'LAST CONTACT', 'REASON'], rows));
+  process.stdout.write(table(['SERVICE', 'PROXY', 'ENDPOINT', 'VERSION', 'STATE', 'LAST CONTACT', 'CERT EXPIRES IN', 'REASON'], rows));
   process.stdout.write(`(${body.items.length} proxies on replica ${body.replica}, store revision ${body.revision})\n`);
 }
 
@@ -147,9 +161,18 @@ export function registerGetCommand(program: Command): void {
       .command('token')
       .description('join tokens for proxies on other hosts')
       .argument('<action>', 'create')
-      .requiredOption('--service <name>', 'the service the token lets a proxy register for'),
-  ).action(async (action: string, flags: GetFlags & { service: string }) => {
+      .requiredOption('--service <name>', 'the service the token lets a proxy register for and get a certificate as')
+      .option('--ttl <duration>', 'the token expires after this long, e.g. 10m or 24h (default: never)')
+      .option('--single-use', 'the token obtains one certificate only (the proxy then renews with its certificate)'),
+  ).action(async (action: string, flags: GetFlags & { service: string; ttl?: string; singleUse?: boolean }) => {
     if (action !== 'create') throw new CliError(`unknown token action "${action}": use create`, EXIT_USAGE);
-    process.stdout.write((await createJoinToken(controlClient(flags), flags.service, flags.namespace)) + '\n');
+    let ttlSeconds: number | undefined;
+    if (flags.ttl !== undefined) {
+      const ms = parseDuration(flags.ttl);
+      if (ms === undefined || ms < 1000) throw new CliError(`invalid --ttl "${flags.ttl}": expected a duration of at least 1s, e.g. 10m`, EXIT_USAGE);
+      ttlSeconds = Math.ceil(ms / 1000);
+    }
+    const o = { ...(ttlSeconds !== undefined ? { ttlSeconds } : {}), ...(flags.singleUse === true ? { singleUse: true } : {}) };
+    process.stdout.write((await createJoinToken(controlClient(flags), flags.service, flags.namespace, o)) + '\n');
   });
 }

@@ -11,10 +11,12 @@ import { ChildStartError, startMycelChild, type MycelChild } from '../../local/m
 import { Progress } from '../../local/progress.js';
 import { controlClient, meshAccess } from '../control-client.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../exit.js';
+import { showDashboard } from '../open-dashboard.js';
 import { applyFiles } from './apply.js';
 
 interface UpFlags {
   demo?: boolean;
+  open?: boolean;
   dir: string;
   listen: string;
   grace: string;
@@ -43,7 +45,8 @@ function summary(dir: string, url: string, demo: RunningDemo | null): string {
   const rel = relative(process.cwd(), dir) || '.';
   if (demo === null) {
     return `
-The local mesh runs: control plane ${url}. Add any app with its own sidecar, for example:
+The local mesh runs: control plane ${url}, dashboard ${url}/ (npx mycel dashboard signs a browser in).
+Add any app with its own sidecar, for example:
   npx mycel run --dir ${rel} --service files --port 8000 -- python3 -m http.server 8000 --bind 127.0.0.1
 Then: npx mycel get proxies, npx mycel check. Logs: ${join(rel, 'logs')}/. Ctrl-C drains and stops everything.
 `;
@@ -57,7 +60,7 @@ Then: npx mycel get proxies, npx mycel check. Logs: ${join(rel, 'logs')}/. Ctrl-
   return `
 ${table}
 
-The demo runs. Try:
+The demo runs. Dashboard: ${url}/ (the live service graph; \`npx mycel dashboard\` signs a browser in). Try:
   open http://127.0.0.1:${web?.appPort}/products/1              the shop: web calls catalog (gRPC), reviews, ratings (HTTP/2) through the mesh
   curl -x http://${loadgen?.member.addresses.outbound} http://web/api/products/1 -H 'x-user: tester'
                                                      into the mesh through loadgen's sidecar (tester: always reviews v2)
@@ -72,6 +75,7 @@ export function registerUpCommand(program: Command): void {
     .command('up')
     .description('run a local mesh: a control plane, and with --demo the demo app with a sidecar per service')
     .option('--demo', 'also apply examples/demo/*.yaml and start the demo services and a load generator')
+    .option('--open', 'open the dashboard in a browser once the mesh is ready (signed in)')
     .option('--dir <dir>', 'state directory: store, certificates, tokens, logs', '.mycel')
     .option('--listen <addr>', 'control-plane address', '127.0.0.1:7400')
     .option('--grace <duration>', 'how long each app has to exit after SIGTERM before it is killed', '5s')
@@ -124,6 +128,10 @@ export function registerUpCommand(program: Command): void {
       if (failure === null && stopRequested === null) {
         await writeFile(join(dir, 'up.json'), JSON.stringify({ pid: process.pid, control: { url, pid: control.pid }, members: demo?.members.map((m) => ({ instance: m.demo.instance, service: m.demo.service, appPort: m.appPort, ...m.member.addresses, sidecarPid: m.member.sidecar.pid, watchdogPid: m.app.pid })) ?? [] }, null, 2) + '\n');
         process.stdout.write(summary(dir, url, demo));
+        if (flags.open) {
+          // The mesh runs either way: a dashboard that cannot open is a warning, not a failure.
+          await showDashboard(client, true, (s) => process.stdout.write(s)).catch((err: unknown) => progress.line('warn', `could not open the dashboard: ${(err as Error).message}`));
+        }
         // Running: until a signal, or the control plane goes away (nothing works without it).
         await new Promise<void>((resolveWait) => {
           wake = resolveWait;

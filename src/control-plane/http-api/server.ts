@@ -1,5 +1,6 @@
 // The control plane's HTTP API on one port (HTTP/2 and HTTP/1.1): health, metrics, the resource API behind the admin
-// token, and the proxies' config streams behind their join tokens.
+// token (or, read-only, a dashboard session cookie), the proxies' config streams behind their join tokens, and the
+// dashboard at `/`.
 
 import http from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
@@ -9,7 +10,8 @@ import { KINDS } from '../../api/v1alpha1/resources.js';
 import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { applyResources, deleteResource } from '../apply.js';
-import type { Principal, TokenAuthority } from '../auth/tokens.js';
+import { tokenSpent, type Principal, type TokenAuthority } from '../auth/tokens.js';
+import type { MeshCa } from '../ca/mesh-ca.js';
 import type { RawWindow, SignalWindow } from '../stats/signal-window.js';
 import { mergedReport, parseWindow, windowSlots } from '../stats/stats-report.js';
 import type { ControlMetrics } from '../metrics.js';
@@ -17,7 +19,12 @@ import type { PushServer } from '../push/push-server.js';
 import type { Registry } from '../registry/registry.js';
 import { askOthers, proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
+import { serveTap } from '../../telemetry/tap-stream.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
+import { caRoutes, CERTIFICATES_PATH, issueCertificate } from './ca-routes.js';
+import { certificatePrincipal } from './cert-auth.js';
+import { sessionFromCookies } from './dashboard-login.js';
+import { DashboardRoutes } from './dashboard-routes.js';
 import type { TraceBuffer } from '../traces/trace-buffer.js';
 import { receiveOtlpTraces } from '../traces/otlp-receiver.js';
 
@@ -27,6 +34,8 @@ export interface ApiDeps {
   push: PushServer;
   registry: Registry;
   tokens: () => TokenAuthority | undefined;
+  /** The mesh CA, once loaded. */
+  ca: () => MeshCa | undefined;
   metrics: ControlMetrics;
   stats: SignalWindow;
   ready: () => boolean;
@@ -34,6 +43,8 @@ export interface ApiDeps {
   /** Recent traces, fed by POST /v1/traces (OTLP/HTTP from the sidecars and apps). */
   traces: TraceBuffer;
   log: Logger;
+  /** Where the built dashboard is (default dist/dashboard/); tests point elsewhere. */
+  dashboardDir?: string;
 }
 
 const MAX_BODY = 8 * 1024 * 1024;
@@ -47,11 +58,11 @@ function send(res: Res, status: number, body: string, type = 'text/plain; charse
   res.end(body);
 }
 
-function json(res: Res, status: number, value: unknown): void {
+export function json(res: Res, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json');
 }
 
-function problem(res: Res, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
+export function problem(res: Res, status: number, code: string, message: string, extra: Record<string, unknown> = {}): void {
   json(res, status, { error: code, message, ...extra });
 }
 
@@ -73,7 +84,7 @@ function readBody(req: Req): Promise<Buffer> {
   });
 }
 
-async function readJson(req: Req): Promise<unknown> {
+export async function readJson(req: Req): Promise<unknown> {
   return JSON.parse((await readBody(req)).toString('utf8')) as unknown;
 }
 
@@ -107,8 +118,9 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  * of a connection tell the HTTP/2 preface from an HTTP/1.1 request line, and the socket goes to the matching server.
  */
 export function createApiServer(deps: ApiDeps): net.Server {
+  const dashboard = new DashboardRoutes(deps.tokens, deps.dashboardDir);
   const onRequest = (req: Req, res: Res) => {
-    void handle(req, res, deps).catch((err: unknown) => storeFailure(res, err, deps));
+    void handle(req, res, deps, dashboard).catch((err: unknown) => storeFailure(res, err, deps));
   };
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } }, onRequest);
   // Config streams live long: no idle timeout on the sessions that carry them (heartbeats keep them honest).
@@ -138,13 +150,24 @@ export function createApiServer(deps: ApiDeps): net.Server {
   });
 }
 
-function authenticate(req: Req, deps: ApiDeps): Principal | undefined {
+/** The caller: a bearer token (admin or join), or a proxy proving its mesh certificate; a reason when refused. */
+function authenticate(req: Req, deps: ApiDeps): Principal | { reason: string } {
   const h = req.headers.authorization;
-  if (typeof h !== 'string' || !h.startsWith('Bearer ')) return undefined;
-  return deps.tokens()?.verify(h.slice(7).trim());
+  if (typeof h === 'string' && h.startsWith('Mycel-Cert ')) return certificatePrincipal(req, h, deps.ca());
+  if (typeof h === 'string' && h.startsWith('Bearer ')) {
+    const p = deps.tokens()?.check(h.slice(7).trim()) ?? { reason: 'the control plane is still starting' };
+    if ('role' in p && p.role === 'proxy' && p.singleUseId !== undefined && tokenSpent(deps.store, p.singleUseId)) {
+      return { reason: 'this single-use join token was spent on a certificate; the proxy authenticates with that certificate now' };
+    }
+    return p;
+  }
+  // The dashboard's session cookie (see dashboard-login.ts): SameSite=Strict, and it only ever reads.
+  const authority = req.headers[':authority'] ?? req.headers.host;
+  const session = sessionFromCookies(req.headers.cookie, typeof authority === 'string' ? authority : undefined);
+  return session !== undefined && deps.tokens()?.verifySession(session, Date.now()) === true ? { role: 'viewer' } : { reason: 'missing or invalid bearer token' };
 }
 
-async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
+async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRoutes): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://control');
   const path = url.pathname;
   const method = req.method;
@@ -152,6 +175,8 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
   if (path === '/readyz') return deps.ready() ? send(res, 200, 'ready\n') : send(res, 503, `not ready: loading the store (${deps.store.description})\n`);
   if (path === '/metrics') {
     deps.metrics.revision.set(deps.store.revision());
+    const ca = deps.ca();
+    deps.metrics.updateCa(ca === undefined ? undefined : ca.state());
     deps.metrics.recentTraces.set(deps.traces.size);
     deps.metrics.statsSeries.set(deps.stats.size);
     deps.metrics.statsDropped.child('window-full').value = deps.stats.droppedSeries;
@@ -166,17 +191,25 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
     const out = await receiveOtlpTraces(req.headers['content-type'], req.headers['content-encoding'], await readBody(req).catch(() => null), deps.traces);
     return send(res, out.status, out.body, out.type);
   }
-  if (!path.startsWith('/api/v1/')) return problem(res, 404, 'not-found', `no ${path}; the API lives under /api/v1/`);
+  if (!path.startsWith('/api/v1/')) {
+    if (dashboard.handle(req, res, path, url)) return;
+    return problem(res, 404, 'not-found', `no ${path}; the API lives under /api/v1/ and the dashboard at /`);
+  }
   if (!deps.ready()) return problem(res, 503, 'not-ready', 'the control plane is still loading its store; try again in a moment');
+  // Issuance authenticates itself: a join token, or a renewal proved by the current certificate's key.
+  if (path === CERTIFICATES_PATH) return issueCertificate(req, res, deps);
   const principal = authenticate(req, deps);
-  if (principal === undefined) return problem(res, 401, 'unauthorized', 'missing or invalid bearer token: use the admin token (.mycel/admin-token) or a join token from `mycel token create`');
+  if ('reason' in principal) return problem(res, 401, 'unauthorized', `${principal.reason}: use the admin token (.mycel/admin-token) or a join token from \`mycel token create\`; in a browser, run \`mycel dashboard\` to sign in`, { reason: principal.reason });
+  if (principal.role === 'viewer' && method !== 'GET' && method !== 'HEAD') {
+    return problem(res, 403, 'read-only', 'the dashboard session only reads; change the mesh with `mycel apply` or the admin token');
+  }
 
   if (path === STREAM_PATH && method === 'POST') {
     if (req.httpVersionMajor !== 2) return problem(res, 505, 'http2-required', 'the config stream needs HTTP/2');
     deps.push.accept(req, res, principal);
     return;
   }
-  if (principal.role !== 'admin') return problem(res, 403, 'forbidden', 'a join token only opens a config stream; this request needs the admin token');
+  if (principal.role === 'proxy') return problem(res, 403, 'forbidden', 'a join token only opens a config stream; this request needs the admin token');
 
   const parts = path.slice('/api/v1/'.length).split('/').filter((p) => p.length > 0).map(decodeURIComponent);
   const [top, ...rest] = parts;
@@ -254,6 +287,23 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       ];
       return json(res, 200, { service, namespace, items });
     }
+    case 'tap':
+      if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET /api/v1/tap?service=NAME');
+      // Proxies connected to this replica only: with several replicas, tap each one (docs/telemetry.md).
+      serveTap(res, url.searchParams, (filter, stream) => deps.push.openTap(filter, (events, dropped) => {
+        for (const ev of events) stream.offer(ev);
+        stream.lost(dropped);
+      }), true);
+      return;
+    case 'ca':
+      return caRoutes(req, res, deps, rest);
+    case 'dashboard': {
+      // POST /api/v1/dashboard/login-codes (admin token): a one-time code that signs a browser in at /login?code=.
+      if (rest[0] !== 'login-codes' || method !== 'POST') return problem(res, 404, 'not-found', 'POST /api/v1/dashboard/login-codes');
+      if (principal.role !== 'admin') return problem(res, 403, 'forbidden', 'login codes need the admin token');
+      const { code, expiresAt } = dashboard.codes.issue(Date.now());
+      return json(res, 200, { code, path: `/login?code=${code}`, expiresAt });
+    }
     case 'stats': {
       if (method !== 'GET') return problem(res, 405, 'method-not-allowed', 'GET');
       const windowSeconds = parseWindow(url.searchParams.get('window'));
@@ -282,8 +332,8 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       return json(res, 200, { traceId: id.toLowerCase(), spans });
     }
     case 'tokens': {
-      if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS}');
-      let body: { service?: unknown; namespace?: unknown };
+      if (method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"service": NAME, "namespace": NS, "ttlSeconds"?: N, "singleUse"?: true}');
+      let body: { service?: unknown; namespace?: unknown; ttlSeconds?: unknown; singleUse?: unknown };
       try {
         body = (await readJson(req)) as typeof body;
       } catch {
@@ -294,9 +344,13 @@ async function handle(req: Req, res: Res, deps: ApiDeps): Promise<void> {
       if (typeof svc !== 'string' || !DNS_LABEL.test(svc) || typeof ns !== 'string' || !DNS_LABEL.test(ns)) {
         return problem(res, 400, 'bad-request', 'service and namespace must be DNS labels');
       }
-      return json(res, 200, { service: svc, namespace: ns, token: deps.tokens()!.joinToken(ns, svc) });
+      const ttl = body.ttlSeconds;
+      if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1)) return problem(res, 400, 'bad-request', 'ttlSeconds must be a whole number of seconds >= 1');
+      const singleUse = body.singleUse === true;
+      const token = deps.tokens()!.joinToken(ns, svc, { ...(ttl !== undefined ? { ttlSeconds: ttl } : {}), singleUse });
+      return json(res, 200, { service: svc, namespace: ns, token, ...(ttl !== undefined ? { expiresAt: Date.now() + ttl * 1000 } : {}), singleUse });
     }
     default:
-      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, stats, tokens, traces`);
+      return problem(res, 404, 'not-found', `no /api/v1/${top ?? ''}; try apply, resources, proxies, endpoints, stats, tap, tokens, traces, ca`);
   }
 }

@@ -116,8 +116,53 @@ describe('config stream', () => {
     const second = await c.next((m) => m.type === 'config');
     assert.ok(second.type === 'config' && second.version > first.version);
     assert.match(JSON.stringify(second.resources), /api\.example/);
-    assert.equal(c.messages.length, 0, 'nothing else was sent');
+    // The mesh CA's trust message follows the welcome; nothing else may come.
+    assert.equal(c.messages.filter((m) => m.type !== 'trust').length, 0, 'nothing else was sent');
     c.close();
+  });
+
+  test('a tap starts on every proxy (and on one that connects later), merges their events, and stops when its client goes', async () => {
+    const [web, api] = [connect(cp.url, token), connect(cp.url, token)];
+    web.send(hello('web', ['api']));
+    api.send(hello('api', []));
+    await Promise.all([web.next((m) => m.type === 'welcome'), api.next((m) => m.type === 'welcome')]);
+    const res = await fetch(`${cp.url}/api/v1/tap?service=api&status=5xx&limit=3`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
+    const started = await Promise.all([web, api].map((c) => c.next((m) => m.type === 'tap')));
+    for (const m of started) assert.ok(m.type === 'tap' && m.action === 'start' && m.filter.service === 'api' && m.filter.status === '5xx');
+    const id = (started[0] as { id: string }).id;
+    const late = connect(cp.url, token);
+    late.send(hello('db', []));
+    const lateStart = await late.next((m) => m.type === 'tap');
+    assert.ok(lateStart.type === 'tap' && lateStart.id === id && lateStart.action === 'start');
+    const event = (proxy: string, path: string) => ({ time: Date.now(), proxy, direction: 'inbound', sourceService: 'web', destinationService: 'api', sourceIdentity: null, destinationIdentity: null, method: 'GET', authority: 'api', path, status: 503, grpcStatus: null, latencyMs: 1, route: null, endpoint: null, retries: 0, error: 'connect-failed', traceId: null });
+    web.send({ type: 'tap-events', id, events: [event('spoofed', '/a'), event('spoofed', '/b')], dropped: 0 });
+    api.send({ type: 'tap-events', id, events: [event('spoofed', '/c')], dropped: 4 });
+    const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(lines.filter((l) => l.path !== undefined).map((l) => l.path).sort(), ['/a', '/b', '/c'], 'the limit ends the stream after 3 events');
+    assert.deepEqual(lines.filter((l) => l.dropped !== undefined).map((l) => l.dropped), [4]);
+    assert.ok(lines.filter((l) => l.path !== undefined).every((l) => /^(web|api)-/.test(String(l.proxy))), 'events name the stream they came on');
+    // The client is gone: every proxy is told to stop, and events that crossed the stop get a stop of their own.
+    for (const c of [web, api, late]) {
+      const stop = await c.next((m) => m.type === 'tap');
+      assert.ok(stop.type === 'tap' && stop.id === id && stop.action === 'stop');
+    }
+    web.send({ type: 'tap-events', id, events: [event('web-1', '/late')], dropped: 0 });
+    const again = await web.next((m) => m.type === 'tap');
+    assert.ok(again.type === 'tap' && again.action === 'stop');
+    for (const c of [web, api, late]) c.close();
+  });
+
+  test('a tap needs a service and a valid filter', async () => {
+    const get = async (q: string) => {
+      const r = await fetch(`${cp.url}/api/v1/tap${q}`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: r.status, body: (await r.json()) as { message: string } };
+    };
+    assert.match((await get('')).body.message, /service is required/);
+    const bad = await get('?service=api&direction=sideways');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.message, /direction/);
   });
 
   test('a NACKed version is not sent again; the next change brings the next one', async () => {

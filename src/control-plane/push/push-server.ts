@@ -1,9 +1,10 @@
 // Push: one long-lived HTTP/2 stream per proxy. Registers the proxy's endpoint, computes its scoped view (shared by
 // every proxy that asks for the same one), sends a new version only when the view's content changed, and records
-// each proxy's ACK or NACK. A NACKed version is never re-sent; the next change brings the next version.
+// each proxy's ACK or NACK. A NACKed version is never re-sent; the next change brings the next version. Taps ride
+// the same streams: started on every connected proxy (and on those that connect later), their events handed back.
 
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { encodeMessage, LineDecoder, MAX_PROXY_MESSAGE_BYTES, parseProxyMessage, type ProxyMessage } from '../../api/v1alpha1/stream-messages.js';
+import { encodeMessage, LineDecoder, MAX_PROXY_MESSAGE_BYTES, parseProxyMessage, type ProxyMessage, type TapEvent, type TapFilter } from '../../api/v1alpha1/stream-messages.js';
 import type { Logger } from '../../core/log.js';
 import type { Principal } from '../auth/tokens.js';
 import type { ControlMetrics } from '../metrics.js';
@@ -30,6 +31,24 @@ export interface ProxyStatus {
   ackedVersion: number | null;
   nack: { version: number; reason: string; at: string } | null;
   state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+  /** The proxy's mesh certificate (when it has one from the mesh CA): expiry and issue time (Unix ms), its root. */
+  certNotAfter?: number;
+  certIssuedAt?: number;
+  certRoot?: string;
+  /** Fingerprints of the roots in the proxy's trust bundle. */
+  trustedRoots?: string[];
+}
+
+/** Receives a batch of a tap's events from one proxy, and how many that proxy had to drop. */
+export type TapSink = (events: TapEvent[], dropped: number, proxyId: string) => void;
+
+/** Concurrent taps per replica (each open `mycel tap` or API tap client is one; proxies take as many). */
+export const MAX_TAPS = 32;
+
+interface ControlTap {
+  readonly id: string;
+  readonly filter: TapFilter;
+  readonly sink: TapSink;
 }
 
 class ViewState {
@@ -66,6 +85,9 @@ class Session {
   ready = true;
   appPort: number | undefined = undefined;
   endpoint: ProxyStatus['endpoint'] = null;
+  cert: { notAfter: number; issuedAt: number; root: string; trustedRoots: string[] } | null = null;
+  /** The newest trust message waiting for the stream to drain. */
+  pendingTrust: string | null = null;
   /** A message that waits for the stream to drain (only the newest is kept). */
   pending: string | null = null;
   constructor(
@@ -75,6 +97,16 @@ class Session {
     readonly address: string | null,
     readonly res: Http2ServerResponse,
   ) {}
+
+  /** A small message (tap start/stop) that must not replace a pending config: written at once. */
+  sendNow(message: string): void {
+    if (this.closed) return;
+    try {
+      this.res.write(message);
+    } catch {
+      /* the stream is gone; its close handler drops the session */
+    }
+  }
 
   send(message: string): void {
     if (this.closed) return;
@@ -86,10 +118,20 @@ class Session {
       this.pending = '';
       this.res.once('drain', () => {
         const next = this.pending;
+        const trust = this.pendingTrust;
         this.pending = null;
+        this.pendingTrust = null;
+        // The trust bundle goes first: a config may name peers whose certificates only the new bundle accepts.
+        if (trust !== null) this.send(trust);
         if (next) this.send(next);
       });
     }
+  }
+
+  /** The mesh CA's trust message: never replaced by a config while the stream is backed up (only by a newer trust message). */
+  sendTrust(message: string): void {
+    if (this.pending !== null) this.pendingTrust = message;
+    else this.send(message);
   }
 }
 
@@ -105,12 +147,16 @@ export interface PushServerOptions {
   stats: SignalWindow;
   statsIntervalMs: number;
   log: Logger;
+  /** The mesh CA's trust message (bundle and active root), sent on connect and on every change. */
+  trust?: () => string | undefined;
 }
 
 export class PushServer {
   private readonly sessions = new Map<string, Session>();
   private readonly views = new Map<string, ViewState>();
   private readonly byDep = new Map<string, Set<ViewState>>();
+  private readonly taps = new Map<string, ControlTap>();
+  private tapSeq = 0;
   private flushScheduled = false;
   private allDirty = false;
   private readonly timer: NodeJS.Timeout;
@@ -127,6 +173,27 @@ export class PushServer {
 
   get connected(): number {
     return this.sessions.size;
+  }
+
+  get openTaps(): number {
+    return this.taps.size;
+  }
+
+  /**
+   * Starts a tap on every proxy connected to this replica (each filters its own events) and on those that connect
+   * while it is open. Returns what stops it, or an Error when this replica already runs MAX_TAPS.
+   */
+  openTap(filter: TapFilter, sink: TapSink): (() => void) | Error {
+    if (this.taps.size >= MAX_TAPS) return new Error(`this control plane already serves ${MAX_TAPS} taps; close one or try again later`);
+    const t: ControlTap = { id: `${this.o.replica}-${++this.tapSeq}`, filter, sink };
+    this.taps.set(t.id, t);
+    const start = encodeMessage({ type: 'tap', id: t.id, action: 'start', filter });
+    for (const s of this.sessions.values()) s.sendNow(start);
+    return () => {
+      if (!this.taps.delete(t.id)) return;
+      const stop = encodeMessage({ type: 'tap', id: t.id, action: 'stop', filter: {} });
+      for (const s of this.sessions.values()) s.sendNow(stop);
+    };
   }
 
   /** Store changes (already applied to the index): mark the views they touch and push soon. */
@@ -198,11 +265,14 @@ export class PushServer {
     this.sessions.set(s.proxyId, s);
     this.o.metrics.connectedProxies.set(this.sessions.size);
     s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs, statsIntervalMs: this.o.statsIntervalMs }));
+    const trust = this.o.trust?.();
+    if (trust !== undefined) s.sendTrust(trust);
     for (const n of m.subscribe) s.subscriptions.add(n.toLowerCase());
     if (m.endpoint !== undefined) {
       s.endpoint = { address: m.endpoint.address, port: m.endpoint.port, labels: m.endpoint.labels };
       void this.register(s, m.endpoint.ready, m.endpoint.appPort);
     }
+    for (const t of this.taps.values()) s.sendNow(encodeMessage({ type: 'tap', id: t.id, action: 'start', filter: t.filter }));
     this.o.log.info('proxy connected', { proxyId: s.proxyId, service: s.service, namespace: s.namespace, version: m.version ?? null });
     this.attach(s);
     return s;
@@ -260,6 +330,17 @@ export class PushServer {
       case 'ready':
         void this.o.registry.setReady(s.proxyId, m.ready).catch((err: Error) => this.o.log.warn('could not record readiness', { proxyId: s.proxyId, reason: err.message }));
         return;
+      case 'tap-events': {
+        const t = this.taps.get(m.id);
+        // Events of a tap that ended meanwhile (the stop crossed them): make sure that proxy stops it.
+        if (t === undefined) s.sendNow(encodeMessage({ type: 'tap', id: m.id, action: 'stop', filter: {} }));
+        else {
+          // A proxy speaks for itself only: the events carry the name of the stream they came on.
+          for (const ev of m.events) ev.proxy = s.proxyId;
+          t.sink(m.events, m.dropped, s.proxyId);
+        }
+        return;
+      }
       case 'stats':
         this.o.stats.record(s.service, s.namespace, m);
         return;
@@ -269,9 +350,19 @@ export class PushServer {
         this.drop(s);
         s.res.end();
         return;
+      case 'identity':
+        s.cert = { notAfter: m.notAfter, issuedAt: m.issuedAt, root: m.root, trustedRoots: m.trustedRoots };
+        return;
       case 'hello':
         return;
     }
+  }
+
+  /** The trust bundle changed (a root added, activated or removed): every connected proxy gets it now. */
+  trustChanged(): void {
+    const trust = this.o.trust?.();
+    if (trust === undefined) return;
+    for (const s of this.sessions.values()) s.sendTrust(trust);
   }
 
   /** Puts the session on the view for its (service, subscriptions) and sends that view if it differs from what it has. */
@@ -394,6 +485,7 @@ export class PushServer {
       ackedVersion: s.ackedVersion,
       nack: s.nack,
       state: s.sentVersion === null ? 'NONE' : s.nack !== null && s.nack.version === s.sentVersion ? 'NACK' : s.ackedVersion === s.sentVersion ? 'ACK' : 'PENDING',
+      ...(s.cert !== null ? { certNotAfter: s.cert.notAfter, certIssuedAt: s.cert.issuedAt, certRoot: s.cert.root, trustedRoots: s.cert.trustedRoots } : {}),
     }));
   }
 }

@@ -1,13 +1,17 @@
 // The sidecar's admin listener (loopback only): liveness, readiness, the running config and its version, metrics,
-// the endpoints it knows, and drain/shutdown.
+// the endpoints it knows, the live tap stream, and drain/shutdown.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { TapHub } from '../../telemetry/tap.js';
+import { serveTap } from '../../telemetry/tap-stream.js';
 
 export interface AdminView {
   ready(): { ready: boolean; reason: string };
   config(): unknown;
   endpoints(): unknown;
   metrics(): string;
+  /** The proxy's taps: GET /tap streams its request events. */
+  taps: TapHub;
   drain(): void;
   shutdown(): void;
 }
@@ -23,7 +27,9 @@ function json(res: ServerResponse, status: number, value: unknown): void {
 
 export function createAdminServer(view: AdminView): http.Server {
   const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req: IncomingMessage, res: ServerResponse) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';
     if (method === 'POST') {
       if (path === '/drain') {
@@ -61,8 +67,11 @@ export function createAdminServer(view: AdminView): http.Server {
       case '/metrics':
         send(res, 200, view.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
         return;
+      case '/tap':
+        serveTap(res, new URLSearchParams(q === -1 ? '' : url.slice(q + 1)), (filter, stream) => view.taps.tap(filter, (ev) => stream.offer(ev)));
+        return;
       case '/':
-        send(res, 200, 'mycel sidecar admin: /live /ready /config /endpoints /metrics, POST /drain, POST /shutdown\n');
+        send(res, 200, 'mycel sidecar admin: /live /ready /config /endpoints /metrics /tap, POST /drain, POST /shutdown\n');
         return;
       default:
         send(res, 404, `no ${path} here; see /\n`);

@@ -17,6 +17,8 @@ import {
   type ControlMessage,
   type EndpointRegistration,
   type ProxyMessage,
+  type TapEvent,
+  type TapFilter,
 } from '../../api/v1alpha1/stream-messages.js';
 import { formatProblem, parseResourceValues, type ConfigProblem } from '../../api/v1alpha1/load.js';
 import type { Logger } from '../../core/log.js';
@@ -42,12 +44,25 @@ export interface ControlSourceOptions {
   backoffMaxMs?: number;
   /** How long a new stream may wait for the control plane's welcome. */
   welcomeTimeoutMs?: number;
+  /** Headers proving this proxy's mesh certificate; when it returns null the join token is sent. */
+  authorize?: () => Record<string, string> | null;
+  /** The proxy's certificate facts, sent after each welcome (and by reportIdentity on change). */
+  identity?: () => { notAfter: number; issuedAt: number; root: string; trustedRoots: string[] } | null;
 }
 
 export interface ControlSourceEvents {
   plan: [ProxyPlan];
   rejected: [ConfigProblem[]];
+  /** The control plane starts or stops a tap on this proxy. */
+  tap: ['start' | 'stop', string, TapFilter];
+  /** The stream broke: the control plane's taps are gone (it starts them again on reconnect). */
+  disconnected: [];
+  /** The mesh CA's trust bundle and the root it issues from. */
+  trust: [string, string];
 }
+
+/** Tap events wait no further than this in the stream's buffer; more is dropped (and counted) by the sender. */
+const TAP_WRITE_LIMIT = 1024 * 1024;
 
 interface Persisted {
   version: number;
@@ -89,6 +104,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   private firstPlan: ((p: ProxyPlan) => void) | null = null;
   private firstPlanFailed: ((err: Error) => void) | null = null;
   private ready = true;
+  /** The control plane's taps open on this stream (a sidecar that wires up late starts these). */
+  readonly activeTaps = new Map<string, TapFilter>();
   private saving: Promise<void> = Promise.resolve();
   /** Where the golden-signal summaries come from (set by the sidecar); taken only while the stream is up. */
   stats: { take(): StatsSummary } | null = null;
@@ -212,7 +229,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       if (this.session === session && this.replica === null) this.broken(`no welcome from the control plane within ${welcomeMs} ms`);
     }, welcomeMs);
     this.welcomeTimer.unref();
-    const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, authorization: `Bearer ${this.o.token}`, 'content-type': 'application/x-ndjson' });
+    const auth = this.o.authorize?.() ?? { authorization: `Bearer ${this.o.token}` };
+    const stream = session.request({ ':method': 'POST', ':path': STREAM_PATH, ...auth, 'content-type': 'application/x-ndjson' });
     this.stream = stream;
     const decoder = new LineDecoder(MAX_CONTROL_MESSAGE_BYTES);
     let status = 0;
@@ -256,6 +274,14 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (s !== null && !s.destroyed && s.writable) s.write(encodeMessage(m));
   }
 
+  /** One batch of a control-plane tap; false when the stream is down or already holds too much. */
+  sendTapEvents(id: string, events: TapEvent[], dropped: number): boolean {
+    const s = this.stream;
+    if (s === null || s.destroyed || !s.writable || this.replica === null || s.writableLength > TAP_WRITE_LIMIT) return false;
+    s.write(encodeMessage({ type: 'tap-events', id, events, dropped }));
+    return true;
+  }
+
   private onMessage(line: string): void {
     const m = parseControlMessage(line);
     if (m instanceof Error) {
@@ -293,10 +319,19 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
         this.statsTimer = setInterval(() => this.sendStats(), m.statsIntervalMs ?? STATS_INTERVAL_MS);
         this.statsTimer.unref();
         this.o.log.info('connected to the control plane', { url: this.url, replica: m.replica });
+        this.reportIdentity();
         return;
       }
+      case 'trust':
+        this.emit('trust', m.bundle, m.activeRoot);
+        return;
       case 'config':
         this.applyConfig(m.version, m.resources, m.unresolved);
+        return;
+      case 'tap':
+        if (m.action === 'start') this.activeTaps.set(m.id, m.filter);
+        else this.activeTaps.delete(m.id);
+        this.emit('tap', m.action, m.id, m.filter);
         return;
       case 'error':
         this.lastError = `${m.code}: ${m.message}`;
@@ -355,6 +390,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     this.statsTimer = null;
     session.destroy();
+    this.activeTaps.clear();
+    this.emit('disconnected');
     if (this.closed) return;
     // Full jitter over an exponentially growing window: many proxies losing one replica do not come back in step.
     const min = this.o.backoffMinMs ?? 200;
@@ -411,6 +448,12 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       this.waiters.delete(name);
       for (const w of list) w();
     }
+  }
+
+  /** Tells the control plane this proxy's certificate facts (after each issuance and bundle change). */
+  reportIdentity(): void {
+    const r = this.o.identity?.();
+    if (r !== null && r !== undefined) this.send({ type: 'identity', ...r });
   }
 
   /** The golden signals since the last summary; while the stream is down they keep adding up for the next one. */

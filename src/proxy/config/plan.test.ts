@@ -63,6 +63,21 @@ spec:
   assert.equal(plan.lookupHost('db.shop')!.policy, null);
 });
 
+test('the mTLS mode: the service\'s own PeerAuthentication, else the mesh-wide one, else STRICT', () => {
+  const pa = (name: string, mode: string, target?: string) =>
+    `apiVersion: mycel.dev/v1alpha1\nkind: PeerAuthentication\nmetadata: { name: ${name} }\nspec: { ${target ? `targetRef: { kind: Service, name: ${target} }, ` : ''}mtls: { mode: ${mode} } }\n---\n`;
+  const modeOf = (yaml: string, service: string) => {
+    const r = parseResources(yaml || 'apiVersion: mycel.dev/v1alpha1\nkind: MeshConfig\nmetadata: { name: m }\nspec: {}\n', 'pa.yaml');
+    assert.ok(r.ok, JSON.stringify(r));
+    return compilePlan(r.resources.map((x) => x.resource), service, 1).mtlsMode;
+  };
+  assert.equal(modeOf('', 'api'), 'STRICT');
+  assert.equal(modeOf(pa('all', 'PERMISSIVE'), 'api'), 'PERMISSIVE');
+  assert.equal(modeOf(pa('all', 'PERMISSIVE') + pa('api', 'STRICT', 'api'), 'api'), 'STRICT');
+  assert.equal(modeOf(pa('api', 'STRICT', 'api') + pa('all', 'PERMISSIVE'), 'web'), 'PERMISSIVE');
+  assert.equal(modeOf(pa('web', 'PERMISSIVE', 'web'), 'api'), 'STRICT');
+});
+
 test('transparent mode: an address and port lead to the service by its virtual IPs or its endpoints\' addresses', () => {
   const r = parseResources(`apiVersion: mycel.dev/v1alpha1
 kind: MeshConfig

@@ -3,7 +3,9 @@
 
 import { createHash } from 'node:crypto';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
+import type { AuthorizationPolicy } from '../../api/v1alpha1/policies.js';
 import { defaultMeshConfigSpec, type MeshConfigSpec, type Resource, type Service } from '../../api/v1alpha1/resources.js';
+import { compileAuthorization, type Authorization } from '../../security/authorization.js';
 import { compileRoutes } from './route-table.js';
 import { ServiceTarget } from './targets.js';
 import { compileTrafficPolicy } from './traffic-policy.js';
@@ -43,6 +45,10 @@ export interface ProxyPlan {
   /** The sidecar's own service, when the config declares it. */
   readonly self: ServiceTarget | undefined;
   readonly resources: readonly Resource[];
+  /** The AuthorizationPolicies of the sidecar's own service, compiled (enforced on inbound requests). */
+  readonly authz: Authorization;
+  /** PeerAuthentication mode of the sidecar's own service: its own policy, else the mesh-wide one, else STRICT. */
+  readonly mtlsMode: MtlsMode;
   lookupHost(host: string): ServiceTarget | undefined;
   /**
    * Transparent mode: the service a connection to address:port was meant for - one of its virtual IPs
@@ -115,8 +121,10 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
     indexAddresses(byAddress, t, r.spec.addresses ?? []);
   }
   const self = services.get(`${selfService}.default`) ?? [...services.values()].find((s) => s.name === selfService);
-  compileRoutes(resources, services, self?.namespace ?? 'default');
+  const selfNamespace = self?.namespace ?? 'default';
+  compileRoutes(resources, services, selfNamespace);
   attachPolicies(resources, services);
+  const authzPolicies = resources.filter((r): r is AuthorizationPolicy => r.kind === 'AuthorizationPolicy');
   return {
     version,
     hash: hashResources(resources),
@@ -124,6 +132,8 @@ export function compilePlan(resources: readonly Resource[], selfService: string,
     services,
     self,
     resources,
+    authz: compileAuthorization(authzPolicies, selfService, selfNamespace, mesh.trustDomain),
+    mtlsMode: mtlsModeOf(resources, selfService, selfNamespace),
     lookupHost(host: string): ServiceTarget | undefined {
       let h = host.toLowerCase();
       if (h.endsWith('.')) h = h.slice(0, -1);
@@ -163,6 +173,20 @@ function attachPolicies(resources: readonly Resource[], services: ReadonlyMap<st
     const svc = services.get(`${r.spec.targetRef.name}.${r.metadata.namespace}`);
     if (svc !== undefined && svc.policy === null) svc.policy = compileTrafficPolicy(`${r.metadata.namespace}/${r.metadata.name}`, r.spec);
   }
+}
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE';
+
+/** The service's own PeerAuthentication wins over a mesh-wide one (no targetRef); without either: STRICT. */
+function mtlsModeOf(resources: readonly Resource[], service: string, namespace: string): MtlsMode {
+  let meshWide: MtlsMode | undefined;
+  for (const r of resources) {
+    if (r.kind !== 'PeerAuthentication') continue;
+    const t = r.spec.targetRef;
+    if (t === undefined) meshWide ??= r.spec.mtls.mode;
+    else if (t.name === service && r.metadata.namespace === namespace) return r.spec.mtls.mode;
+  }
+  return meshWide ?? 'STRICT';
 }
 
 /** Splits an authority into host and port; undefined port when absent. Returns undefined for a malformed authority. */

@@ -1,6 +1,7 @@
 // Outbound tunnels: HTTP CONNECT from a forward-proxy client, WebSocket (Upgrade) requests, and raw TCP from an
 // upstream binding. Each opens a dedicated connection to the destination (mTLS to its sidecar, plain if external).
 
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage } from 'node:http';
 import net, { type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -26,6 +27,8 @@ export interface TunnelRecord {
   /** Set when the tunnel could not be opened. */
   error: MycelError | null;
   result: SpliceResult | null;
+  /** performance.now() when the tunnel was asked for (the access log's duration). */
+  readonly startTime: number;
 }
 
 export interface TunnelDeps {
@@ -72,7 +75,7 @@ function takeConnectionSlot(svc: ServiceTarget): MycelError | null {
 
 /** Connects `client` to the destination as an opaque byte stream; `established` runs once the far side is up. */
 function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, svc: ServiceTarget, ep: EndpointTarget, established: () => void, failed: (err: MycelError) => void, idleMs: number): void {
-  const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
+  const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null, startTime: performance.now() };
   deps.opened(rec);
   const refused = takeConnectionSlot(svc);
   if (refused !== null) {
@@ -115,6 +118,13 @@ function tunnelTo(deps: TunnelDeps, kind: TunnelRecord['kind'], client: Socket, 
 }
 
 /** HTTP CONNECT host:port on the outbound listener (what HTTPS_PROXY clients send). */
+/** A tunnel refused before it had an endpoint (unknown service, no endpoints, no route): reported like one that failed. */
+function reportRefused(deps: TunnelDeps, kind: TunnelRecord['kind'], destination: string, err: MycelError): void {
+  const rec: TunnelRecord = { direction: 'outbound', kind, source: deps.self, destination, endpoint: null, error: err, result: null, startTime: performance.now() };
+  deps.opened(rec);
+  deps.closed(rec);
+}
+
 export function handleConnect(deps: TunnelDeps, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   pickThen(deps, req.url ?? '', null, null, (target) => connectTo(deps, req, socket as Socket, head, target));
 }
@@ -123,6 +133,7 @@ function connectTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head:
   if (target instanceof MycelError) {
     deps.log.warn('request failed', { direction: 'outbound', method: 'CONNECT', authority: req.url, error: target.code, reason: target.message });
     refuseRaw(client, target.code, target.message);
+    reportRefused(deps, 'connect', req.url ?? '', target);
     return;
   }
   tunnelTo(
@@ -146,6 +157,7 @@ export function handleTcpBinding(deps: TunnelDeps, client: Socket, binding: Bind
     if (target instanceof MycelError) {
       deps.log.warn('tunnel failed', { kind: 'tcp', destination: binding.service, error: target.code, reason: target.message });
       client.destroy();
+      reportRefused(deps, 'tcp', binding.service, target);
       return;
     }
     tunnelTo(deps, 'tcp', client, target.svc, target.ep, () => client.resume(), () => client.destroy(), deps.plans.current.mesh.timeouts.idleMs);
@@ -160,10 +172,11 @@ export function handleUpgrade(deps: TunnelDeps, req: IncomingMessage, socket: Du
 function upgradeTo(deps: TunnelDeps, req: IncomingMessage, client: Socket, head: Buffer, target: Target): void {
   if (target instanceof MycelError) {
     refuseRaw(client, target.code, target.message);
+    reportRefused(deps, 'upgrade', req.headers.host ?? '', target);
     return;
   }
   const { svc, ep } = target;
-  const rec: TunnelRecord = { direction: 'outbound', kind: 'upgrade', source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null };
+  const rec: TunnelRecord = { direction: 'outbound', kind: 'upgrade', source: deps.self, destination: svc.name, endpoint: ep.key, error: null, result: null, startTime: performance.now() };
   deps.opened(rec);
   const refused = takeConnectionSlot(svc);
   if (refused !== null) {

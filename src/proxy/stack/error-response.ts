@@ -33,7 +33,7 @@ export function createErrorResponder(log: Logger, proxyName: string) {
         'content-type', 'application/grpc',
         'grpc-status', ex.grpcStatus,
         'grpc-message', grpcMessage(`mycel ${proxyName}: ${err.message}`),
-        ERROR_HEADER, err.code,
+        ERROR_HEADER, errorFieldValue(err),
       ];
       if (err.headers !== null) head.push(...err.headers);
       ds.writeHead(200, head, ex);
@@ -45,13 +45,18 @@ export function createErrorResponder(log: Logger, proxyName: string) {
     const head = [
       'content-type', 'text/plain; charset=utf-8',
       'content-length', String(body.length),
-      ERROR_HEADER, err.code,
+      ERROR_HEADER, errorFieldValue(err),
     ];
     if (err.headers !== null) head.push(...err.headers);
     ds.writeHead(err.status, head, ex);
     if (ex.method !== 'HEAD') ds.write(body);
     ds.end(null);
   };
+}
+
+/** The x-mycel-error value: the catalogue code, then what it applies to when the error names something. */
+export function errorFieldValue(err: MycelError): string {
+  return err.subject === null ? err.code : `${err.code} ${err.subject}`;
 }
 
 /** Percent-encodes a grpc-message as the gRPC spec asks: only bytes outside 0x20..0x7E, and "%" itself. */

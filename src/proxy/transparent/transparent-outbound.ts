@@ -4,6 +4,7 @@
 // redirected (an app using the listener as its HTTP proxy) are served as in explicit mode.
 
 import net, { type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../core/log.js';
 import type { Binding, PlanHolder } from '../outbound/discover.js';
 import { detectProtocol } from '../outbound/detect.js';
@@ -95,7 +96,7 @@ function refuseUnknown(h: TransparentOutboundHooks, socket: Socket, dst: Origina
 /** ALLOW_ANY: a plain TCP connection to where the app meant to go (the sidecar's own traffic is not redirected). */
 function passThrough(h: TransparentOutboundHooks, client: Socket, dst: OriginalDestination): void {
   const deps = h.tunnels;
-  const rec: TunnelRecord = { direction: 'outbound', kind: 'tcp', source: deps.self, destination: null, endpoint: `${dst.address}:${dst.port}`, error: null, result: null };
+  const rec: TunnelRecord = { direction: 'outbound', kind: 'tcp', source: deps.self, destination: null, endpoint: `${dst.address}:${dst.port}`, error: null, result: null, startTime: performance.now() };
   deps.opened(rec);
   const mesh = h.plans.current.mesh;
   const upstream = net.connect({ host: dst.address, port: dst.port, allowHalfOpen: true, noDelay: true });

@@ -3,6 +3,7 @@
 // each request into an HttpExchange for the listener's stack.
 
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -11,7 +12,7 @@ import { ERROR_CATALOGUE } from '../../core/error-catalogue.js';
 import { MycelError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { MeshSettings } from '../config/plan.js';
-import { HttpExchange, type Direction, type ErrorResponder, type ExchangeObserver } from '../stack/exchange.js';
+import { HttpExchange, type Direction, type Downstream, type ErrorResponder, type ExchangeObserver } from '../stack/exchange.js';
 import { ERROR_HEADER } from '../stack/error-response.js';
 import type { HeaderList } from '../stack/http-types.js';
 import type { HttpService } from '../stack/service.js';
@@ -35,6 +36,18 @@ interface Pipeline {
   waiting: HttpExchange[];
 }
 type PipelinedSocket = Socket & { [kPipeline]?: Pipeline; [kRefused]?: boolean };
+
+/** The client side of a request already answered on its raw socket (refuseRaw): nothing more goes to it. */
+const ANSWERED_RAW: Downstream = {
+  protocol: 'http/1.1',
+  headersSent: true,
+  writeInformational() {},
+  writeHead() {},
+  write: () => true,
+  end() {},
+  abort() {},
+  requestTrailers: () => null,
+};
 
 export interface FrontendHooks {
   /** The stack every request goes through. */
@@ -248,17 +261,34 @@ export class HttpFrontend {
     }
     // Responses go out in request order: an earlier pipelined request still being answered comes first.
     if (pending && !pending.writableFinished) {
-      const answer = () => refuseRaw(socket, code, detail);
+      const answer = () => this.refuse(socket, code, detail, null);
       pending.once('finish', answer);
       pending.once('close', () => socket.destroy());
       return;
     }
-    refuseRaw(socket, code, detail);
+    this.refuse(socket, code, detail, null);
   };
+
+  /**
+   * Answers on the raw socket (parser errors, CONNECT and upgrades this listener does not take) and reports the
+   * refusal to telemetry like any finished exchange, so that its reason shows in metrics, access log and tap.
+   */
+  private refuse(socket: Duplex, code: ErrorCode, detail: string, req: IncomingMessage | null): void {
+    refuseRaw(socket, code, detail);
+    const url = req?.url ?? '';
+    const ex = new HttpExchange(this.direction, ANSWERED_RAW, req?.method ?? '-', req?.headers.host ?? '', url.length > 4096 ? url.slice(0, 4096) : url, req !== null ? requestHeaderList(req.rawHeaders) : [], null, 0, false, this.hooks.observer, this.hooks.respondError);
+    this.hooks.decorate?.(ex, socket as Socket);
+    ex.status = ERROR_CATALOGUE[code].status;
+    ex.errorCode = code;
+    ex.errorDetail = detail;
+    ex.finished = true;
+    ex.endTime = performance.now();
+    this.hooks.observer(ex);
+  }
 
   private readonly onConnectRequest = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     if (this.hooks.onConnect === undefined || this.draining) {
-      refuseRaw(socket, this.draining ? 'draining' : 'protocol-not-supported', 'CONNECT is not accepted on this listener');
+      this.refuse(socket, this.draining ? 'draining' : 'protocol-not-supported', 'CONNECT is not accepted on this listener', req);
       return;
     }
     this.hooks.onConnect(req, socket, head);
@@ -267,11 +297,11 @@ export class HttpFrontend {
   private readonly onUpgradeRequest = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const problem = validateH1(req, this.settings);
     if (problem !== null) {
-      refuseRaw(socket, problem.code, problem.message);
+      this.refuse(socket, problem.code, problem.message, req);
       return;
     }
     if (this.hooks.onUpgrade === undefined || this.draining) {
-      refuseRaw(socket, this.draining ? 'draining' : 'protocol-not-supported', 'upgrade is not accepted on this listener');
+      this.refuse(socket, this.draining ? 'draining' : 'protocol-not-supported', 'upgrade is not accepted on this listener', req);
       return;
     }
     this.hooks.onUpgrade(req, socket, head);
@@ -382,12 +412,12 @@ export function parseAbsoluteForm(target: string): { authority: string; path: st
 }
 
 /** Answers on a raw socket (CONNECT / upgrade paths, where there is no ServerResponse) and closes it. */
-export function refuseRaw(socket: Duplex, code: ErrorCode, detail: string): void {
+export function refuseRaw(socket: Duplex, code: ErrorCode, detail: string, subject?: string): void {
   const spec = ERROR_CATALOGUE[code];
   const body = `mycel: ${code}: ${detail}\n`;
   if (socket.writable) {
     socket.end(
-      `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${code}\r\n\r\n${body}`,
+      `HTTP/1.1 ${spec.status} ${http.STATUS_CODES[spec.status] ?? ''}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${ERROR_HEADER}: ${subject === undefined ? code : `${code} ${subject}`}\r\n\r\n${body}`,
     );
   }
   socket.on('error', ignore);

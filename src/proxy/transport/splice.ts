@@ -16,8 +16,10 @@ export function splice(a: Socket, b: Socket, idleMs: number, done?: (r: SpliceRe
   let finished = false;
   let closedSides = 0;
   const result: SpliceResult = { aToB: 0, bToA: 0, reason: 'closed' };
-  const aRead0 = a.bytesRead;
-  const bRead0 = b.bytesRead;
+  // Bytes already read into a socket's buffer (early client bytes while the upstream connected, an unshifted head)
+  // still go through the tunnel: they count.
+  const aRead0 = a.bytesRead - a.readableLength;
+  const bRead0 = b.bytesRead - b.readableLength;
   const finish = () => {
     if (finished) return;
     finished = true;

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { X509Certificate, createPrivateKey, constants as cryptoConstants } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import tls, { type SecureContext, type SecureContextOptions } from 'node:tls';
+import { splitPems } from '../../../security/pem.js';
 import { spiffeIdFromX509 } from '../../../security/spiffe.js';
 
 export interface IdentityMaterial {
@@ -22,11 +23,15 @@ export interface IdentitySnapshot {
   readonly serverOptions: SecureContextOptions;
 }
 
-/** TLS 1.3 only; no session tickets, so that every connection proves its certificate again. */
+/**
+ * TLS 1.3 only; no session tickets, so that every connection proves its certificate again; key exchange on X25519,
+ * P-256 or P-384 only (no finite-field groups, whose 2048-bit size gives 112-bit security).
+ */
 const TLS_OPTIONS = {
   minVersion: 'TLSv1.3' as const,
   maxVersion: 'TLSv1.3' as const,
   secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+  ecdhCurve: 'X25519:P-256:P-384',
 };
 
 /** Checks that cert, key and CA belong together and the cert carries one SPIFFE ID; throws with the reason otherwise. */
@@ -56,10 +61,6 @@ export function buildIdentity(m: IdentityMaterial): IdentitySnapshot {
     clientContext: tls.createSecureContext(serverOptions),
     serverOptions,
   };
-}
-
-function splitPems(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
 export async function readIdentityFiles(files: { cert: string; key: string; ca: string }): Promise<IdentityMaterial> {

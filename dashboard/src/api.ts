@@ -1,0 +1,181 @@
+// The control-plane API as the dashboard reads it: the response shapes (from the shared contracts), JSON requests
+// with the session cookie, and the one place that notices a missing or expired sign-in.
+
+import { NdjsonSplitter } from './ndjson.js';
+
+export interface Golden {
+  rps: number;
+  successRate: number | null;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  p99Ms: number | null;
+  requests: number;
+}
+export interface ServiceStats extends Golden {
+  service: string;
+  namespace: string;
+}
+export interface RouteStats extends Golden {
+  service: string;
+  route: string;
+}
+export interface EdgeStats extends Golden {
+  source: string;
+  destination: string;
+}
+export interface TimelinePoint {
+  t: number;
+  rps: number;
+  successRate: number | null;
+  p99Ms: number | null;
+}
+export interface Stats {
+  windowSeconds: number;
+  now: number;
+  services: ServiceStats[];
+  routes: RouteStats[];
+  edges: EdgeStats[];
+  timeline: Array<{ service: string; points: TimelinePoint[] }>;
+}
+
+export interface TapEvent {
+  time: number;
+  proxy: string;
+  direction: 'inbound' | 'outbound';
+  sourceService: string;
+  destinationService: string;
+  sourceIdentity: string | null;
+  destinationIdentity: string | null;
+  method: string;
+  authority: string;
+  path: string;
+  status: number | null;
+  /** The gRPC status code (a number, or its decimal text), null for plain HTTP. */
+  grpcStatus: number | string | null;
+  latencyMs: number | null;
+  route: string | null;
+  endpoint: string | null;
+  retries: number;
+  error: string | null;
+  traceId: string | null;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  rootService: string;
+  rootName: string;
+  startTime: number;
+  durationMs: number;
+  spanCount: number;
+  services: string[];
+  error: boolean;
+}
+export interface Span {
+  spanId: string;
+  parentSpanId: string | null;
+  service: string;
+  name: string;
+  kind: 'server' | 'client' | string;
+  startTime: number;
+  durationMs: number;
+  status: 'ok' | 'error' | string;
+  attributes: Record<string, unknown>;
+}
+
+export interface Proxy {
+  proxyId: string;
+  service: string;
+  namespace: string;
+  address: string | null;
+  endpoint: { address: string; port: number; labels: Record<string, string> } | null;
+  replica: string;
+  connected: boolean;
+  connectedAt: string;
+  lastContact: string;
+  subscriptions: string[];
+  sentVersion: number | null;
+  ackedVersion: number | null;
+  nack: { version: number; reason: string; at: string } | null;
+  state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+  certNotAfter?: number;
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  labels: Record<string, string>;
+  source: 'static' | 'registered';
+  ready: boolean;
+  proxyId?: string;
+  leaseExpires?: string;
+  streamOpen?: boolean;
+}
+
+export interface Resource {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: Record<string, unknown>;
+}
+
+/** A failed request, with what the page should say about it. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+  /** The control plane is older than the page: this endpoint is not there yet. */
+  get missing(): boolean {
+    return this.status === 404;
+  }
+}
+
+type SignedOutListener = () => void;
+const signedOutListeners = new Set<SignedOutListener>();
+
+/** Called whenever the API answers 401: the page then shows how to sign in. */
+export function onSignedOut(l: SignedOutListener): () => void {
+  signedOutListeners.add(l);
+  return () => signedOutListeners.delete(l);
+}
+
+async function failure(res: Response, path: string): Promise<ApiError> {
+  if (res.status === 401) for (const l of signedOutListeners) l();
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = (await res.json()) as { message?: string };
+    if (typeof body.message === 'string') message = body.message;
+  } catch {
+    /* not JSON: keep the status line */
+  }
+  return new ApiError(res.status, `${path}: ${message}`);
+}
+
+export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/json' }, ...(signal ? { signal } : {}) });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    throw new ApiError(0, 'cannot reach the control plane (is `mycel up` still running?)');
+  }
+  if (!res.ok) throw await failure(res, path);
+  return (await res.json()) as T;
+}
+
+/** Streams an NDJSON response, calling `onValue` per parsed line, until it ends or `signal` aborts. */
+export async function streamNdjson(path: string, signal: AbortSignal, onValue: (v: unknown) => void, onOpen?: () => void): Promise<void> {
+  const res = await fetch(path, { credentials: 'same-origin', headers: { accept: 'application/x-ndjson' }, signal });
+  if (!res.ok || res.body === null) throw await failure(res, path);
+  onOpen?.();
+  const splitter = new NdjsonSplitter();
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    for (const v of splitter.push(value)) onValue(v);
+  }
+  for (const v of splitter.end()) onValue(v);
+}
