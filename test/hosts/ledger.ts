@@ -10,14 +10,15 @@ import type { Readable } from 'node:stream';
 /**
  * The app side, run with `node FILE` inside a host: listens on PORT, answers GET/POST /ledger?id=&size= with `size`
  * bytes and their length and digest in headers, checks a POST body against its headers, answers /healthz, and prints
- * one line per executed request on stdout: `X <name> <method> <id> ok|truncated`.
+ * one line per executed request on stdout: `X <name> <method> <id> ok|truncated`. HOST (default 0.0.0.0) and PORT
+ * (0: any) say where; the ready line ends with the port.
  */
 export const LEDGER_APP = `
 const http = require('node:http');
 const { createHash } = require('node:crypto');
 const { NAME, PORT } = process.env;
 const sha = (b) => createHash('sha256').update(b).digest('hex');
-http.createServer((req, res) => {
+const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   if (url.pathname === '/healthz') return res.end('ok');
   const id = url.searchParams.get('id') ?? '-';
@@ -35,7 +36,8 @@ http.createServer((req, res) => {
     res.setHeader('x-ledger-served-by', NAME);
     res.end(out);
   });
-}).listen(Number(PORT), '0.0.0.0', () => console.log('ledger app ready'));
+});
+server.listen(Number(PORT), process.env.HOST ?? '0.0.0.0', () => console.log('ledger app ready ' + server.address().port));
 `;
 
 export interface LoadOptions {
@@ -146,6 +148,11 @@ export class Ledger {
   start(o: LoadOptions): void {
     if (this.running !== null) throw new Error('the load is already running');
     this.running = this.loop(o);
+  }
+
+  /** Waits until the load has sent all it would (maxDurationMs) and every answer is in; then stop() returns at once. */
+  async finished(): Promise<void> {
+    await this.running;
   }
 
   /** Stops sending and waits for every request in flight (each bounded by its deadline). */
