@@ -13,7 +13,7 @@ export interface PacedResult {
   byInstance: Record<string, number>;
 }
 
-export async function pacedLoad(port: number, o: { authority: string; path: string; rate: number; warmupS: number; seconds: number; maxSockets?: number }): Promise<PacedResult> {
+export async function pacedLoad(port: number, o: { authority: string; path: string; rate: number; warmupS: number; seconds: number; maxSockets?: number; host?: string }): Promise<PacedResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: o.maxSockets ?? 64 });
   const latencies: number[] = [];
   const byInstance: Record<string, number> = {};
@@ -26,7 +26,7 @@ export async function pacedLoad(port: number, o: { authority: string; path: stri
     const started = performance.now();
     const measured = started >= measureFrom;
     inFlight++;
-    const req = http.request({ host: '127.0.0.1', port, path: o.path, headers: { host: o.authority }, agent }, (res) => {
+    const req = http.request({ host: o.host ?? '127.0.0.1', port, path: o.path, headers: { host: o.authority }, agent }, (res) => {
       res.resume();
       res.on('end', () => {
         inFlight--;

@@ -81,6 +81,8 @@ export interface ConfigSource {
 
 export interface ControlOptions {
   url: string;
+  /** More replicas' URLs: the stream moves to the next one when it breaks (`--control URL1,URL2`). */
+  alternates?: string[];
   token: string;
   namespace: string;
   /** The address other sidecars reach this one's inbound listener on. */
@@ -170,7 +172,14 @@ export class Sidecar implements PlanHolder {
     this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
     if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
-    this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
+    this.clients = new ClientCache({
+      identity,
+      connectTimeoutMs: t.connectMs,
+      idleTimeoutMs: t.idleMs,
+      poolIdleMs: 30_000,
+      keepalive: () => this.plan.mesh.keepalive,
+      onKeepaliveTimeout: (url, timeoutMs) => options.log.warn('peer sidecar did not answer an HTTP/2 keepalive PING; connection closed', { peer: url, timeoutMs }),
+    });
     this.appH1 = new H1Pool({
       connect: () => ({ socket: net.connect({ host: '127.0.0.1', port: options.appPort, noDelay: true }), event: 'connect' }),
       connectTimeoutMs: t.connectMs,
@@ -203,7 +212,7 @@ export class Sidecar implements PlanHolder {
     let meshCerts: MeshCertificates | null = null;
     if (options.control !== undefined && options.identityFiles === undefined) {
       // The certificate comes first: the config stream then authenticates with it, not with the (maybe single-use) token.
-      const certs = new MeshCertificates({ url: options.control.url, token: options.control.token, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
+      const certs = new MeshCertificates({ url: options.control.url, ...(options.control.alternates !== undefined ? { alternates: options.control.alternates } : {}), token: options.control.token, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
       try {
         await certs.obtain();
       } catch (err) {
@@ -216,6 +225,7 @@ export class Sidecar implements PlanHolder {
       const c = options.control;
       control = new ControlConfigSource({
         url: c.url,
+        ...(c.alternates !== undefined ? { alternates: c.alternates } : {}),
         token: c.token,
         proxyId: c.proxyId,
         service: options.service,

@@ -39,22 +39,7 @@ export async function startControl(o: StartControlOptions): Promise<ControlProce
   const url = match[1] as string;
   const adminTokenFile = join(o.stateDir, 'admin-token');
   const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
-  const api = async <T,>(method: string, path: string, body?: unknown) => {
-    const res = await fetch(url + path, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(20_000),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      /* text */
-    }
-    return { status: res.status, body: parsed as T };
-  };
+  const api = adminApi(url, adminToken);
   return {
     ...p,
     url,
@@ -71,6 +56,26 @@ export async function startControl(o: StartControlOptions): Promise<ControlProce
       await writeFile(file, r.body.token + '\n', { mode: 0o600 });
       return file;
     },
+  };
+}
+
+/** The control-plane API at `url` with an admin token: returns status and parsed JSON (or text). */
+export function adminApi(url: string, adminToken: string): <T = unknown>(method: string, path: string, body?: unknown) => Promise<{ status: number; body: T }> {
+  return async <T,>(method: string, path: string, body?: unknown) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* text */
+    }
+    return { status: res.status, body: parsed as T };
   };
 }
 

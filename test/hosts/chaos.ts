@@ -1,7 +1,7 @@
 // Network faults between hosts of a bed (netns-bed.ts), for chaos tests: tc netem on a host's link (delay, jitter,
 // loss, reordering), and partitions (iptables DROP both ways between two hosts) that can be healed.
 
-import type { Host } from './netns-bed.js';
+import { killNamespacePids, type Host } from './netns-bed.js';
 
 export interface Netem {
   delayMs?: number;
@@ -79,4 +79,9 @@ export async function partition(a: Host, b: Host): Promise<void> {
 export async function heal(a: Host, b: Host): Promise<void> {
   await dropRules(a, b, '-D');
   await dropRules(b, a, '-D');
+}
+
+/** The host dies: every process in its namespace is SIGKILLed at once (its addresses stay, so peers get RSTs). */
+export function killHost(host: Host): void {
+  killNamespacePids(host.ns);
 }

@@ -89,7 +89,7 @@ export function registerProxyCommand(program: Command): void {
     .requiredOption('--service <name>', 'the service this sidecar belongs to')
     .requiredOption('--app-port <port>', 'the local port the app listens on (inbound traffic goes there)')
     .option('--config <file...>', 'run from resource files (Service, MeshConfig), watched and reloaded')
-    .option('--control <url>', 'take config from this control plane (and register this sidecar\'s endpoint there)')
+    .option('--control <url>', 'take config from this control plane (and register this sidecar\'s endpoint there); several replicas: URL1,URL2 (tried in turn when the stream breaks)')
     .option('--token <file>', 'join token file for --control (mycel token create --service NAME), or the admin token')
     .option('--namespace <ns>', 'the service\'s namespace', 'default')
     .option('--advertise <addr>', 'with --control: the address other sidecars reach this one on (default: the inbound address, or this host\'s IPv4)')
@@ -128,10 +128,15 @@ export function registerProxyCommand(program: Command): void {
         } catch (err) {
           throw new CliError(`cannot read the token file ${flags.token}: ${(err as Error).message}`, EXIT_USAGE);
         }
-        let url = flags.control.replace(/\/+$/, '');
-        if (!/^https?:\/\//.test(url)) url = `http://${url}`;
+        // Several replicas: `--control URL1,URL2`; the stream moves on to the next when one breaks.
+        const [url, ...alternates] = flags.control.split(',').filter((u) => u.trim() !== '').map((u) => {
+          const trimmed = u.trim().replace(/\/+$/, '');
+          return /^https?:\/\//.test(trimmed) ? trimmed : `http://${trimmed}`;
+        });
+        if (url === undefined) throw new CliError('--control needs a URL', EXIT_USAGE);
         control = {
           url,
+          ...(alternates.length > 0 ? { alternates } : {}),
           token,
           namespace: flags.namespace,
           advertise: flags.advertise ?? advertiseAddress(inbound),

@@ -18,6 +18,8 @@ const CERTIFICATES_PATH = '/api/v1/certificates';
 
 export interface MeshCertificatesOptions {
   url: string;
+  /** Other control-plane replicas: a request that cannot reach one goes to the next in turn next time. */
+  alternates?: string[];
   token: string;
   /** The identity this sidecar serves: a certificate for another one (a token of another service) is refused here. */
   namespace: string;
@@ -67,6 +69,8 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
   private cur: Current | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
+  /** Which of url and alternates the next request goes to. */
+  private urlIndex = 0;
   private renewing: Promise<void> | null = null;
   private closed = false;
   /** The root the CA issues from now, as last heard; a chain from another root is renewed early. */
@@ -208,7 +212,16 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     const body = byProof && c !== null ? { csr: fresh.csrPem, certChain: c.chainPem, proof: signWith(c.keyPem, fresh.csrDer) } : { csr: fresh.csrPem };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (!byProof) headers.authorization = `Bearer ${this.o.token}`;
-    const res = await fetch(this.o.url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    const urls = [this.o.url, ...(this.o.alternates ?? [])];
+    const url = urls[this.urlIndex % urls.length]!;
+    let res: Response;
+    try {
+      res = await fetch(url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    } catch (err) {
+      // Unreachable (or silent): the next try asks the next replica.
+      this.urlIndex++;
+      throw err;
+    }
     const text = await res.text();
     let answer: IssueAnswer;
     try {
