@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CERT_CHAIN_HEADER, certAuthData } from '../../api/v1alpha1/cert-auth.js';
 import type { Logger } from '../../core/log.js';
-import { makeDirectory, replaceFile } from '../../security/dev-ca.js';
+import { makeDirectory, replaceFile } from '../../security/secret-files.js';
 import { splitPems } from '../../security/pem.js';
 import type { IdentityMaterial } from '../transport/tls/identity.js';
 import { newKeyAndCsr, signWith } from './workload-key.js';
