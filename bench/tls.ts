@@ -12,7 +12,7 @@ import { have, loadNow, machineInfo, peerVersions } from './lib/machine.js';
 import { pacedLoad, type PacedTls } from './lib/paced-load.js';
 import { installCleanup, pinSelf, processTree, removeOnExit, repoRoot, runMain, sampleProcesses, sampleTree, type Managed } from './lib/processes.js';
 import { median, round } from './lib/stats.js';
-import { capacityPerCore, formatTlsAdded, tlsAdded } from './lib/tls-report.js';
+import { capacityPerCore, formatTlsAdded, tlsAdded, type TlsAddedRatio, type TlsAddedReport } from './lib/tls-report.js';
 import { haproxyPeer } from './peers/haproxy.js';
 import { mycelPeer } from './peers/mycel.js';
 import { nginxPeer } from './peers/nginx.js';
@@ -338,11 +338,22 @@ async function main(): Promise<void> {
       '+p50/+p99: over direct, paired by round, median; tls_added: hop-mtls minus hop-plaintext of the same process, paired by round, median',
     ],
     handshake: want('handshake') ? { paths: roundAll(summaries.get('handshake')), busy: busyMedian } : null,
-    latency: want('latency') ? { ...Object.fromEntries(latencyBlocks.map((b) => [b.id, roundAll(summaries.get(b.id))])), tls_added: added } : null,
+    latency: want('latency') ? { ...Object.fromEntries(latencyBlocks.map((b) => [b.id, roundAll(summaries.get(b.id))])), tls_added: added === null ? null : roundTlsAdded(added) } : null,
   };
   const out = join(repoRoot, 'bench', 'results', 'tls-latest.json');
   writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nwrote ${out} (${report.settings.wall_time_s} s)`);
+}
+
+/** The tls-added figures rounded for the JSON file (ms to µs, CPU to 10 µs per 1000, ratios to 3 decimals). */
+function roundTlsAdded(a: TlsAddedReport): TlsAddedReport {
+  const paths = Object.fromEntries(Object.entries(a.paths).map(([p, v]) => [p, {
+    added_p50_ms: round(v.added_p50_ms, 3),
+    added_p99_ms: round(v.added_p99_ms, 3),
+    added_cpu_s_per_1000_req: round(v.added_cpu_s_per_1000_req, 5),
+  }]));
+  const r = (x: TlsAddedRatio): TlsAddedRatio => ({ p50: round(x.p50, 3), p99: round(x.p99, 3), cpu: round(x.cpu, 3) });
+  return { paths, mycel_vs: a.mycel_vs === null ? null : { nginx: r(a.mycel_vs.nginx), haproxy: r(a.mycel_vs.haproxy) } };
 }
 
 function roundAll(s: Record<string, PathSummary> | undefined): Record<string, PathSummary> {

@@ -44,6 +44,9 @@ test('a ratio against an added figure within noise is left out', () => {
   assert.equal(out.mycel_vs?.nginx.p50, null);
   assert.equal(out.mycel_vs?.nginx.cpu, null);
   assert.equal(out.mycel_vs?.haproxy.p99, null, 'no haproxy row at all');
+  const negative = tlsAdded([series('nginx', [r(1, 0.3, 1, 0.06)]), series('mycel', [r(1, 1, 5, 0.3)])], [series('nginx', [r(1, 0.6, 2, 0.1)]), series('mycel', [r(1, 1.4, 3, 0.34)])]);
+  assert.equal(negative.mycel_vs?.nginx.p99, null, 'mycel p99 went down with mTLS (noise): no ratio');
+  assert.ok(negative.mycel_vs?.nginx.p50 != null);
 });
 
 test('one saturated core does 1000 / (cpu s per 1000) handshakes per second', () => {

@@ -39,10 +39,13 @@ export function tlsAdded(plain: readonly PathSeries[], mtls: readonly PathSeries
     };
   }
   const m = paths.mycel;
+  // Both sides must be above the noise floor: a ratio of two differences within noise (or of a negative one) says nothing.
+  const guarded = (a: number | null | undefined, b: number | null | undefined, min: number): number | null =>
+    a == null || a < min ? null : ratio(a, b, min);
   const vs = (peer: string): TlsAddedRatio => ({
-    p50: ratio(m?.added_p50_ms, paths[peer]?.added_p50_ms, minAddedLatencyMs),
-    p99: ratio(m?.added_p99_ms, paths[peer]?.added_p99_ms, minAddedLatencyMs),
-    cpu: ratio(m?.added_cpu_s_per_1000_req, paths[peer]?.added_cpu_s_per_1000_req, minAddedCpu),
+    p50: guarded(m?.added_p50_ms, paths[peer]?.added_p50_ms, minAddedLatencyMs),
+    p99: guarded(m?.added_p99_ms, paths[peer]?.added_p99_ms, minAddedLatencyMs),
+    cpu: guarded(m?.added_cpu_s_per_1000_req, paths[peer]?.added_cpu_s_per_1000_req, minAddedCpu),
   });
   return { paths, mycel_vs: m === undefined ? null : { nginx: vs('nginx'), haproxy: vs('haproxy') } };
 }
