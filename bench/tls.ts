@@ -226,7 +226,7 @@ async function main(): Promise<void> {
     title: 'New TLS 1.3 connections with a verified client certificate, one request each (req/s = handshakes/s)',
     load: `${o.connections} closed-loop connections over ${o.clientWorkers} Node client processes, GET /small with Connection: close; ` +
       'direct = plain TCP to the upstream; mycel = a sidecar of api alone, STRICT, its inbound port',
-    rows: [{ ...direct }, tlsRow('nginx', nginx), tlsRow('haproxy', haproxy), tlsRow('mycel', strict)],
+    rows: [direct, tlsRow('nginx', nginx), tlsRow('haproxy', haproxy), tlsRow('mycel', strict)],
   };
   const latencyBlocks: Block[] = [
     {
@@ -254,7 +254,8 @@ async function main(): Promise<void> {
   // Series per block and path; direct's latency run is measured once per round and shared by the latency blocks.
   const series = new Map<string, PathSeries>();
   const busy = new Map<string, Busy[]>();
-  const key = (block: string, path: string): string => `${block}/${path}`;
+  // direct's latency series is shared by the latency blocks (one run per round); every other row has its own.
+  const key = (b: Block, row: Row): string => `${b.id === 'handshake' ? 'handshake' : row.path === 'direct' ? 'latency' : b.id}/${row.path}`;
   const idleRss = new Map<Managed[], number>();
   for (const b of blocks) for (const row of b.rows) if (row.processes.length > 0) idleRss.set(row.processes, sampleTree(row.processes.map((p) => p.pid)).rssMb);
   const push = (k: string, row: Row, r: RoundResult): void => {
@@ -266,7 +267,7 @@ async function main(): Promise<void> {
     const warmup = roundNo === 1 ? o.warmup : Math.min(o.warmup, 0.5);
     for (const b of blocks) {
       for (const row of b.rows) {
-        const k = key(b.id === 'handshake' ? 'handshake' : row.path === 'direct' ? 'latency' : b.id, row.path);
+        const k = key(b, row);
         if (series.get(k)?.rounds.some((r) => r.round === roundNo)) continue; // direct, already measured this round
         let r: RoundResult;
         try {
@@ -293,8 +294,7 @@ async function main(): Promise<void> {
   }
   await Promise.all([...meshPaths.map((p) => p.stop()), nginx.stop(), haproxy.stop(), strict.stop(), permissive.stop(), upstream.stop()]);
 
-  const seriesOf = (b: Block): PathSeries[] =>
-    b.rows.map((row) => series.get(key(b.id === 'handshake' ? 'handshake' : row.path === 'direct' ? 'latency' : b.id, row.path))).filter((s): s is PathSeries => s !== undefined);
+  const seriesOf = (b: Block): PathSeries[] => b.rows.map((row) => series.get(key(b, row))).filter((s): s is PathSeries => s !== undefined);
   const summaries = new Map(blocks.map((b) => [b.id, aggregateScenario(seriesOf(b), false)]));
   const added = want('latency') ? tlsAdded(seriesOf(latencyBlocks[0] as Block), seriesOf(latencyBlocks[1] as Block)) : null;
   const hsSummaries = summaries.get('handshake') ?? {};
