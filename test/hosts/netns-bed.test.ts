@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { clearNetem, heal, netemUnavailable, partition, setNetem, showNetem } from './chaos.js';
+import { clearLoss, clearNetem, heal, netemUnavailable, partition, setLoss, setNetem, showLoss, showNetem } from './chaos.js';
 import { createHostBed, removeLeftovers, requireNetns, type Host } from './netns-bed.js';
 
 const SERVER = `require('node:net').createServer((s) => s.end('hello from ' + require('node:os').hostname())).listen(7000, '0.0.0.0', () => console.log('listening'))`;
@@ -47,6 +47,22 @@ test('hosts reach each other by name, faults apply and heal, and close removes e
     assert.match((await showNetem(a)) ?? '', /delay 30ms\s+5ms loss 1%/);
     await clearNetem(a);
     assert.equal(await showNetem(a), null);
+  });
+
+  await t.test('random loss on a link with iptables (works without netem)', async () => {
+    await setLoss(a, 5);
+    assert.equal(await showLoss(a), 5);
+    // Both directions of the link pass the loss chain.
+    assert.match((await a.exec('iptables', ['-S', 'INPUT'])).stdout, new RegExp(`-i ${a.dev} -j BED_LOSS`));
+    assert.match((await a.exec('iptables', ['-S', 'OUTPUT'])).stdout, new RegExp(`-o ${a.dev} -j BED_LOSS`));
+    // A new setting replaces the old one; at 100 % nothing gets through.
+    await setLoss(a, 100);
+    assert.equal(await showLoss(a), 100);
+    assert.equal((await a.exec(process.execPath, ['-e', CLIENT, 'beta', '1500'])).stdout.trim(), 'timeout');
+    await clearLoss(a);
+    assert.equal(await showLoss(a), null);
+    await clearLoss(a);
+    assert.match((await a.exec(process.execPath, ['-e', CLIENT, 'beta', '10000'])).stdout, /^hello from/);
   });
 
   await partition(a, b);
