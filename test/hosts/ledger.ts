@@ -80,6 +80,8 @@ export interface LedgerReport {
   lostSamples: string[];
   /** A few failed requests with their status and whole x-mycel-error. */
   failedSamples: string[];
+  /** Failed requests per method (GETs may be retried, POSTs only when they never reached the app). */
+  failedByMethod: Record<string, number>;
   skipped: number;
   /** POST ids executed more than once (by any app). */
   duplicated: string[];
@@ -111,7 +113,10 @@ export class Ledger {
 
   constructor(readonly scenario: string) {}
 
-  /** Reads an app's stdout for its execution lines. */
+  /**
+   * Reads an app's stdout for its execution lines: those of this ledger's requests (its ids), so that ledgers of
+   * successive phases can watch the same app.
+   */
   watchApp(stdout: Readable): void {
     let buf = '';
     stdout.setEncoding('utf8');
@@ -124,6 +129,7 @@ export class Ledger {
         const m = /^X (\S+) (\S+) (\S+) (ok|truncated)$/.exec(line);
         if (m === null) continue;
         const [, name, method, id, state] = m as unknown as [string, string, string, string, string];
+        if (!this.ownId(id)) continue;
         this.servedBy[name] = (this.servedBy[name] ?? 0) + 1;
         if (state === 'truncated') this.truncated.push(id);
         if (method === 'POST') this.executions.set(id, (this.executions.get(id) ?? 0) + 1);
@@ -132,6 +138,11 @@ export class Ledger {
         at.push(id);
       }
     });
+  }
+
+  /** Ids are `<scenario>-<n>`. */
+  private ownId(id: string): boolean {
+    return id.length > this.scenario.length + 1 && id.startsWith(this.scenario) && id[this.scenario.length] === '-' && /^\d+$/.test(id.slice(this.scenario.length + 1));
   }
 
   /** Ids an app (by name) executed so far, in order. */
@@ -245,6 +256,7 @@ export class Ledger {
     const byReason: Record<string, number> = {};
     const lostSamples: string[] = [];
     const failedSamples: string[] = [];
+    const failedByMethod: Record<string, number> = {};
     let ok = 0;
     let failed = 0;
     let lost = 0;
@@ -259,6 +271,7 @@ export class Ledger {
       if (e.outcome === 'failed') {
         failed++;
         byReason[e.reason] = (byReason[e.reason] ?? 0) + 1;
+        failedByMethod[e.method] = (failedByMethod[e.method] ?? 0) + 1;
         if (failedSamples.length < 5) failedSamples.push(`${e.method} ${e.id}: ${e.detail ?? e.reason}`);
       } else {
         lost++;
@@ -269,7 +282,7 @@ export class Ledger {
     const duplicated = [...this.executions].filter(([, n]) => n > 1).map(([id]) => id);
     const unexecutedOk = okPosts.filter((id) => this.executions.get(id) !== 1);
     const convergeMs = this.markAt === null ? null : lastBadEnd < 0 ? 0 : lastBadEnd - this.markAt;
-    return { scenario: this.scenario, sent: this.sent, ok, failed, byReason, lost, lostSamples, failedSamples, skipped: this.skipped, duplicated, truncated: [...this.truncated], unexecutedOk, convergeMs, servedBy: { ...this.servedBy } };
+    return { scenario: this.scenario, sent: this.sent, ok, failed, byReason, lost, lostSamples, failedSamples, failedByMethod, skipped: this.skipped, duplicated, truncated: [...this.truncated], unexecutedOk, convergeMs, servedBy: { ...this.servedBy } };
   }
 }
 
