@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CERT_CHAIN_HEADER, certAuthData } from '../../api/v1alpha1/cert-auth.js';
 import type { Logger } from '../../core/log.js';
+import { ControlTrustError, type ControlTrust } from '../../security/control-trust.js';
 import { makeDirectory, replaceFile } from '../../security/dev-ca.js';
 import { splitPems } from '../../security/pem.js';
 import type { IdentityMaterial } from '../transport/tls/identity.js';
@@ -19,6 +20,8 @@ const CERTIFICATES_PATH = '/api/v1/certificates';
 export interface MeshCertificatesOptions {
   url: string;
   token: string;
+  /** Verifies the control plane (and presents this proxy's certificate to it once there is one). */
+  trust: ControlTrust;
   /** The identity this sidecar serves: a certificate for another one (a token of another service) is refused here. */
   namespace: string;
   service: string;
@@ -102,13 +105,19 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
    */
   async obtain(): Promise<IdentityMaterial> {
     const saved = await this.readPersisted();
-    if (saved !== null) this.cur = saved;
+    if (saved !== null) {
+      this.cur = saved;
+      // The bundle kept from the last run verifies the control plane as well as a pinned root would.
+      if (this.o.trust.roots === undefined) this.o.trust.setRoots(saved.bundlePem);
+    }
     // Bounded like everything else; at the backoff's ceiling this is days of trying.
     for (let attempt = 0; attempt < 100_000; attempt++) {
       try {
+        await this.o.trust.bootstrap(this.o.url);
         await this.request(this.cur !== null && this.cur.notAfter > Date.now());
         return this.material;
       } catch (err) {
+        if (err instanceof ControlTrustError) throw new CertificateRefusedError(err.message);
         if (err instanceof CertificateRefusedError) {
           if (this.cur === null) throw err;
           // A persisted certificate the CA no longer accepts (its root was removed): try the token once.
@@ -137,6 +146,7 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     if (c === null) return;
     if (bundlePem !== c.bundlePem && splitPems(bundlePem).length > 0) {
       this.cur = { ...c, bundlePem };
+      this.o.trust.setRoots(bundlePem);
       this.o.log.info('trust bundle updated', { roots: splitPems(bundlePem).length, activeRoot: activeRoot.slice(0, 16) });
       void this.persist();
       this.emit('change', this.material);
@@ -208,7 +218,7 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     const body = byProof && c !== null ? { csr: fresh.csrPem, certChain: c.chainPem, proof: signWith(c.keyPem, fresh.csrDer) } : { csr: fresh.csrPem };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (!byProof) headers.authorization = `Bearer ${this.o.token}`;
-    const res = await fetch(this.o.url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    const res = await this.o.trust.fetch(this.o.url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
     const text = await res.text();
     let answer: IssueAnswer;
     try {
@@ -227,6 +237,10 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     const issuedAt = Date.now();
     this.cur = { keyPem: fresh.keyPem, chainPem: answer.certChain, bundlePem: answer.trustBundle, notAfter: answer.notAfter, issuedAt, root: answer.root, renewAt: answer.renewAt ?? 0.5 };
     this.o.log.info('workload certificate issued', { via: byProof ? 'renewal' : 'join token', expires: new Date(answer.notAfter).toISOString(), root: answer.root.slice(0, 16) });
+    // The answer came over a verified connection: its bundle now verifies the control plane, and the new
+    // certificate is this proxy's TLS client certificate towards it.
+    this.o.trust.setRoots(answer.trustBundle);
+    this.o.trust.setClientCertificate(answer.certChain, fresh.keyPem);
     await this.persist();
     this.emit('change', this.material);
     if (answer.activeRoot !== undefined) this.activeRoot = answer.activeRoot;
