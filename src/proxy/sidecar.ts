@@ -237,6 +237,7 @@ export class Sidecar implements PlanHolder {
         stateDir: c.stateDir,
         log: options.log,
         tls: () => c.trust.tlsOptions(),
+        prepare: () => c.trust.bootstrap(c.url),
         // Over TLS the workload certificate is the client certificate: no header then. In clear text it is proved in headers.
         ...(meshCerts !== null ? { authorize: () => (c.url.startsWith('https:') && meshCerts.report() !== null ? {} : meshCerts.authorization()), identity: () => meshCerts.report() } : {}),
       });

@@ -42,10 +42,11 @@ interface ProxyFlags extends TransparentFlags {
 
 /**
  * What verifies the control plane: --ca FILE, else MYCEL_CA, else the root the join token pins (else the bundle kept
- * under the state dir from an earlier run). Certificate files given with --cert/--key are also the TLS client certificate.
+ * under the state dir from an earlier run).
  */
 async function controlTrust(flags: ProxyFlags, rootFingerprint: string | undefined): Promise<ControlTrust> {
-  const file = flags.ca ?? process.env.MYCEL_CA;
+  // With --cert/--key, --ca is the workloads' trust bundle (maybe another CA), not what verifies the control plane.
+  const file = (flags.cert === undefined ? flags.ca : undefined) ?? process.env.MYCEL_CA;
   let caPem: string | undefined;
   if (file !== undefined) {
     try {
@@ -55,7 +56,6 @@ async function controlTrust(flags: ProxyFlags, rootFingerprint: string | undefin
     }
   }
   const trust = new ControlTrust({ ...(caPem !== undefined ? { caPem } : {}), ...(rootFingerprint !== undefined ? { rootFingerprint } : {}) });
-  if (flags.cert !== undefined && flags.key !== undefined) trust.setClientCertificate(await readFile(flags.cert, 'utf8'), await readFile(flags.key, 'utf8'));
   return trust;
 }
 

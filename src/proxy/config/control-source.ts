@@ -42,6 +42,8 @@ export interface ControlSourceOptions {
   backoffMaxMs?: number;
   /** How long a new stream may wait for the control plane's welcome. */
   welcomeTimeoutMs?: number;
+  /** Runs before each connection attempt. */
+  prepare?: () => Promise<void>;
   /** TLS options for an https control plane: the roots that verify it, this proxy's client certificate. */
   tls?: () => SecureClientSessionOptions;
   /** Headers proving this proxy's mesh certificate; when it returns null the join token is sent. */
@@ -208,6 +210,16 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   // ---- the stream --------------------------------------------------------------------------------------------------
 
   private connect(): void {
+    if (this.closed) return;
+    // E.g. fetch the root a join token pins while the control plane was away; if that fails the connection fails too, and is retried.
+    if (this.o.prepare !== undefined) {
+      void this.o.prepare().catch(() => {}).then(() => this.open());
+      return;
+    }
+    this.open();
+  }
+
+  private open(): void {
     if (this.closed) return;
     const session = http2.connect(this.o.url, this.o.tls?.() ?? {});
     this.session = session;
