@@ -137,3 +137,15 @@ metadata: { name: mesh }
 spec: { trustDomain: mycel.local }
 ---
 ${API_AND_WEB_SERVICES}`;
+
+/**
+ * Copies a replica's root key files into another replica's state dir, so that both can issue (and so both get an API
+ * certificate): the "same root on every replica" set-up of docs/security.md.
+ */
+export async function shareRootKey(from: ControlProcess, toStateDir: string): Promise<void> {
+  const { copyFile, mkdir, readdir } = await import('node:fs/promises');
+  await mkdir(join(toStateDir, 'ca'), { recursive: true, mode: 0o700 });
+  for (const f of await readdir(join(from.stateDir, 'ca'))) {
+    if (f.startsWith('root-')) await copyFile(join(from.stateDir, 'ca', f), join(toStateDir, 'ca', f));
+  }
+}
