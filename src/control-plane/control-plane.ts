@@ -166,7 +166,7 @@ export class ControlPlane {
   /** A root was added or removed: client certificates, other replicas and the local CLI follow the new bundle. */
   private trustChanged(): void {
     if (this.ca === undefined || this.o.insecureHttp === true) return;
-    this.apiTls?.bundleChanged();
+    this.apiTls?.caChanged();
     this.peers.setRoots(this.ca.bundle());
     if (this.o.stateDir !== null) void this.writeBundle(this.o.stateDir).catch((err: unknown) => this.o.log.warn('could not write the trust bundle file', { reason: (err as Error).message }));
   }

@@ -56,6 +56,8 @@ export async function startControl(o: StartControlOptions): Promise<ControlProce
   const caFile = url.startsWith('https:') ? join(o.stateDir, 'ca.pem') : undefined;
   if (caFile !== undefined) trustMeshRoots(await readFile(caFile, 'utf8'));
   const api = async <T,>(method: string, path: string, body?: unknown) => {
+    // The roots change with a rotation (the control plane rewrites ca.pem).
+    if (caFile !== undefined) trustMeshRoots(await readFile(caFile, 'utf8'));
     const res = await fetch(url + path, {
       method,
       headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },

@@ -23,7 +23,7 @@ export interface ApiTlsOptions {
 }
 
 export class ApiTls {
-  private current: { certChain: string; keyPem: string; notAfter: number; issuedAt: number; bundle: string } | null = null;
+  private current: { certChain: string; keyPem: string; notAfter: number; issuedAt: number; bundle: string; root: string } | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -57,8 +57,9 @@ export class ApiTls {
   }
 
   private async issue(): Promise<void> {
+    const root = this.o.ca.state().active;
     const cert = await this.o.ca.serverCertificate({ spiffeId: controlPlaneSpiffeId(this.o.trustDomain()), ...this.names(), lifetimeSeconds: LIFETIME_SECONDS });
-    this.current = { ...cert, issuedAt: Date.now(), bundle: this.o.ca.bundle() };
+    this.current = { ...cert, issuedAt: Date.now(), bundle: this.o.ca.bundle(), root };
     this.rebuild();
     this.o.log.info('API server certificate issued', { notAfter: new Date(cert.notAfter).toISOString(), ...this.names() });
     this.schedule((cert.notAfter - Date.now()) / 2);
@@ -76,16 +77,21 @@ export class ApiTls {
     this.timer.unref();
   }
 
-  /** The trust bundle changed (a root was added or removed): client certificates are checked against the new one. */
-  bundleChanged(): void {
+  /**
+   * The CA state changed: client certificates are checked against the new bundle, and once another root issues the
+   * server certificate is reissued from it (so that it never depends on a root that is about to leave the bundle).
+   */
+  caChanged(): void {
     const c = this.current;
     if (c === null) return;
     const bundle = this.o.ca.bundle();
-    if (bundle === c.bundle) return;
-    this.current = { ...c, bundle };
-    this.rebuild();
-    // A certificate from a root that is going away is replaced at once.
-    void this.issue().catch((err: unknown) => this.o.log.warn('API server certificate reissue failed', { reason: (err as Error).message }));
+    if (bundle !== c.bundle) {
+      this.current = { ...c, bundle };
+      this.rebuild();
+    }
+    if (this.o.ca.state().active !== c.root) {
+      void this.issue().catch((err: unknown) => this.o.log.warn('API server certificate reissue failed', { reason: (err as Error).message }));
+    }
   }
 
   private rebuild(): void {
