@@ -91,7 +91,7 @@ export function registerCaCommand(program: Command): void {
   ).action(async (flags: CaFlags & { out: string; ttl: string }) => {
     const ttlMs = parseDuration(flags.ttl);
     if (ttlMs === undefined || ttlMs < 60_000 || ttlMs > 30 * 86_400_000) throw new CliError(`invalid --ttl "${flags.ttl}": expected a duration from 1m to 30d`, EXIT_USAGE);
-    const { newKeyAndCsr } = await import('../../proxy/identity/workload-key.js');
+    const { newKeyAndCsr } = await import('../../security/workload-key.js');
     const fresh = await newKeyAndCsr();
     const r = await controlClient(flags).request<{ certChain?: string; spiffeId?: string; notAfter?: number }>('POST', '/api/v1/ca/admin-certificates', { csr: fresh.csrPem, ttlSeconds: Math.round(ttlMs / 1000) });
     if (r.status !== 200 || typeof r.body.certChain !== 'string') throw apiError(r.status, r.body, 'issuing an admin certificate');

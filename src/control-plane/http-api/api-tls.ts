@@ -2,9 +2,10 @@
 // names and addresses clients use), renewed at half-life, and the trust bundle that client certificates must chain to.
 // Each change installs a new secure context; connections already open keep theirs.
 
+import { constants } from 'node:crypto';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import { controlPlaneSpiffeId } from '../../api/v1alpha1/cert-auth.js';
 import type { Logger } from '../../core/log.js';
 import type { MeshCa } from '../ca/mesh-ca.js';
@@ -96,7 +97,8 @@ export class ApiTls {
 
   private rebuild(): void {
     const c = this.current as NonNullable<ApiTls['current']>;
-    this.o.apply({ cert: c.certChain, key: c.keyPem, ca: c.bundle });
+    // No session tickets: a resumed session would carry no client chain to check (and no fresh proof of it).
+    this.o.apply({ cert: c.certChain, key: c.keyPem, ca: c.bundle, secureOptions: constants.SSL_OP_NO_TICKET, minVersion: 'TLSv1.2' });
   }
 
   close(): void {

@@ -2,6 +2,7 @@
 // token (or, read-only, a dashboard session cookie), the proxies' config streams behind their join tokens, and the
 // dashboard at `/`.
 
+import { constants } from 'node:crypto';
 import http from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import net from 'node:net';
@@ -140,7 +141,7 @@ export function createApiServer(deps: ApiDeps, transport: ApiTransport): ApiServ
   };
   if (transport.kind === 'tls') {
     const secure = http2.createSecureServer(
-      { allowHTTP1: true, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false, settings: { maxConcurrentStreams: 100 } },
+      { allowHTTP1: true, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false, secureOptions: constants.SSL_OP_NO_TICKET, settings: { maxConcurrentStreams: 100 } },
       onRequest,
     );
     // Config streams live long: no idle timeout on the sessions that carry them (heartbeats keep them honest).

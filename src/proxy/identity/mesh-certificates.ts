@@ -13,7 +13,7 @@ import { ControlTrustError, type ControlTrust } from '../../security/control-tru
 import { makeDirectory, replaceFile } from '../../security/dev-ca.js';
 import { splitPems } from '../../security/pem.js';
 import type { IdentityMaterial } from '../transport/tls/identity.js';
-import { newKeyAndCsr, signWith } from './workload-key.js';
+import { newKeyAndCsr, signWith } from '../../security/workload-key.js';
 
 const CERTIFICATES_PATH = '/api/v1/certificates';
 
