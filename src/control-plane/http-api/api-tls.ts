@@ -4,7 +4,7 @@
 
 import { constants } from 'node:crypto';
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import type tls from 'node:tls';
 import { controlPlaneSpiffeId } from '../../api/v1alpha1/cert-auth.js';
 import type { Logger } from '../../core/log.js';
@@ -39,11 +39,16 @@ export class ApiTls {
     return this.current?.notAfter ?? null;
   }
 
-  /** Names the certificate answers for: loopback, this host, and the given hosts (wildcard addresses left out). */
+  /**
+   * Names the certificate answers for: loopback, this host's name, the given hosts, and for a wildcard listen address
+   * every address of this host (other hosts reach it on those).
+   */
   names(): { dnsNames: string[]; ips: string[] } {
     const dns = new Set(['localhost']);
     const ips = new Set(['127.0.0.1', '::1']);
-    for (const h of [...this.o.hosts, hostname()]) {
+    const wildcard = this.o.hosts.some((h) => h === '0.0.0.0' || h === '::' || h === '[::]');
+    const local = wildcard ? Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.replace(/%.*$/, ''))) : [];
+    for (const h of [...this.o.hosts, hostname(), ...local]) {
       const bare = h.replace(/^\[|\]$/g, '');
       if (bare === '' || bare === '0.0.0.0' || bare === '::') continue;
       if (isIP(bare) !== 0) ips.add(bare);
