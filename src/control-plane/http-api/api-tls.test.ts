@@ -61,7 +61,8 @@ describe('the API over TLS', () => {
         session.destroy();
       });
       s.on('error', () => {});
-      s.write(JSON.stringify({ type: 'hello', protocol: STREAM_PROTOCOL, proxyId: `t-${service}`, service, namespace: 'default' }) + '\n');
+      // The hello registers an endpoint too: it must land (or not) under the hello's service.
+      s.write(JSON.stringify({ type: 'hello', protocol: STREAM_PROTOCOL, proxyId: `t-${service}`, service, namespace: 'default', endpoint: { address: '127.0.0.1', port: 40000 + service.length, labels: {} }, subscribe: [] }) + '\n');
     });
 
   before(async () => {
@@ -145,6 +146,18 @@ describe('the API over TLS', () => {
     assert.doesNotMatch(own.first, /"type":"error"/);
     const other = await stream(web, 'api');
     assert.match(other.first, /"type":"error","code":"forbidden".*service default\/web, not default\/api/);
+    // Web's own hello registered web's endpoint (bounded wait: registration is asynchronous) ...
+    let webListed: unknown[] = [];
+    for (let i = 0; i < 100 && webListed.length === 0; i++) {
+      const r = await trust.fetch(`${cp.url}/api/v1/endpoints/default/web`, { headers: { authorization: `Bearer ${admin}` } });
+      webListed = r.status === 200 ? ((await r.json()) as { items: unknown[] }).items : [];
+      if (webListed.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(webListed.length, 1);
+    // ... and nothing was registered for api by web's certificate.
+    const apiEndpoints = await trust.fetch(`${cp.url}/api/v1/endpoints/default/api`, { headers: { authorization: `Bearer ${admin}` } });
+    const listed = apiEndpoints.status === 200 ? ((await apiEndpoints.json()) as { items: unknown[] }).items : [];
+    assert.deepEqual(listed, []);
     const asWeb = new ControlTrust({ caPem: roots });
     asWeb.setClientCertificate(web.cert, web.key);
     const resources = await asWeb.fetch(`${cp.url}/api/v1/resources`);
