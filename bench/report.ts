@@ -70,13 +70,13 @@ function statusText(path: string, s: PathSummary): string {
   return `failed (${reason})`;
 }
 
-/** The text block of one scenario. */
-export function formatScenario(b: ScenarioBlock, fixedRate: number): string {
+/** The text block of one scenario (`fixedRate` null: the block has no fixed-rate run). */
+export function formatScenario(b: ScenarioBlock, fixedRate: number | null): string {
   const unitHead = b.bytes ? 'MiB/s' : 'req/s';
   const perUnit = b.bytes ? 'msg' : 'req';
   const lines: string[] = [];
   lines.push(`== ${b.title} [${b.id}]`);
-  lines.push(`   load: ${b.load}; fixed rate ${fixedRate}/s`);
+  lines.push(`   load: ${b.load}${fixedRate === null ? '' : `; fixed rate ${fixedRate}/s`}`);
   lines.push(
     `   ${padEnd('path', 18)}${pad(unitHead, 9)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('+p50 ms', 9)}${pad('+p99 ms', 9)}` +
       `${pad(`cpu s/1k ${perUnit}`, 14)}${pad('RSS MiB idle/load', 20)}`,

@@ -1,7 +1,6 @@
 // Benchmark runner: starts the upstream apps and, per protocol family, the direct/nginx/HAProxy/Mycel paths; runs
 // every scenario for several rounds with the paths interleaved; prints the table and writes bench/results/*.json.
 // Usage: `npm run bench -- [flags]` or `node dist/bench/run.js --help` after a build (flags in `usage` below).
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +8,8 @@ import { parseArgs } from 'node:util';
 import { aggregateScenario, type PathSeries, type RoundResult } from './lib/aggregate.js';
 import { makeCerts } from './lib/certs.js';
 import { preloadWorkers } from './lib/loadgen.js';
-import { loadNow, machineInfo } from './lib/machine.js';
-import { installCleanup, pinSelf, removeOnExit, repoRoot, sampleTree, stopAll, type Managed } from './lib/processes.js';
+import { have, loadNow, machineInfo, peerVersions } from './lib/machine.js';
+import { installCleanup, pinSelf, removeOnExit, repoRoot, runMain, sampleTree, type Managed } from './lib/processes.js';
 import { haproxyPeer } from './peers/haproxy.js';
 import { VARIANTS, mycelPeer } from './peers/mycel.js';
 import { nginxPeer } from './peers/nginx.js';
@@ -99,24 +98,6 @@ function parseOptions(argv: string[]): Options {
 
 const families: readonly Family[] = ['http1', 'h2c', 'grpc', 'tcp'];
 const peers: readonly Peer[] = [nginxPeer, haproxyPeer, mycelPeer];
-
-function have(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function versionLine(cmd: string, pattern: RegExp, fallback: string): string {
-  try {
-    const out = execFileSync('sh', ['-c', `${cmd} 2>&1`], { encoding: 'utf8' });
-    return pattern.exec(out)?.[1] ?? fallback;
-  } catch {
-    return fallback;
-  }
-}
 
 /** Splits --only tokens into scenario filters (tokens matching a scenario id) and path filters (the rest). */
 function selection(only: string[]): { scenarioOk: (id: string) => boolean; pathOk: (path: string) => boolean } {
@@ -396,11 +377,7 @@ async function main(): Promise<void> {
   }));
   const report: ReportJson = {
     date,
-    machine: {
-      ...machineInfo(loadAtStart),
-      nginx: versionLine('nginx -v', /nginx version: (\S+)/, 'nginx (unknown version)'),
-      haproxy: versionLine('haproxy -v', /HAProxy version (\S+)/, 'unknown').replace(/^(?!HAProxy)/, 'HAProxy '),
-    },
+    machine: { ...machineInfo(loadAtStart), ...peerVersions() },
     pinning,
     rounds: opts.rounds,
     settings: {
@@ -430,10 +407,4 @@ async function main(): Promise<void> {
   console.log(`\nwrote ${written.latest} and ${written.history} (${report.settings.wall_time_s} s)`);
 }
 
-main()
-  .then(() => stopAll())
-  .catch(async (e: unknown) => {
-    console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
-    await stopAll();
-    process.exitCode = 1;
-  });
+runMain(main);

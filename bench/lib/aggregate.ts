@@ -76,6 +76,11 @@ function okRounds(s: PathSeries | undefined): RoundResult[] {
 
 /** Median over rounds of (path - direct) for one latency field, pairing rounds by number. */
 export function addedLatency(path: PathSeries, direct: PathSeries | undefined, field: 'p50Ms' | 'p99Ms'): number | null {
+  return pairedDifference(path, direct, field);
+}
+
+/** Median over rounds of (path - base) for one figure, pairing rounds by number (rounds missing either are left out). */
+export function pairedDifference(path: PathSeries, direct: PathSeries | undefined, field: 'p50Ms' | 'p99Ms' | 'cpuSPer1000'): number | null {
   if (!direct) return null;
   const byRound = new Map(okRounds(direct).map((r) => [r.round, r[field]] as const));
   const diffs: number[] = [];

@@ -80,3 +80,9 @@ export async function makeCerts(dir: string): Promise<Certs> {
   }
   return { ca, leaves };
 }
+
+/** Options of a TLS server (tests) that answers as `service` and requires a client certificate of the bench CA. */
+export function mtlsServerOptions(certs: Certs, service: 'web' | 'api'): { cert: Buffer; key: Buffer; ca: Buffer; requestCert: true; rejectUnauthorized: true } {
+  const leaf = certs.leaves[service];
+  return { cert: readFileSync(leaf.cert), key: readFileSync(leaf.key), ca: readFileSync(certs.ca), requestCert: true, rejectUnauthorized: true };
+}

@@ -148,13 +148,15 @@ function failure(tool: string, r: RunResult): Error {
 /** wrk with one thread; wrk takes whole seconds only. */
 export async function wrkThroughput(
   target: HttpTarget,
-  opts: { connections: number; seconds: number; luaScript?: string; cpu: string | null },
+  opts: { connections: number; seconds: number; luaScript?: string; cpu: string | null; prefix?: readonly string[] },
 ): Promise<ThroughputResult> {
   const secs = Math.max(1, Math.round(opts.seconds));
   const args = ['-t1', `-c${opts.connections}`, `-d${secs}s`, '--timeout', '5s', '-H', `Host: ${target.authority}`];
   if (opts.luaScript) args.push('-s', opts.luaScript);
   args.push(target.url);
-  const r = await runBounded('wrk', args, { cpu: opts.cpu, timeoutMs: (secs + 15) * 1000 });
+  // `prefix` runs wrk through a wrapper that execs it in place (e.g. `ip netns exec NS` for another host).
+  const argv = [...(opts.prefix ?? []), 'wrk', ...args];
+  const r = await runBounded(argv[0]!, argv.slice(1), { cpu: opts.cpu, timeoutMs: (secs + 15) * 1000 });
   if (r.code !== 0) throw failure('wrk', r);
   const s = parseWrk(r.stdout);
   const errors = s.non2xx3xx + s.socketErrors.connect + s.socketErrors.read + s.socketErrors.write + s.socketErrors.timeout;

@@ -1,8 +1,18 @@
 // An open-loop HTTP/1.1 load at a fixed rate from the runner, over keep-alive connections: one continuous run whose
 // first seconds warm up, latencies recorded for the rest. No process starts during the measured window (a burst of
 // load-generator start-ups would stall the apps pinned beside it), and answers are counted by their x-instance.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { latencySummary } from './loadgen.js';
+
+/** Client certificate and trust for mTLS (file paths); the server must present `serverId` (a SPIFFE URI SAN). */
+export interface PacedTls {
+  cert: string;
+  key: string;
+  ca: string;
+  serverId: string;
+}
 
 export interface PacedResult {
   ok: number;
@@ -13,8 +23,41 @@ export interface PacedResult {
   byInstance: Record<string, number>;
 }
 
-export async function pacedLoad(port: number, o: { authority: string; path: string; rate: number; warmupS: number; seconds: number; maxSockets?: number }): Promise<PacedResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: o.maxSockets ?? 64 });
+export interface PacedOptions {
+  authority: string;
+  path: string;
+  rate: number;
+  warmupS: number;
+  seconds: number;
+  maxSockets?: number;
+  /** Where the server listens (default 127.0.0.1). */
+  host?: string;
+  /** TLS 1.3 with a client certificate instead of plain HTTP. */
+  tls?: PacedTls;
+  /** Called once when the measured window starts (e.g. to sample the server's CPU). */
+  onMeasureStart?: () => void;
+}
+
+function agentFor(o: PacedOptions): http.Agent {
+  const common = { keepAlive: true, maxSockets: o.maxSockets ?? 64 };
+  if (o.tls === undefined) return new http.Agent(common);
+  const { serverId } = o.tls;
+  return new https.Agent({
+    ...common,
+    cert: readFileSync(o.tls.cert),
+    key: readFileSync(o.tls.key),
+    ca: readFileSync(o.tls.ca),
+    minVersion: 'TLSv1.3',
+    // The leaves name a SPIFFE URI, not 127.0.0.1; the chain is still verified against the CA.
+    checkServerIdentity: (_host, cert) =>
+      (cert.subjectaltname ?? '').split(', ').includes(`URI:${serverId}`) ? undefined : new Error(`server identity is not ${serverId}`),
+  });
+}
+
+export async function pacedLoad(port: number, o: PacedOptions): Promise<PacedResult> {
+  const agent = agentFor(o);
+  const request = o.tls === undefined ? http.request : https.request;
+  let measuring = false;
   const latencies: number[] = [];
   const byInstance: Record<string, number> = {};
   let errors = 0;
@@ -26,7 +69,7 @@ export async function pacedLoad(port: number, o: { authority: string; path: stri
     const started = performance.now();
     const measured = started >= measureFrom;
     inFlight++;
-    const req = http.request({ host: '127.0.0.1', port, path: o.path, headers: { host: o.authority }, agent }, (res) => {
+    const req = request({ host: o.host ?? '127.0.0.1', port, path: o.path, headers: { host: o.authority }, agent }, (res) => {
       res.resume();
       res.on('end', () => {
         inFlight--;
@@ -52,7 +95,12 @@ export async function pacedLoad(port: number, o: { authority: string; path: stri
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const now = performance.now();
-      const due = Math.floor(((Math.min(now, end) - t0) / 1000) * o.rate);
+      if (!measuring && now >= measureFrom) {
+        measuring = true;
+        o.onMeasureStart?.();
+      }
+      // The small epsilon keeps float rounding (0.7 s x 200/s = 139.999...) from losing the last request due.
+      const due = Math.floor(((Math.min(now, end) - t0) / 1000) * o.rate + 1e-6);
       while (sent < due) {
         sent++;
         send();

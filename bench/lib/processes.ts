@@ -238,6 +238,17 @@ export async function stopAll(graceMs = 2000): Promise<void> {
   await Promise.all([...live].map((m) => m.stop(graceMs)));
 }
 
+/** Runs a benchmark's main: every child stopped at the end; on a failure, its message and exit code 1. */
+export function runMain(main: () => Promise<void>): void {
+  main()
+    .then(() => stopAll())
+    .catch(async (e: unknown) => {
+      console.error(`bench: ${e instanceof Error ? e.message : String(e)}`);
+      await stopAll();
+      process.exitCode = 1;
+    });
+}
+
 /** Removed (recursively) when the runner exits, however it exits. */
 export function removeOnExit(path: string): void {
   cleanupPaths.add(path);
@@ -423,9 +434,17 @@ function readRssKb(pid: number): number {
 
 /** CPU seconds and RSS of the process trees rooted at `roots`. */
 export function sampleTree(roots: readonly number[]): TreeSample {
+  return sampleProcesses(processTree(roots));
+}
+
+/**
+ * CPU seconds and RSS of exactly these processes (a tree listed once with processTree): no scan of /proc, so it is
+ * cheap enough to call in the middle of a paced load.
+ */
+export function sampleProcesses(pids: readonly number[]): TreeSample {
   let ticks = 0;
   let rssKb = 0;
-  for (const pid of processTree(roots)) {
+  for (const pid of pids) {
     ticks += readStat(pid)?.ticks ?? 0;
     rssKb += readRssKb(pid);
   }

@@ -2,7 +2,7 @@
 // http-reuse always -> hop B (TLS listener, verify required) -> upstream; one thread per hop. HTTP/2 families
 // stay HTTP/2 end to end; TCP uses mode tcp with the same TLS hop.
 import type { BenchEnv, Family, Peer } from './peer.js';
-import { startTwoHops } from './two-hops.js';
+import { startTwoHops, type HopBListen } from './two-hops.js';
 
 function globalAndDefaults(family: Family, hop: string): string {
   const mode = family === 'tcp' ? 'tcp' : 'http';
@@ -35,14 +35,14 @@ ${family === 'tcp' ? '' : '    http-reuse always\n'}    server b 127.0.0.1:${por
 `;
 }
 
-function hopB(family: Family, ports: { a: number; b: number }, env: BenchEnv): string {
+export function hopB(family: Family, listen: HopBListen, env: BenchEnv): string {
   const h2 = family === 'h2c' || family === 'grpc';
   const app = { http1: env.upstream.http1, h2c: env.upstream.h2c, grpc: env.upstream.grpc, tcp: env.upstream.tcp }[family];
   const alpn = family === 'tcp' ? '' : ' alpn h2,http/1.1';
   return `${globalAndDefaults(family, 'B')}
 frontend hop_b
-    bind 127.0.0.1:${ports.b} ssl crt ${env.certs.leaves.api.pem} ca-file ${env.certs.ca} verify required ssl-min-ver TLSv1.3${alpn}
-    default_backend app
+    bind 127.0.0.1:${listen.tls} ssl crt ${env.certs.leaves.api.pem} ca-file ${env.certs.ca} verify required ssl-min-ver TLSv1.3${alpn}${listen.noTickets === true ? ' no-tls-tickets' : ''}
+${listen.plain === undefined ? '' : `    bind 127.0.0.1:${listen.plain}${h2 ? ' proto h2' : ''}\n`}    default_backend app
 
 backend app
 ${family === 'tcp' ? '' : '    http-reuse always\n'}    server app 127.0.0.1:${app}${h2 ? ' proto h2' : ''}
@@ -63,7 +63,7 @@ export const haproxyPeer: Peer = {
       {
         name: 'haproxy',
         confFile: 'haproxy.cfg',
-        config: (hop, _dir, ports) => (hop === 'a' ? hopA : hopB)(family, ports, env),
+        config: (hop, _dir, ports) => (hop === 'a' ? hopA(family, ports, env) : hopB(family, { tls: ports.b }, env)),
         // -db: stay in the foreground, so the PID we hold is the process doing the work.
         command: (_dir, conf) => ({ cmd: 'haproxy', args: ['-db', '-f', conf] }),
         notes: notes[family],

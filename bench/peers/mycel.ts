@@ -4,6 +4,7 @@
 // configured but never triggered, metrics off, access log, tracing, an open tap); h2c, gRPC and TCP clients use an upstream binding port on A.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Certs } from '../lib/certs.js';
 import { freePorts, repoRoot, spawnManaged, waitUntil, type Managed } from '../lib/processes.js';
 import type { BenchEnv, Family, PathInstance, Peer } from './peer.js';
 
@@ -106,6 +107,29 @@ export async function ready(adminPort: number): Promise<boolean> {
   }
 }
 
+/** A PeerAuthentication putting api's inbound port in PERMISSIVE mode (plain text served besides mTLS). */
+export const apiPermissive = `apiVersion: mycel.dev/v1alpha1
+kind: PeerAuthentication
+metadata: { name: api-permissive }
+spec:
+  targetRef: { kind: Service, name: api }
+  mtls: { mode: PERMISSIVE }
+`;
+
+export interface SidecarPorts {
+  inbound: number;
+  outbound: number;
+  admin: number;
+}
+
+/** The arguments of `mycel proxy` for one benchmark sidecar on loopback, with the service's leaf certificate. */
+export function sidecarArgs(service: 'web' | 'api', appPort: number, config: string, p: SidecarPorts, certs: Certs): string[] {
+  const leaf = certs.leaves[service];
+  return ['proxy', '--service', service, '--app-port', String(appPort), '--config', config,
+    '--inbound', `127.0.0.1:${p.inbound}`, '--outbound', `127.0.0.1:${p.outbound}`, '--admin', `127.0.0.1:${p.admin}`,
+    '--cert', leaf.cert, '--key', leaf.key, '--ca', certs.ca];
+}
+
 export const mycelPeer: Peer = {
   paths: (family) => (family === 'http1' ? ['mycel', 'mycel-h2transport', ...Object.keys(VARIANTS)] : ['mycel']),
   async start(family, env: BenchEnv, path) {
@@ -120,18 +144,10 @@ export const mycelPeer: Peer = {
     const telemetry = variant?.telemetry?.replace('SINK', `http://127.0.0.1:${sink}`);
     writeFileSync(config, mycelConfig(family, transport, bIn, variant?.policy, telemetry, variant?.documents));
     const sidecarEnv = variant?.env === undefined ? process.env : { ...process.env, ...variant.env };
-    const identity = (name: 'web' | 'api'): string[] => [
-      '--cert', env.certs.leaves[name].cert, '--key', env.certs.leaves[name].key, '--ca', env.certs.ca,
-    ];
-    const listeners = (inbound: number, outbound: number, admin: number): string[] => [
-      '--inbound', `127.0.0.1:${inbound}`, '--outbound', `127.0.0.1:${outbound}`, '--admin', `127.0.0.1:${admin}`,
-    ];
     const appPort = { http1: env.upstream.http1, h2c: env.upstream.h2c, grpc: env.upstream.grpc, tcp: env.upstream.tcp }[family];
     const bin = join(repoRoot, 'bin', 'mycel.js');
-    const argsB = ['proxy', '--service', 'api', '--app-port', String(appPort), '--config', config,
-      ...listeners(bIn, bOut, bAdmin), ...identity('api')];
-    const argsA = ['proxy', '--service', 'web', '--app-port', String(aApp), '--config', config,
-      ...listeners(aIn, aOut, aAdmin), ...identity('web'),
+    const argsB = sidecarArgs('api', appPort, config, { inbound: bIn, outbound: bOut, admin: bAdmin }, env.certs);
+    const argsA = [...sidecarArgs('web', aApp, config, { inbound: aIn, outbound: aOut, admin: aAdmin }, env.certs),
       ...(family === 'http1' ? [] : ['--upstream', `api=127.0.0.1:${aBind}`])];
     writeFileSync(join(dir, 'commands.txt'), [`node ${bin} ${argsB.join(' ')}`, `node ${bin} ${argsA.join(' ')}`, ''].join('\n'));
     const processes: Managed[] = [];

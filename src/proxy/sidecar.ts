@@ -83,6 +83,8 @@ export interface ConfigSource {
 
 export interface ControlOptions {
   url: string;
+  /** More replicas' URLs: the stream moves to the next one when it breaks (`--control URL1,URL2`). */
+  alternates?: string[];
   token: string;
   /** Verifies the control plane's certificate (https) and carries this proxy's client certificate. */
   trust: ControlTrust;
@@ -174,7 +176,14 @@ export class Sidecar implements PlanHolder {
     this.golden = source instanceof ControlConfigSource ? new GoldenSignalsRecorder() : null;
     if (this.golden !== null) (source as ControlConfigSource).stats = this.golden;
     const t = plan.mesh.timeouts;
-    this.clients = new ClientCache({ identity, connectTimeoutMs: t.connectMs, idleTimeoutMs: t.idleMs, poolIdleMs: 30_000 });
+    this.clients = new ClientCache({
+      identity,
+      connectTimeoutMs: t.connectMs,
+      idleTimeoutMs: t.idleMs,
+      poolIdleMs: 30_000,
+      keepalive: () => this.plan.mesh.keepalive,
+      onKeepaliveTimeout: (url, timeoutMs) => options.log.warn('peer sidecar did not answer an HTTP/2 keepalive PING; connection closed', { peer: url, timeoutMs }),
+    });
     this.appH1 = new H1Pool({
       connect: () => ({ socket: net.connect({ host: '127.0.0.1', port: options.appPort, noDelay: true }), event: 'connect' }),
       connectTimeoutMs: t.connectMs,
@@ -207,7 +216,7 @@ export class Sidecar implements PlanHolder {
     let meshCerts: MeshCertificates | null = null;
     if (options.control !== undefined && options.identityFiles === undefined) {
       // The certificate comes first: the config stream then authenticates with it, not with the (maybe single-use) token.
-      const certs = new MeshCertificates({ url: options.control.url, token: options.control.token, trust: options.control.trust, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
+      const certs = new MeshCertificates({ url: options.control.url, ...(options.control.alternates !== undefined ? { alternates: options.control.alternates } : {}), token: options.control.token, trust: options.control.trust, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
       try {
         await certs.obtain();
       } catch (err) {
@@ -227,6 +236,7 @@ export class Sidecar implements PlanHolder {
       }
       control = new ControlConfigSource({
         url: c.url,
+        ...(c.alternates !== undefined ? { alternates: c.alternates } : {}),
         token: c.token,
         proxyId: c.proxyId,
         service: options.service,
@@ -237,7 +247,7 @@ export class Sidecar implements PlanHolder {
         stateDir: c.stateDir,
         log: options.log,
         tls: () => c.trust.tlsOptions(),
-        prepare: () => c.trust.bootstrap(c.url),
+        prepare: (url) => c.trust.bootstrap(url),
         // Over TLS the workload certificate is the client certificate: no header then. In clear text it is proved in headers.
         ...(meshCerts !== null ? { authorize: () => (c.url.startsWith('https:') && meshCerts.report() !== null ? {} : meshCerts.authorization()), identity: () => meshCerts.report() } : {}),
       });

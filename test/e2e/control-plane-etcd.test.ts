@@ -38,7 +38,7 @@ describe('control plane replicas on etcd', () => {
     const store = `etcd:${etcd.clientUrls.join(',')}`;
     a = await startControl({ stateDir: join(dir, 'a'), store, lease: '3s', extraArgs: ['--stats-interval', '500ms'] });
     // B needs a key under the mesh root to get its own API certificate.
-    await shareRootKey(a, join(dir, 'b'));
+    await shareRootKey(a.stateDir, join(dir, 'b'));
     b = await startControl({ stateDir: join(dir, 'b'), store, lease: '3s', extraArgs: ['--stats-interval', '500ms'] });
     await writeFile(join(dir, 'base.yaml'), BASE);
     const applied = await a.cli(['apply', '-f', join(dir, 'base.yaml')]);

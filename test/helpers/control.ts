@@ -55,23 +55,11 @@ export async function startControl(o: StartControlOptions): Promise<ControlProce
   const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
   const caFile = url.startsWith('https:') ? join(o.stateDir, 'ca.pem') : undefined;
   if (caFile !== undefined) trustMeshRoots(await readFile(caFile, 'utf8'));
-  const api = async <T,>(method: string, path: string, body?: unknown) => {
+  const admin = adminApi(url, adminToken);
+  const api: typeof admin = async (method, path, body) => {
     // The roots change with a rotation (the control plane rewrites ca.pem).
     if (caFile !== undefined) trustMeshRoots(await readFile(caFile, 'utf8'));
-    const res = await fetch(url + path, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(20_000),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      /* text */
-    }
-    return { status: res.status, body: parsed as T };
+    return admin(method, path, body);
   };
   return {
     ...p,
@@ -90,6 +78,26 @@ export async function startControl(o: StartControlOptions): Promise<ControlProce
       await writeFile(file, r.body.token + '\n', { mode: 0o600 });
       return file;
     },
+  };
+}
+
+/** The control-plane API at `url` with an admin token: returns status and parsed JSON (or text). */
+export function adminApi(url: string, adminToken: string): <T = unknown>(method: string, path: string, body?: unknown) => Promise<{ status: number; body: T }> {
+  return async <T,>(method: string, path: string, body?: unknown) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* text */
+    }
+    return { status: res.status, body: parsed as T };
   };
 }
 
@@ -144,10 +152,10 @@ ${API_AND_WEB_SERVICES}`;
  * Copies a replica's root key files into another replica's state dir, so that both can issue (and so both get an API
  * certificate): the "same root on every replica" set-up of docs/security.md.
  */
-export async function shareRootKey(from: ControlProcess, toStateDir: string): Promise<void> {
+export async function shareRootKey(fromStateDir: string, toStateDir: string): Promise<void> {
   const { copyFile, mkdir, readdir } = await import('node:fs/promises');
   await mkdir(join(toStateDir, 'ca'), { recursive: true, mode: 0o700 });
-  for (const f of await readdir(join(from.stateDir, 'ca'))) {
-    if (f.startsWith('root-')) await copyFile(join(from.stateDir, 'ca', f), join(toStateDir, 'ca', f));
+  for (const f of await readdir(join(fromStateDir, 'ca'))) {
+    if (f.startsWith('root-')) await copyFile(join(fromStateDir, 'ca', f), join(toStateDir, 'ca', f));
   }
 }

@@ -23,6 +23,17 @@ export interface EtcdClusterOptions {
   heartbeatMs?: number;
   /** Raft election timeout in ms, at least 5 heartbeats. */
   electionMs?: number;
+  /**
+   * One host per member (a network namespace of a test bed): member i listens on hosts[i].address (ports 2379 and
+   * 2380) and runs through hosts[i].prefix (e.g. `ip netns exec NS`). Absent: every member on 127.0.0.1.
+   */
+  hosts?: ReadonlyArray<EtcdHost>;
+}
+
+export interface EtcdHost {
+  address: string;
+  /** A command prefix that execs the member in place (the PID stays etcd's). */
+  prefix: readonly string[];
 }
 
 const START_DEADLINE_MS = 15_000;
@@ -30,6 +41,8 @@ const LOG_TAIL_LINES = 40;
 
 interface Member {
   name: string;
+  host: string;
+  prefix: readonly string[];
   clientPort: number;
   peerPort: number;
   dataDir: string;
@@ -53,20 +66,32 @@ export class EtcdCluster {
 
   /** Starts the cluster and waits until every member reports healthy. */
   static async start(opts: EtcdClusterOptions = {}): Promise<EtcdCluster> {
-    const size = opts.members ?? 1;
+    const hosts = opts.hosts;
+    const size = hosts?.length ?? opts.members ?? 1;
     const heartbeat = opts.heartbeatMs ?? 25;
     const election = opts.electionMs ?? 250;
     const root = await mkdtemp(join(tmpdir(), 'mycel-etcd-'));
-    const ports = await freePorts(size * 2);
+    // Each host has ports of its own; on loopback the members need distinct free ones.
+    const ports = hosts !== undefined ? hosts.flatMap(() => [2379, 2380]) : await freePorts(size * 2);
     const members: Member[] = [];
     for (let i = 0; i < size; i++) {
-      members.push({ name: `m${i}`, clientPort: ports[2 * i] as number, peerPort: ports[2 * i + 1] as number, dataDir: join(root, `m${i}`), proc: undefined, exited: Promise.resolve(), logTail: [] });
+      members.push({
+        name: `m${i}`,
+        host: hosts?.[i]?.address ?? '127.0.0.1',
+        prefix: hosts?.[i]?.prefix ?? [],
+        clientPort: ports[2 * i] as number,
+        peerPort: ports[2 * i + 1] as number,
+        dataDir: join(root, `m${i}`),
+        proc: undefined,
+        exited: Promise.resolve(),
+        logTail: [],
+      });
     }
-    const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
+    const initialCluster = members.map((m) => `${m.name}=http://${m.host}:${m.peerPort}`).join(',');
     const flags = [
       `--initial-cluster=${initialCluster}`,
       '--initial-cluster-state=new',
-      `--initial-cluster-token=mycel-test-${ports[0]}`,
+      `--initial-cluster-token=mycel-test-${process.pid}-${ports[0]}`,
       `--heartbeat-interval=${heartbeat}`,
       `--election-timeout=${election}`,
       '--logger=zap',
@@ -83,9 +108,9 @@ export class EtcdCluster {
     return cluster;
   }
 
-  /** Client URLs of every member (`http://127.0.0.1:PORT`), in member order. */
+  /** Client URLs of every member (`http://ADDRESS:PORT`), in member order. */
   get clientUrls(): string[] {
-    return this.members.map((m) => `http://127.0.0.1:${m.clientPort}`);
+    return this.members.map((m) => `http://${m.host}:${m.clientPort}`);
   }
 
   get size(): number {
@@ -94,7 +119,7 @@ export class EtcdCluster {
 
   member(i: number): EtcdMember {
     const m = this.at(i);
-    return { name: m.name, clientUrl: `http://127.0.0.1:${m.clientPort}`, peerUrl: `http://127.0.0.1:${m.peerPort}`, dataDir: m.dataDir, pid: m.proc?.pid };
+    return { name: m.name, clientUrl: `http://${m.host}:${m.clientPort}`, peerUrl: `http://${m.host}:${m.peerPort}`, dataDir: m.dataDir, pid: m.proc?.pid };
   }
 
   /** SIGKILLs the member by PID and waits for it to exit. */
@@ -121,10 +146,10 @@ export class EtcdCluster {
     for (let i = 0; i < this.members.length; i++) {
       const m = this.at(i);
       if (m.proc === undefined) continue;
-      const status = await postJson(m.clientPort, '/v3/maintenance/status', {}).catch(() => undefined);
+      const status = await postJson(m, '/v3/maintenance/status', {}).catch(() => undefined);
       const s = status as { header?: { member_id?: string }; leader?: string } | undefined;
       if (s?.leader !== undefined && s.leader !== '0') {
-        const idx = await this.memberIndexById(m.clientPort, s.leader);
+        const idx = await this.memberIndexById(m, s.leader);
         if (idx !== undefined) return idx;
       }
     }
@@ -135,7 +160,7 @@ export class EtcdCluster {
   async compact(revision: number): Promise<void> {
     const i = this.members.findIndex((m) => m.proc !== undefined);
     if (i < 0) throw new Error('no etcd member is running');
-    const res = (await postJson(this.at(i).clientPort, '/v3/kv/compaction', { revision: String(revision), physical: true })) as { error?: string };
+    const res = (await postJson(this.at(i), '/v3/kv/compaction', { revision: String(revision), physical: true })) as { error?: string };
     if (res.error !== undefined) throw new Error(`etcd compaction to ${revision} failed: ${res.error}`);
   }
 
@@ -146,7 +171,7 @@ export class EtcdCluster {
     let last = 'no answer';
     for (let attempt = 0; Date.now() < until; attempt++) {
       if (m.proc === undefined) throw new Error(`etcd member ${m.name} exited while starting:\n${m.logTail.join('\n')}`);
-      const body = await getText(m.clientPort, '/health').catch((err: Error) => err.message);
+      const body = await getText(m, '/health').catch((err: Error) => err.message);
       if (/"health":\s*"true"/.test(body)) return;
       last = body;
       await sleep(Math.min(25 * 2 ** attempt, 200));
@@ -174,13 +199,14 @@ export class EtcdCluster {
     const args = [
       `--name=${m.name}`,
       `--data-dir=${m.dataDir}`,
-      `--listen-client-urls=http://127.0.0.1:${m.clientPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${m.clientPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${m.peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${m.peerPort}`,
+      `--listen-client-urls=http://${m.host}:${m.clientPort}`,
+      `--advertise-client-urls=http://${m.host}:${m.clientPort}`,
+      `--listen-peer-urls=http://${m.host}:${m.peerPort}`,
+      `--initial-advertise-peer-urls=http://${m.host}:${m.peerPort}`,
       ...this.flags,
     ];
-    const proc = spawn('etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const argv = [...m.prefix, 'etcd', ...args];
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     m.proc = proc;
     m.logTail = [];
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -194,8 +220,8 @@ export class EtcdCluster {
     proc.once('error', (err) => m.logTail.push(`spawn failed: ${err.message}`));
   }
 
-  private async memberIndexById(port: number, id: string): Promise<number | undefined> {
-    const list = (await postJson(port, '/v3/cluster/member/list', {}).catch(() => undefined)) as { members?: Array<{ ID?: string; name?: string }> } | undefined;
+  private async memberIndexById(m: Member, id: string): Promise<number | undefined> {
+    const list = (await postJson(m, '/v3/cluster/member/list', {}).catch(() => undefined)) as { members?: Array<{ ID?: string; name?: string }> } | undefined;
     const name = list?.members?.find((x) => x.ID === id)?.name;
     const idx = this.members.findIndex((x) => x.name === name);
     return idx >= 0 ? idx : undefined;
@@ -241,12 +267,12 @@ async function freePorts(n: number): Promise<number[]> {
   }
 }
 
-async function getText(port: number, path: string): Promise<string> {
-  return (await request(`127.0.0.1:${port}`, { path, timeoutMs: 2000 })).body.toString('utf8');
+async function getText(m: Member, path: string): Promise<string> {
+  return (await request(`${m.host}:${m.clientPort}`, { path, timeoutMs: 2000 })).body.toString('utf8');
 }
 
-async function postJson(port: number, path: string, body: unknown): Promise<unknown> {
-  const reply = await request(`127.0.0.1:${port}`, { method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, timeoutMs: 2000 });
+async function postJson(m: Member, path: string, body: unknown): Promise<unknown> {
+  const reply = await request(`${m.host}:${m.clientPort}`, { method: 'POST', path, body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, timeoutMs: 2000 });
   return JSON.parse(reply.body.toString('utf8')) as unknown;
 }
 

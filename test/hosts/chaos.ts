@@ -1,7 +1,8 @@
 // Network faults between hosts of a bed (netns-bed.ts), for chaos tests: tc netem on a host's link (delay, jitter,
-// loss, reordering), and partitions (iptables DROP both ways between two hosts) that can be healed.
+// loss, reordering), random packet loss with iptables where netem is missing, and partitions (iptables DROP both ways
+// between two hosts) that can be healed.
 
-import type { Host } from './netns-bed.js';
+import { killNamespacePids, type Host } from './netns-bed.js';
 
 export interface Netem {
   delayMs?: number;
@@ -79,4 +80,47 @@ export async function partition(a: Host, b: Host): Promise<void> {
 export async function heal(a: Host, b: Host): Promise<void> {
   await dropRules(a, b, '-D');
   await dropRules(b, a, '-D');
+}
+
+// Random loss without netem: the iptables `statistic` match drops each packet on its own with a probability. A chain
+// of our own, hooked into INPUT (-i dev) and OUTPUT (-o dev) of the host's namespace, so that both directions of the
+// link lose packets; it lives in the namespace, so the bed's teardown (deleting the namespace) removes it as well.
+const LOSS_CHAIN = 'BED_LOSS';
+const LOSS_HOOKS = [['INPUT', '-i'], ['OUTPUT', '-o']] as const;
+
+/**
+ * Drops `percent` % of the packets the host sends and of those it receives on its link (each packet independently);
+ * replaces an earlier setting. Unlike netem it adds no delay and needs only iptables' statistic match.
+ */
+export async function setLoss(host: Host, percent: number): Promise<void> {
+  if (!(percent > 0 && percent <= 100)) throw new Error(`loss must be in (0, 100] percent, not ${percent}`);
+  // Created once (an error when it exists is expected), emptied, then hooked in where it is not yet.
+  await host.exec('iptables', ['-w', '5', '-N', LOSS_CHAIN]);
+  await must(host, 'iptables', ['-w', '5', '-F', LOSS_CHAIN]);
+  await must(host, 'iptables', ['-w', '5', '-A', LOSS_CHAIN, '-m', 'statistic', '--mode', 'random', '--probability', String(percent / 100), '-j', 'DROP']);
+  for (const [hook, dir] of LOSS_HOOKS) {
+    const rule = [hook, dir, host.dev, '-j', LOSS_CHAIN];
+    if ((await host.exec('iptables', ['-w', '5', '-C', ...rule])).code !== 0) await must(host, 'iptables', ['-w', '5', '-I', ...rule]);
+  }
+}
+
+/** Undoes setLoss (nothing to do when there was none). */
+export async function clearLoss(host: Host): Promise<void> {
+  for (const [hook, dir] of LOSS_HOOKS) {
+    const rule = [hook, dir, host.dev, '-j', LOSS_CHAIN];
+    if ((await host.exec('iptables', ['-w', '5', '-C', ...rule])).code === 0) await must(host, 'iptables', ['-w', '5', '-D', ...rule]);
+  }
+  if ((await host.exec('iptables', ['-w', '5', '-F', LOSS_CHAIN])).code === 0) await must(host, 'iptables', ['-w', '5', '-X', LOSS_CHAIN]);
+}
+
+/** The loss set on the host's link, in percent (from the rule iptables lists), or null. */
+export async function showLoss(host: Host): Promise<number | null> {
+  const r = await host.exec('iptables', ['-w', '5', '-S', LOSS_CHAIN]);
+  const m = /--probability (\S+)/.exec(r.stdout);
+  return r.code === 0 && m !== null ? Math.round(Number(m[1]) * 10_000) / 100 : null;
+}
+
+/** The host dies: every process in its namespace is SIGKILLed at once (its addresses stay, so peers get RSTs). */
+export function killHost(host: Host): void {
+  killNamespacePids(host.ns);
 }

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { clearNetem, heal, netemUnavailable, partition, setNetem, showNetem } from './chaos.js';
+import { clearLoss, clearNetem, heal, netemUnavailable, partition, setLoss, setNetem, showLoss, showNetem } from './chaos.js';
+import { startDelayRelay } from './delay-relay.js';
 import { createHostBed, removeLeftovers, requireNetns, type Host } from './netns-bed.js';
 
 const SERVER = `require('node:net').createServer((s) => s.end('hello from ' + require('node:os').hostname())).listen(7000, '0.0.0.0', () => console.log('listening'))`;
@@ -47,6 +48,36 @@ test('hosts reach each other by name, faults apply and heal, and close removes e
     assert.match((await showNetem(a)) ?? '', /delay 30ms\s+5ms loss 1%/);
     await clearNetem(a);
     assert.equal(await showNetem(a), null);
+  });
+
+  await t.test('random loss on a link with iptables (works without netem)', async () => {
+    await setLoss(a, 5);
+    assert.equal(await showLoss(a), 5);
+    // Both directions of the link pass the loss chain.
+    assert.match((await a.exec('iptables', ['-S', 'INPUT'])).stdout, new RegExp(`-i ${a.dev} -j BED_LOSS`));
+    assert.match((await a.exec('iptables', ['-S', 'OUTPUT'])).stdout, new RegExp(`-o ${a.dev} -j BED_LOSS`));
+    // A new setting replaces the old one; at 100 % nothing gets through.
+    await setLoss(a, 100);
+    assert.equal(await showLoss(a), 100);
+    assert.equal((await a.exec(process.execPath, ['-e', CLIENT, 'beta', '1500'])).stdout.trim(), 'timeout');
+    await clearLoss(a);
+    assert.equal(await showLoss(a), null);
+    await clearLoss(a);
+    assert.match((await a.exec(process.execPath, ['-e', CLIENT, 'beta', '10000'])).stdout, /^hello from/);
+  });
+
+  await t.test('a delaying TCP relay in front of a port (works without netem)', async () => {
+    const relay = await startDelayRelay(b, 7000, 7100);
+    await relay.setDelay(500);
+    const start = Date.now();
+    const slow = await a.exec(process.execPath, ['-e', CLIENT, 'beta', '10000']);
+    const took = Date.now() - start;
+    assert.match(slow.stdout, /^hello from/, 'the reply passes through the relay whole');
+    // A lower bound only: the reply cannot come back sooner than the relay holds it.
+    assert.ok(took >= 500, `the reply came back after ${took} ms, before the 500 ms delay`);
+    await relay.stop();
+    assert.doesNotMatch((await b.exec('iptables', ['-t', 'nat', '-S', 'PREROUTING'])).stdout, /REDIRECT/);
+    assert.match((await a.exec(process.execPath, ['-e', CLIENT, 'beta', '10000'])).stdout, /^hello from/);
   });
 
   await partition(a, b);

@@ -38,9 +38,19 @@ export interface Host {
   readonly prefix: readonly string[];
 }
 
+export interface BedOptions {
+  /**
+   * Give the test process itself an address on the bridge (.254), so that it can reach the hosts' addresses directly
+   * (a load generator, an API client) without running inside a namespace. Still no route out of the bed.
+   */
+  reachFromTest?: boolean;
+}
+
 export interface HostBed {
   /** Prefix of every name the bed created (namespaces, links). */
   readonly prefix: string;
+  /** The test process's address on the bridge with `reachFromTest`, else null. */
+  readonly testAddress: string | null;
   /** The bed's subnet, e.g. 10.123.45.0/24. */
   readonly subnet: string;
   readonly hosts: readonly Host[];
@@ -116,8 +126,8 @@ export function removeLeftovers(): string[] {
   return removed;
 }
 
-/** Processes still inside a namespace of ours at the end were started there by the test: stop them. */
-function killNamespacePids(ns: string): void {
+/** SIGKILLs every process inside the namespace (the bed's end, or a chaos test killing a whole host). */
+export function killNamespacePids(ns: string): void {
   const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
   for (const p of (r.stdout ?? '').split('\n')) {
     const pid = Number(p);
@@ -135,7 +145,7 @@ function killNamespacePids(ns: string): void {
  * Creates the hosts (in the given order they get .1, .2, ...), a hosts file in each naming every host and alias,
  * and registers the teardown with `t.after` and a process exit hook.
  */
-export async function createHostBed(t: { after(fn: () => unknown): void }, specs: readonly HostSpec[]): Promise<HostBed> {
+export async function createHostBed(t: { after(fn: () => unknown): void }, specs: readonly HostSpec[], opts: BedOptions = {}): Promise<HostBed> {
   if (specs.length === 0 || specs.length > 200) throw new Error('a bed has 1..200 hosts');
   removeLeftovers();
   const prefix = `mt${process.pid.toString(36)}_${(counter++).toString(36)}`;
@@ -205,6 +215,8 @@ export async function createHostBed(t: { after(fn: () => unknown): void }, specs
     const veth = `${prefix}v${i.toString(36)}p`;
     r = ipSync(['-n', h.ns, '-batch', '-'], [`link set lo up`, `link set ${veth} name ${h.dev}`, `addr add ${h.address}/24 dev ${h.dev}`, `link set ${h.dev} up`].join('\n') + '\n');
   }
+  const testAddress = opts.reachFromTest === true ? `${net3}.254` : null;
+  if (r.code === 0 && testAddress !== null) r = ipSync(['addr', 'add', `${testAddress}/24`, 'dev', bridge]);
   if (r.code !== 0) {
     teardownSync();
     throw new Error(`cannot build the network namespaces: ${r.stderr.trim()}`);
@@ -218,6 +230,7 @@ export async function createHostBed(t: { after(fn: () => unknown): void }, specs
 
   const bed: HostBed = {
     prefix,
+    testAddress,
     subnet,
     hosts,
     host(name) {

@@ -154,6 +154,14 @@ export const MeshConfigSpec = obj({
     obj({
       /** How HTTP/1.1 requests travel between sidecars: as HTTP/1.1 on pooled connections, or as HTTP/2 streams on one connection per peer. */
       http1: v.optional(v.picklist(['h1', 'h2'], 'expected h1 or h2'), 'h1'),
+      /** HTTP/2 sessions to peer sidecars: a PING every `interval`; no answer within `timeout` closes the session (a dead peer behind a silent partition). */
+      keepalive: v.optional(
+        obj({
+          interval: v.optional(about('Time between keepalive PINGs on an HTTP/2 session to a peer sidecar.', positiveDuration), '10s'),
+          timeout: v.optional(about('A PING not answered within this closes the session; its requests fail as reset and may be retried.', positiveDuration), '5s'),
+        }),
+        {},
+      ),
     }),
     {},
   ),

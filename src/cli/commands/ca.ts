@@ -95,7 +95,7 @@ export function registerCaCommand(program: Command): void {
     const fresh = await newKeyAndCsr();
     const r = await controlClient(flags).request<{ certChain?: string; spiffeId?: string; notAfter?: number }>('POST', '/api/v1/ca/admin-certificates', { csr: fresh.csrPem, ttlSeconds: Math.round(ttlMs / 1000) });
     if (r.status !== 200 || typeof r.body.certChain !== 'string') throw apiError(r.status, r.body, 'issuing an admin certificate');
-    const { makeDirectory, replaceFile } = await import('../../security/dev-ca.js');
+    const { makeDirectory, replaceFile } = await import('../../security/secret-files.js');
     await makeDirectory(flags.out, 0o700);
     await replaceFile(`${flags.out}/admin.key`, fresh.keyPem, 0o600);
     await replaceFile(`${flags.out}/admin.crt`, r.body.certChain, 0o644);

@@ -110,7 +110,7 @@ export function registerProxyCommand(program: Command): void {
     .requiredOption('--service <name>', 'the service this sidecar belongs to')
     .requiredOption('--app-port <port>', 'the local port the app listens on (inbound traffic goes there)')
     .option('--config <file...>', 'run from resource files (Service, MeshConfig), watched and reloaded')
-    .option('--control <url>', 'take config from this control plane (and register this sidecar\'s endpoint there)')
+    .option('--control <url>', 'take config from this control plane (and register this sidecar\'s endpoint there); several replicas: URL1,URL2 (tried in turn when the stream breaks)')
     .option('--token <file>', 'join token file for --control (mycel token create --service NAME), or the admin token')
     .option('--namespace <ns>', 'the service\'s namespace', 'default')
     .option('--advertise <addr>', 'with --control: the address other sidecars reach this one on (default: the inbound address, or this host\'s IPv4)')
@@ -151,10 +151,15 @@ export function registerProxyCommand(program: Command): void {
           throw new CliError(`cannot read the token file ${flags.token}: ${(err as Error).message}`, EXIT_USAGE);
         }
         const { token, rootFingerprint } = splitPinnedToken(text);
-        let url = flags.control.replace(/\/+$/, '');
-        if (!/^https?:\/\//.test(url)) url = `https://${url}`;
+        // Several replicas: `--control URL1,URL2`; the stream moves on to the next when one breaks.
+        const [url, ...alternates] = flags.control.split(',').filter((u) => u.trim() !== '').map((u) => {
+          const trimmed = u.trim().replace(/\/+$/, '');
+          return /^https?:\/\//.test(trimmed) ? trimmed : `https://${trimmed}`;
+        });
+        if (url === undefined) throw new CliError('--control needs a URL', EXIT_USAGE);
         control = {
           url,
+          ...(alternates.length > 0 ? { alternates } : {}),
           token,
           trust: await controlTrust(flags, rootFingerprint),
           namespace: flags.namespace,

@@ -3,7 +3,8 @@
 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeDirectory, replaceFile, type CaMaterial } from '../../security/dev-ca.js';
+import type { CaMaterial } from '../../security/dev-ca.js';
+import { makeDirectory, replaceFile } from '../../security/secret-files.js';
 
 export class CaKeyFiles {
   readonly dir: string;

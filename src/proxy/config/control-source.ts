@@ -27,6 +27,8 @@ import { compilePlan, type ProxyPlan } from './plan.js';
 
 export interface ControlSourceOptions {
   url: string;
+  /** Other replicas: after a broken stream the next connect goes to the next URL in turn (url, then these). */
+  alternates?: string[];
   token: string;
   proxyId: string;
   service: string;
@@ -42,8 +44,8 @@ export interface ControlSourceOptions {
   backoffMaxMs?: number;
   /** How long a new stream may wait for the control plane's welcome. */
   welcomeTimeoutMs?: number;
-  /** Runs before each connection attempt. */
-  prepare?: () => Promise<void>;
+  /** Runs before each connection attempt, with the URL it is for. */
+  prepare?: (url: string) => Promise<void>;
   /** TLS options for an https control plane: the roots that verify it, this proxy's client certificate. */
   tls?: () => SecureClientSessionOptions;
   /** Headers proving this proxy's mesh certificate; when it returns null the join token is sent. */
@@ -97,6 +99,9 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   private closed = false;
   private replica: string | null = null;
   private lastError: string | null = null;
+  /** The replica URLs in turn, and the one the current (or next) stream uses. */
+  private readonly urls: string[];
+  private urlIndex = 0;
   private lastNack: { version: number; reason: string } | null = null;
   /** Callers waiting for a host name to be resolved (or declared unknown) by the control plane. */
   private readonly waiters = new Map<string, Array<() => void>>();
@@ -114,6 +119,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
 
   constructor(private readonly o: ControlSourceOptions & { endpoint: EndpointRegistration | undefined }) {
     super();
+    this.urls = [o.url, ...(o.alternates ?? [])];
     for (const s of o.subscribe) this.subscriptions.add(s.toLowerCase());
   }
 
@@ -123,7 +129,11 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
   }
 
   status(): ControlStatus {
-    return { url: this.o.url, connected: this.stream !== null && this.replica !== null, replica: this.replica, lastError: this.lastError, lastNack: this.lastNack, unresolved: [...this.unresolved].sort() };
+    return { url: this.url, connected: this.stream !== null && this.replica !== null, replica: this.replica, lastError: this.lastError, lastNack: this.lastNack, unresolved: [...this.unresolved].sort() };
+  }
+
+  private get url(): string {
+    return this.urls[this.urlIndex % this.urls.length]!;
   }
 
   private get file(): string {
@@ -154,7 +164,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       // Also keeps the process alive while there is nothing else to do but wait.
       const tick = setInterval(() => {
         if (this.plan !== null || this.closed) clearInterval(tick);
-        else this.o.log.warn('still waiting for a first config from the control plane', { url: this.o.url, lastError: this.lastError });
+        else this.o.log.warn('still waiting for a first config from the control plane', { url: this.url, lastError: this.lastError });
       }, 5000);
     });
   }
@@ -213,7 +223,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (this.closed) return;
     // E.g. fetch the root a join token pins while the control plane was away; if that fails the connection fails too, and is retried.
     if (this.o.prepare !== undefined) {
-      void this.o.prepare().catch(() => {}).then(() => this.open());
+      void this.o.prepare(this.url).catch(() => {}).then(() => this.open());
       return;
     }
     this.open();
@@ -221,9 +231,10 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
 
   private open(): void {
     if (this.closed) return;
-    const session = http2.connect(this.o.url, this.o.tls?.() ?? {});
+    const url = this.url;
+    const session = http2.connect(url, this.o.tls?.() ?? {});
     this.session = session;
-    session.on('error', (err) => this.broken(`control plane ${this.o.url}: ${err.message}`));
+    session.on('error', (err) => this.broken(`control plane ${url}: ${err.message}`));
     session.on('close', () => this.broken('the connection to the control plane closed'));
     session.on('goaway', () => this.broken('the control plane is going away'));
     // A control plane that accepts the connection but never answers (frozen, or a black hole) must not hold us.
@@ -321,7 +332,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
         if (this.statsTimer !== null) clearInterval(this.statsTimer);
         this.statsTimer = setInterval(() => this.sendStats(), m.statsIntervalMs ?? STATS_INTERVAL_MS);
         this.statsTimer.unref();
-        this.o.log.info('connected to the control plane', { url: this.o.url, replica: m.replica });
+        this.o.log.info('connected to the control plane', { url: this.url, replica: m.replica });
         this.reportIdentity();
         return;
       }
@@ -363,7 +374,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
       this.lastNack = { version, reason: r.message };
       this.send({ type: 'nack', version, reason: r.message });
       this.o.log.error('config version rejected; the running config stays', { version, reason: r.message, runningVersion: this.plan?.version ?? null });
-      this.emit('rejected', [{ file: this.o.url, line: 0, column: 0, path: '', message: `version ${version}: ${r.message}` }]);
+      this.emit('rejected', [{ file: this.url, line: 0, column: 0, path: '', message: `version ${version}: ${r.message}` }]);
       return;
     }
     this.unresolved = new Set(unresolved);
@@ -402,6 +413,8 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     const window = Math.min(max, min * 2 ** Math.min(this.attempts, 16));
     const delay = min + Math.random() * (window - min);
     this.attempts++;
+    // With several replicas, try the next one: the one that broke may be gone for good.
+    this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     this.o.log.warn('control plane stream lost; serving the last good config and reconnecting', { reason, retryInMs: Math.round(delay), version: this.plan?.version ?? null });
     this.lastError = reason;
     this.retry = setTimeout(() => {

@@ -25,6 +25,8 @@ export interface MeshSettings {
     drainMs: number;
   };
   transportHttp1: 'h1' | 'h2';
+  /** PINGs on HTTP/2 sessions to peer sidecars. */
+  keepalive: { intervalMs: number; timeoutMs: number };
   identityFiles: MeshConfigSpec['identity'];
   accessLog: { enabled: boolean; format: 'json' | 'text' };
   /** Transparent mode: pass connections to destinations outside the mesh through, or refuse them. */
@@ -73,6 +75,7 @@ export function meshSettings(spec: MeshConfigSpec): MeshSettings {
       drainMs: ms(t.drain),
     },
     transportHttp1: spec.transport.http1,
+    keepalive: { intervalMs: ms(spec.transport.keepalive.interval), timeoutMs: ms(spec.transport.keepalive.timeout) },
     identityFiles: spec.identity,
     accessLog: { enabled: spec.telemetry.accessLog?.enabled ?? false, format: spec.telemetry.accessLog?.format ?? 'json' },
     outboundTrafficPolicy: spec.outboundTrafficPolicy.mode,

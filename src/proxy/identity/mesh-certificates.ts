@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { CERT_CHAIN_HEADER, certAuthData } from '../../api/v1alpha1/cert-auth.js';
 import type { Logger } from '../../core/log.js';
 import { ControlTrustError, type ControlTrust } from '../../security/control-trust.js';
-import { makeDirectory, replaceFile } from '../../security/dev-ca.js';
+import { makeDirectory, replaceFile } from '../../security/secret-files.js';
 import { splitPems } from '../../security/pem.js';
 import type { IdentityMaterial } from '../transport/tls/identity.js';
 import { newKeyAndCsr, signWith } from '../../security/workload-key.js';
@@ -19,6 +19,8 @@ const CERTIFICATES_PATH = '/api/v1/certificates';
 
 export interface MeshCertificatesOptions {
   url: string;
+  /** Other control-plane replicas: a request that cannot reach one goes to the next in turn next time. */
+  alternates?: string[];
   token: string;
   /** Verifies the control plane (and presents this proxy's certificate to it once there is one). */
   trust: ControlTrust;
@@ -70,6 +72,8 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
   private cur: Current | null = null;
   private timer: NodeJS.Timeout | null = null;
   private failures = 0;
+  /** Which of url and alternates the next request goes to. */
+  private urlIndex = 0;
   private renewing: Promise<void> | null = null;
   private closed = false;
   /** The root the CA issues from now, as last heard; a chain from another root is renewed early. */
@@ -113,7 +117,6 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     // Bounded like everything else; at the backoff's ceiling this is days of trying.
     for (let attempt = 0; attempt < 100_000; attempt++) {
       try {
-        await this.o.trust.bootstrap(this.o.url);
         await this.request(this.cur !== null && this.cur.notAfter > Date.now());
         return this.material;
       } catch (err) {
@@ -218,7 +221,17 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     const body = byProof && c !== null ? { csr: fresh.csrPem, certChain: c.chainPem, proof: signWith(c.keyPem, fresh.csrDer) } : { csr: fresh.csrPem };
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (!byProof) headers.authorization = `Bearer ${this.o.token}`;
-    const res = await this.o.trust.fetch(this.o.url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    const urls = [this.o.url, ...(this.o.alternates ?? [])];
+    const url = urls[this.urlIndex % urls.length]!;
+    let res: Awaited<ReturnType<ControlTrust['fetch']>>;
+    try {
+      await this.o.trust.bootstrap(url);
+      res = await this.o.trust.fetch(url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    } catch (err) {
+      // Unreachable (or silent): the next try asks the next replica.
+      this.urlIndex++;
+      throw err;
+    }
     const text = await res.text();
     let answer: IssueAnswer;
     try {

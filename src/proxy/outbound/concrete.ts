@@ -3,10 +3,12 @@
 // with the destination's balancer over its healthy endpoints, and observes the attempt's outcome for them.
 
 import { MycelError } from '../../core/errors.js';
-import type { HttpExchange } from '../stack/exchange.js';
+import type { EndpointAttempt, HttpExchange } from '../stack/exchange.js';
+import type { EndpointTarget } from '../config/plan.js';
+import type { EndpointState } from '../layers/balance/index.js';
 import type { HttpLayer, HttpService } from '../stack/service.js';
 import { Attempt } from './attempt.js';
-import type { DestinationRuntime } from './destination-runtime.js';
+import type { DestinationRuntime, EndpointPool } from './destination-runtime.js';
 import { requestHashKey } from './hash-key.js';
 
 class Balance implements HttpService {
@@ -32,7 +34,11 @@ class Balance implements HttpService {
       return;
     }
     const hashKey = pool.hashKey === null ? undefined : requestHashKey(ex, pool.hashKey);
-    const s = pool.pick(hashKey);
+    let s = pool.pick(hashKey);
+    // A retry goes elsewhere when it can: without this, concurrent requests taking the other endpoints' turns (or a
+    // random draw) could send every attempt of one request to the same failing endpoint. A hash key keeps its affinity.
+    const tried = ex.tried;
+    if (s !== undefined && tried !== null && hashKey === undefined && triedOn(tried, s.endpoint.key)) s = elsewhere(pool, s, tried);
     if (s === undefined) {
       slots.release();
       ex.fail(new MycelError('no-endpoints', noEndpoints(rt, pool.name, pool.size)));
@@ -68,6 +74,20 @@ class Balance implements HttpService {
     ex.endpoint = ep.key;
     this.inner.call(ex);
   }
+}
+
+/** One more pick (the balancer's preference among the rest), else the untried endpoint with the fewest in flight. */
+function elsewhere(pool: EndpointPool, s: EndpointState<EndpointTarget>, tried: readonly EndpointAttempt[]): EndpointState<EndpointTarget> {
+  const again = pool.pick(undefined);
+  if (again !== undefined && !triedOn(tried, again.endpoint.key)) return again;
+  let best: EndpointState<EndpointTarget> | undefined;
+  for (const c of pool.balancer.endpoints) if (!triedOn(tried, c.endpoint.key) && (best === undefined || c.inFlight < best.inFlight)) best = c;
+  return best ?? s;
+}
+
+function triedOn(tried: readonly EndpointAttempt[], key: string): boolean {
+  for (let i = 0; i < tried.length; i++) if (tried[i]!.endpoint === key) return true;
+  return false;
 }
 
 function noEndpoints(rt: DestinationRuntime, name: string, total: number): string {

@@ -18,6 +18,9 @@ export interface ClientCacheOptions {
   idleTimeoutMs: number;
   /** Idle pooled connections close after this (keep below the server's keep-alive timeout; Node's default is 5 s). */
   poolIdleMs: number;
+  /** HTTP/2 keepalive to peer sidecars (see H2ClientOptions.keepalive), and who hears of a dead session. */
+  keepalive?: () => { intervalMs: number; timeoutMs: number };
+  onKeepaliveTimeout?: (url: string, timeoutMs: number) => void;
 }
 
 export class ClientCache {
@@ -85,6 +88,8 @@ export class ClientCache {
           createConnection: () => connectPeer(ids, ep.address, ep.port, identity, ALPN_H2, serverName),
           connectTimeoutMs: o.connectTimeoutMs,
           idleTimeoutMs: o.idleTimeoutMs,
+          ...(o.keepalive !== undefined ? { keepalive: o.keepalive } : {}),
+          ...(o.onKeepaliveTimeout !== undefined ? { onKeepaliveTimeout: o.onKeepaliveTimeout } : {}),
           ...limits,
         });
       case 'h2-plain':

@@ -4,30 +4,10 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import type { MycelError } from '../../core/errors.js';
 import { CircuitBreaker } from '../layers/breaker/index.js';
-import type { HeaderList, ResponseSink, UpstreamRequest } from '../stack/http-types.js';
+import { collect, get } from '../../../test/helpers/upstream-sink.js';
 import { H1Pool } from './h1/pool.js';
 import { H2Client } from './h2/client.js';
-
-/** A sink that resolves with the status, or with the error code. */
-function collect(): { sink: ResponseSink; done: Promise<{ status: number; error: MycelError | null }> } {
-  let resolve!: (v: { status: number; error: MycelError | null }) => void;
-  const done = new Promise<{ status: number; error: MycelError | null }>((r) => (resolve = r));
-  let status = 0;
-  const sink: ResponseSink = {
-    onInformational() {},
-    onResponseHead(s: number) {
-      status = s;
-    },
-    onResponseData: () => true,
-    onResponseEnd: () => resolve({ status, error: null }),
-    onResponseError: (error: MycelError) => resolve({ status, error }),
-  };
-  return { sink, done };
-}
-
-const get = (authority: string): UpstreamRequest => ({ method: 'GET', authority, path: '/', headers: [] as HeaderList, body: null, bodyLength: 0, requestTrailers: () => null, countBody: () => {} });
 
 const closers: Array<() => void> = [];
 after(() => {

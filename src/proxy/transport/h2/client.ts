@@ -21,6 +21,15 @@ export interface H2ClientOptions {
   settings?: http2.Settings;
   /** The destination's connection and pending-request limits (shared with its other endpoints' clients). */
   slots?: ConnectionSlots;
+  /**
+   * Keepalive: a PING every `intervalMs` on an open session, which is destroyed when one is not answered within
+   * `timeoutMs`. Without it a peer behind a silent partition keeps the session (and every request put on it) hanging
+   * until TCP gives up, many minutes later. Read when a session opens (so a config change applies to new sessions).
+   * Absent: no pings.
+   */
+  keepalive?: () => { intervalMs: number; timeoutMs: number };
+  /** Told when a session is closed for want of a PING answer (for a log line). */
+  onKeepaliveTimeout?: (url: string, timeoutMs: number) => void;
 }
 
 const kCall = Symbol('mycel.h2call');
@@ -178,9 +187,44 @@ export class H2Client implements HttpClient {
       else session.destroy(new MycelError('connect-timeout', `no connection within ${this.options.connectTimeoutMs} ms`));
     });
     session.once('connect', () => session.setTimeout(0));
+    if (this.options.keepalive !== undefined) session.once('connect', () => this.startKeepalive(session));
     // Keep the process from staying alive for an idle pool only.
     session.unref();
     return session;
+  }
+
+  /** One timer per session (not per request): pings while it is open, destroys it when a ping goes unanswered. */
+  private startKeepalive(session: ClientHttp2Session): void {
+    const { intervalMs, timeoutMs } = this.options.keepalive!();
+    let waiting: NodeJS.Timeout | null = null;
+    const dead = () => {
+      waiting = null;
+      if (session.destroyed) return;
+      this.options.onKeepaliveTimeout?.(this.options.url, timeoutMs);
+      // Streams on it fail with upstream-reset (retried by policy); the next request opens a new session.
+      if (this.session === session) this.session = null;
+      session.destroy(new MycelError('upstream-reset', `the peer did not answer an HTTP/2 PING within ${timeoutMs} ms`));
+    };
+    const tick = setInterval(() => {
+      if (session.destroyed || session.closed) return;
+      if (waiting !== null) return; // the previous ping is still out
+      waiting = setTimeout(dead, timeoutMs);
+      waiting.unref();
+      try {
+        session.ping((err) => {
+          if (err !== null || waiting === null) return;
+          clearTimeout(waiting);
+          waiting = null;
+        });
+      } catch {
+        // Too many pings in flight or a closing session: the close handler below cleans up.
+      }
+    }, intervalMs);
+    tick.unref();
+    session.once('close', () => {
+      clearInterval(tick);
+      if (waiting !== null) clearTimeout(waiting);
+    });
   }
 
   private dropSession(session: ClientHttp2Session): void {

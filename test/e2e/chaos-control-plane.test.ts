@@ -1,0 +1,170 @@
+// Chaos on the control plane across hosts: a 3-member etcd cluster (one member per host), two control-plane replicas
+// sharing it, and web calling api at a steady rate through sidecars that know both replicas (--control A,B). Losing
+// etcd members, then control-plane replicas, must never cost a request (proxies serve their last good config); writes
+// fail with a clear reason without quorum and no acknowledged write is lost; endpoint changes resume when a replica
+// returns (a new api instance gets traffic). The ledger prints what happened and how long convergence took.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { adminApi, eventually, shareRootKey, trustMeshRoots } from '../helpers/control.js';
+import { startEtcdCluster } from '../helpers/etcd.js';
+import { run } from '../helpers/http.js';
+import { MYCEL_BIN, spawnMycel, type MycelProcess } from '../helpers/mycel-process.js';
+import { Ledger, ledgerLine, ledgerViolations } from '../hosts/ledger.js';
+import { BINDING_PORT, WEB_BINDING, meshWorkDir, meshYaml, startHostSidecar, startLedgerApp } from '../hosts/mesh-hosts.js';
+import { createHostBed, requireNetns, type Host, type HostBed } from '../hosts/netns-bed.js';
+
+const RATE = 30;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Replica {
+  host: Host;
+  url: string;
+  stateDir: string;
+  args: string[];
+  p: MycelProcess | null;
+}
+
+async function startReplica(bed: HostBed, r: Replica): Promise<void> {
+  const { p } = await spawnMycel(`control on ${r.host.name}`, r.args, /mycel control ready/, { prefix: r.host.prefix, timeoutMs: 40_000 });
+  if (p.proc.pid !== undefined) bed.track(p.proc.pid);
+  r.p = p;
+  trustMeshRoots(await readFile(join(r.stateDir, 'ca.pem'), 'utf8'));
+}
+
+async function api<T = unknown>(r: Replica, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const token = (await readFile(join(r.stateDir, 'admin-token'), 'utf8')).trim();
+  return adminApi(r.url, token)<T>(method, path, body);
+}
+
+const service = (name: string) => ({ apiVersion: 'mycel.dev/v1alpha1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { ports: [{ port: 80 }] } });
+
+test('control plane on etcd across hosts: members and replicas die under load, nothing is lost', { timeout: 180_000 }, async (t) => {
+  if (!(await requireNetns(t))) return;
+  const { dir, appFile } = await meshWorkDir(t, ['web', 'api']);
+  const bed = await createHostBed(t, ['e1', 'e2', 'e3', 'web', 'api1', 'api2'].map((name) => ({ name })), { reachFromTest: true });
+  const [e1, e2, e3, web, api1, api2] = ['e1', 'e2', 'e3', 'web', 'api1', 'api2'].map((n) => bed.host(n)) as [Host, Host, Host, Host, Host, Host];
+  const etcd = await startEtcdCluster(t, { hosts: [e1, e2, e3], heartbeatMs: 50, electionMs: 500 });
+  if (etcd === undefined) return;
+  t.after(() => etcd.close());
+
+  const store = `etcd:${etcd.clientUrls.join(',')}`;
+  const replicas: Replica[] = [e1, e2].map((h, i) => {
+    const stateDir = join(dir, `cp${i + 1}`);
+    const url = `https://${h.address}:7400`;
+    return { host: h, url, stateDir, p: null, args: ['control', '--store', store, '--state-dir', stateDir, '--listen', '0.0.0.0:7400', '--advertise', url, '--lease', '3s', '--stats-interval', '1s'] };
+  });
+  const [cp1, cp2] = replicas as [Replica, Replica];
+  for (const r of replicas) {
+    // Every replica holds the root's key, so that each gets its own API certificate.
+    if (r !== cp1) await shareRootKey(cp1.stateDir, r.stateDir);
+    await startReplica(bed, r);
+  }
+
+  const resources = join(dir, 'mesh.yaml');
+  await writeFile(resources, meshYaml({ web, apiHosts: [], staticEndpoints: false }));
+  const applyCli = (r: Replica) => run(process.execPath, [MYCEL_BIN, 'apply', '-f', resources, '--control', r.url, '--token', join(r.stateDir, 'admin-token'), '--ca', join(r.stateDir, 'ca.pem')]);
+  const applied = await applyCli(cp1);
+  assert.equal(applied.code, 0, applied.stderr);
+  // Tokens from the first replica of the sidecar's list that runs.
+  const joinToken = async (svc: string, via: Replica) => {
+    const r = await api<{ token: string }>(via, 'POST', '/api/v1/tokens', { service: svc, namespace: 'default' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const file = join(dir, `${svc}.token`);
+    await writeFile(file, r.body.token + '\n', { mode: 0o600 });
+    return file;
+  };
+  const controlFlags = async (svc: string, order: Replica[], host: Host) => ['--control', order.map((r) => r.url).join(','), '--token', await joinToken(svc, order.find((r) => r.p !== null)!), '--state-dir', join(dir, `state-${host.name}`)];
+
+  const ledger = new Ledger('control-plane');
+  ledger.watchApp((await startLedgerApp(api1, appFile, 'api1')).stdout!);
+  await startHostSidecar(bed, api1, 'api', dir, await controlFlags('api', [cp2, cp1], api1));
+  const webSidecar = await startHostSidecar(bed, web, 'web', dir, await controlFlags('web', [cp1, cp2], web), WEB_BINDING);
+  const target = `${web.address}:${BINDING_PORT}`;
+  await eventually('web reaching api1 through the mesh', async () => ((await fetch(`http://${target}/ledger?id=warm`, { headers: { host: 'api' }, signal: AbortSignal.timeout(5000) })).status === 200 ? true : undefined), 30_000);
+
+  ledger.start({ target, rate: RATE, deadlineMs: 8000, maxDurationMs: 120_000 });
+  t.after(() => ledger.stop());
+
+  await t.test('etcd loses one member, then two: writes fail clearly, reads and traffic go on, no acknowledged write is lost', async (st) => {
+    const acked: string[] = [];
+    let n = 0;
+    const write = async (r: Replica) => {
+      const name = `w${n++}`;
+      const res = await api(r, 'POST', '/api/v1/apply', { resources: [service(name)] }).catch((err: Error) => ({ status: 0, body: err.message }));
+      if (res.status === 200) acked.push(name);
+      return res;
+    };
+    for (let i = 0; i < 3; i++) assert.equal((await write(replicas[i % 2]!)).status, 200);
+    const leader = (await etcd.leader()) ?? 0;
+    await etcd.kill(leader);
+    const lostOne = Date.now();
+    await eventually('a write with one etcd member down', async () => ((await write(cp1)).status === 200 ? true : undefined), 20_000);
+    st.diagnostic(`ETCD one member down: writes back after ${Date.now() - lostOne} ms`);
+    assert.equal((await write(cp2)).status, 200);
+
+    const second = [0, 1, 2].find((i) => i !== leader)!;
+    await etcd.kill(second);
+    const refused = await write(cp1);
+    assert.equal(refused.status, 503, JSON.stringify(refused.body));
+    assert.match(JSON.stringify(refused.body), /store-unavailable/);
+    // A change (an unchanged file needs no write and succeeds).
+    const change = join(dir, 'change.yaml');
+    await writeFile(change, 'apiVersion: mycel.dev/v1alpha1\nkind: Service\nmetadata: { name: cli-no-quorum }\nspec: { ports: [ { port: 80 } ] }\n');
+    const cli = await run(process.execPath, [MYCEL_BIN, 'apply', '-f', change, '--control', cp2.url, '--token', join(cp2.stateDir, 'admin-token'), '--ca', join(cp2.stateDir, 'ca.pem')]);
+    assert.equal(cli.code, 1, cli.stdout + cli.stderr);
+    assert.match(cli.stderr, /the store did not take the change/);
+    st.diagnostic(`ETCD no quorum: mycel apply says: ${cli.stderr.trim().split('\n')[0]}`);
+    // The replicas stay up and answer reads.
+    assert.equal((await api(cp2, 'GET', '/api/v1/resources/service/default/w0')).status, 200);
+    await sleep(2000);
+
+    await etcd.restart(second);
+    await etcd.restart(leader);
+    const quorumAt = Date.now();
+    await eventually('writes to resume', async () => ((await write(cp2)).status === 200 ? true : undefined), 30_000);
+    st.diagnostic(`ETCD quorum back: writes resumed after ${Date.now() - quorumAt} ms`);
+    for (const r of replicas) {
+      await eventually(`every acknowledged write on ${r.host.name}`, async () => {
+        const list = await api<{ items: Array<{ metadata: { name: string } }> }>(r, 'GET', '/api/v1/resources/service');
+        const names = new Set(list.body.items.map((x) => x.metadata.name));
+        const missing = acked.filter((name) => !names.has(name));
+        if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}`);
+        return true;
+      }, 20_000);
+    }
+    st.diagnostic(`ETCD acknowledged writes: ${acked.length}, all present on both replicas`);
+    const rep = ledger.report();
+    st.diagnostic(ledgerLine({ ...rep, scenario: 'etcd-members-lost' }, { acked_writes: acked.length }));
+    assert.deepEqual(ledgerViolations(rep), []);
+    assert.equal(rep.failed, 0, `the data plane failed requests while etcd lost quorum: ${JSON.stringify(rep.byReason)}`);
+  });
+
+  await t.test('control-plane replicas die, one then all: traffic goes on; a new instance registered once one returns gets traffic', async (st) => {
+    const okBefore = ledger.report().ok;
+    await cp1.p!.stop('SIGKILL');
+    cp1.p = null;
+    await webSidecar.waitForLog((l) => l.msg === 'connected to the control plane' && l.url === cp2.url, 30_000);
+    st.diagnostic('CP replica 1 killed: web moved its stream to replica 2');
+    await cp2.p!.stop('SIGKILL');
+    cp2.p = null;
+    // No replica at all for longer than the endpoint lease: proxies keep their last good config.
+    await sleep(5000);
+    assert.ok(ledger.report().ok > okBefore);
+    await startReplica(bed, cp2);
+    const back = Date.now();
+    ledger.mark(back);
+    ledger.watchApp((await startLedgerApp(api2, appFile, 'api2')).stdout!);
+    await startHostSidecar(bed, api2, 'api', dir, await controlFlags('api', [cp2, cp1], api2));
+    await eventually('the new instance api2 to get traffic', async () => (ledger.executedBy('api2').length >= 5 ? true : undefined), 40_000);
+    const newInstanceMs = Date.now() - back;
+    await sleep(2000);
+    await ledger.stop();
+    const rep = ledger.report();
+    st.diagnostic(ledgerLine({ ...rep, scenario: 'control-plane-replicas-killed' }, { new_instance_traffic_ms: newInstanceMs }));
+    assert.deepEqual(ledgerViolations(rep), []);
+    assert.equal(rep.failed, 0, `requests failed while the control plane was away: ${JSON.stringify(rep.byReason)}`);
+  });
+});
