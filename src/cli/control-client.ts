@@ -1,18 +1,25 @@
 // How client commands reach the control plane: --control URL, else MYCEL_CONTROL, else the local mesh's state
-// directory (.mycel/control.json), else 127.0.0.1:7400; the admin token from --token FILE, MYCEL_TOKEN or .mycel/admin-token.
+// directory (.mycel/control.json), else https://127.0.0.1:7400; the admin token from --token FILE, MYCEL_TOKEN or
+// .mycel/admin-token (or an admin client certificate: MYCEL_CERT/MYCEL_KEY, or .mycel/admin.crt/.key); the mesh roots
+// that verify its TLS certificate from --ca FILE, MYCEL_CA or .mycel/ca.pem.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ControlTrust, type FetchLike } from '../security/control-trust.js';
 import { CliError, EXIT_FAILURE } from './exit.js';
 
 export interface ClientFlags {
   control?: string;
   token?: string;
   stateDir?: string;
+  /** Mesh roots (PEM file) to verify the control plane's certificate with. */
+  ca?: string;
 }
 
 export interface ControlClient {
   url: string;
+  /** fetch() that verifies the control plane's certificate (no token added). */
+  fetch: FetchLike;
   request<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   /** A GET whose body streams for as long as the server sends it (no body timeout): the tap stream. */
   stream(path: string, signal: AbortSignal): Promise<{ status: number; body: AsyncIterable<Buffer> }>;
@@ -39,8 +46,8 @@ export function controlClient(flags: ClientFlags): ControlClient {
       }
     }
   }
-  url ??= 'http://127.0.0.1:7400';
-  if (!/^https?:\/\//.test(url)) url = `http://${url}`;
+  url ??= 'https://127.0.0.1:7400';
+  if (!/^https?:\/\//.test(url)) url = `https://${url}`;
   url = url.replace(/\/+$/, '');
   let token: string | undefined;
   if (flags.token !== undefined) {
@@ -50,8 +57,11 @@ export function controlClient(flags: ClientFlags): ControlClient {
     token = process.env.MYCEL_TOKEN ?? readText(join(dir, 'admin-token'));
   }
   const base = url;
+  const trust = clientTrust(flags, dir);
+  const fetch = trust.fetch;
   return {
     url: base,
+    fetch,
     async request<T>(method: string, path: string, body?: unknown) {
       let res: Response;
       try {
@@ -78,7 +88,7 @@ export function controlClient(flags: ClientFlags): ControlClient {
       const { request } = await import('undici');
       let res: Awaited<ReturnType<typeof request>>;
       try {
-        res = await request(base + path, { method: 'GET', headers: token ? { authorization: `Bearer ${token}` } : {}, signal, headersTimeout: 30_000, bodyTimeout: 0 });
+        res = await request(base + path, { method: 'GET', headers: token ? { authorization: `Bearer ${token}` } : {}, signal, headersTimeout: 30_000, bodyTimeout: 0, dispatcher: trust.dispatcher() });
       } catch (err) {
         throw unreachable(base, err);
       }
@@ -88,9 +98,27 @@ export function controlClient(flags: ClientFlags): ControlClient {
   };
 }
 
+/** The roots to verify the control plane with, and the admin client certificate if one is set up. */
+function clientTrust(flags: ClientFlags, dir: string): ControlTrust {
+  const caFile = flags.ca ?? process.env.MYCEL_CA;
+  let caPem: string | undefined;
+  if (caFile !== undefined) {
+    caPem = readText(caFile);
+    if (caPem === undefined) throw new CliError(`cannot read the mesh root file ${caFile} (--ca or MYCEL_CA)`, EXIT_FAILURE);
+  } else caPem = readText(join(dir, 'ca.pem'));
+  const trust = new ControlTrust(caPem !== undefined ? { caPem } : {});
+  const cert = readText(process.env.MYCEL_CERT ?? join(dir, 'admin.crt'));
+  const key = readText(process.env.MYCEL_KEY ?? join(dir, 'admin.key'));
+  if (cert !== undefined && key !== undefined) trust.setClientCertificate(cert, key);
+  return trust;
+}
+
 function unreachable(base: string, err: unknown): CliError {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const code = cause?.code ?? cause?.message ?? (err as { code?: string }).code ?? (err as Error).message;
+  if (/certificate|self.signed|UNABLE_TO|CERT_|ERR_TLS/i.test(String(code))) {
+    return new CliError(`cannot verify the control plane at ${base}: ${code}\n  fix: pass the mesh root with --ca FILE or MYCEL_CA (the control plane writes it to <state-dir>/ca.pem; \`mycel ca status\` on its host shows the bundle)`, EXIT_FAILURE);
+  }
   return new CliError(`cannot reach the control plane at ${base}: ${code}\n  fix: start it (mycel control or mycel up), or point to it with --control URL or MYCEL_CONTROL`, EXIT_FAILURE);
 }
 

@@ -14,6 +14,10 @@ import { SECRET_KIND, TokenAuthority, USED_TOKEN_KIND } from './auth/tokens.js';
 import { bundleOf, CA_KIND, readCaState } from './ca/ca-state.js';
 import { MeshCa } from './ca/mesh-ca.js';
 import { createApiServer } from './http-api/server.js';
+import { ApiTls } from './http-api/api-tls.js';
+import { trustDomainOf } from './http-api/ca-routes.js';
+import { ControlTrust } from '../security/control-trust.js';
+import type { SecureContextOptions } from 'node:tls';
 import { ControlMetrics } from './metrics.js';
 import { PushServer } from './push/push-server.js';
 import { Registry } from './registry/registry.js';
@@ -36,6 +40,8 @@ export interface ControlPlaneOptions {
   advertiseUrl?: string;
   /** The mesh CA: a supplied root or intermediate (--ca-cert/--ca-key), and where this replica keeps CA keys (default: stateDir/ca). */
   ca?: { supplied?: CaMaterial; dir?: string };
+  /** Serve the API in clear text (tests, or TLS terminated in front); default: TLS with a certificate from the mesh CA. */
+  insecureHttp?: boolean;
   /** How often proxies send their golden-signal summaries (default 10 s). */
   statsIntervalMs?: number;
   log: Logger;
@@ -55,6 +61,10 @@ export class ControlPlane {
   private ready = false;
   private unwatch: (() => void) | null = null;
   private server!: Server;
+  private apiTls: ApiTls | null = null;
+  private setSecureContext: (o: SecureContextOptions) => void = () => {};
+  /** Verifies the other replicas' API certificates (the trust bundle); plain fetch with --insecure-http. */
+  private readonly peers = new ControlTrust();
   private push!: PushServer;
   private registry!: Registry;
   address!: { host: string; port: number };
@@ -67,9 +77,13 @@ export class ControlPlane {
     return cp;
   }
 
+  private get scheme(): string {
+    return this.o.insecureHttp === true ? 'http' : 'https';
+  }
+
   get url(): string {
     const h = this.address.host.includes(':') ? `[${this.address.host}]` : this.address.host;
-    return `http://${h}:${this.address.port}`;
+    return `${this.scheme}://${h}:${this.address.port}`;
   }
 
   adminToken(): string {
@@ -83,7 +97,7 @@ export class ControlPlane {
     const heartbeatMs = o.heartbeatMs ?? Math.floor(leaseMs / 3);
     this.registry = new Registry({ store: o.store, replica: this.replica, leaseMs, log: o.log, expireRestored: o.expireRestored });
     this.push = new PushServer({ store: o.store, index: this.index, registry: this.registry, replica: this.replica, heartbeatMs, leaseMs, metrics: this.metrics, stats: this.stats, statsIntervalMs: o.statsIntervalMs ?? STATS_INTERVAL_MS, log: o.log, trust: () => this.trustMessage() });
-    this.server = createApiServer({
+    const api = createApiServer({
       store: o.store,
       index: this.index,
       push: this.push,
@@ -96,7 +110,10 @@ export class ControlPlane {
       replica: this.replica,
       traces: this.traces,
       log: o.log,
-    });
+      fetchOther: this.peers.fetch,
+    }, o.insecureHttp === true ? { kind: 'plain' } : { kind: 'tls', ready: () => this.apiTls?.ready === true });
+    this.server = api.server;
+    this.setSecureContext = api.setSecureContext;
     // Listen first so that /healthz answers and /readyz says why it is not ready while the store loads.
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
@@ -116,17 +133,49 @@ export class ControlPlane {
     this.unwatch = o.store.watch((events, revision) => {
       this.metrics.revision.set(revision);
       this.push.changed(this.index.apply(events));
-      if (events.some((e) => (e.type === 'put' ? e.object.kind : e.kind) === CA_KIND)) this.push.trustChanged();
+      if (events.some((e) => (e.type === 'put' ? e.object.kind : e.kind) === CA_KIND)) {
+        this.push.trustChanged();
+        this.trustChanged();
+      }
     });
     this.metrics.revision.set(o.store.revision());
     this.tokens = await TokenAuthority.fromStore(o.store);
     const caDir = o.ca?.dir ?? (o.stateDir !== null ? o.stateDir : await mkdtemp(join(tmpdir(), 'mycel-ca-')));
     this.ca = await MeshCa.open({ store: o.store, stateDir: caDir, replica: this.replica, log: o.log, rootLifetimeSeconds: this.rootLifetimeSeconds(), ...(o.ca?.supplied !== undefined ? { supplied: o.ca.supplied } : {}) });
+    if (o.insecureHttp !== true) await this.startTls();
     this.registry.start();
     await announceReplica(o.store, { replica: this.replica, url: this.reachableUrl(), startedAt: new Date().toISOString() }, o.expireRestored);
     if (o.stateDir !== null) await this.writeStateFiles(o.stateDir);
     this.ready = true;
     o.log.info('control plane ready', { replica: this.replica, url: this.url, store: o.store.description, revision: o.store.revision(), loadMs: Date.now() - started });
+  }
+
+  /** The API's server certificate from the mesh CA (this replica must be able to issue: it holds a CA key). */
+  private async startTls(): Promise<void> {
+    const ca = this.ca as MeshCa;
+    const hosts = [this.address.host, ...(this.o.advertiseUrl !== undefined ? [new URL(this.o.advertiseUrl).hostname] : [])];
+    this.apiTls = new ApiTls({ ca, trustDomain: () => trustDomainOf({ index: this.index }), hosts, log: this.o.log, apply: (opts) => this.setSecureContext(opts) });
+    try {
+      await this.apiTls.start();
+    } catch (err) {
+      throw new Error(`cannot get a TLS certificate for the API from the mesh CA: ${(err as Error).message}`);
+    }
+    this.peers.setRoots(ca.bundle());
+  }
+
+  /** A root was added or removed: client certificates, other replicas and the local CLI follow the new bundle. */
+  private trustChanged(): void {
+    if (this.ca === undefined || this.o.insecureHttp === true) return;
+    this.apiTls?.caChanged();
+    this.peers.setRoots(this.ca.bundle());
+    if (this.o.stateDir !== null) void this.writeBundle(this.o.stateDir).catch((err: unknown) => this.o.log.warn('could not write the trust bundle file', { reason: (err as Error).message }));
+  }
+
+  /** `<state-dir>/ca.pem`: the mesh roots, which the CLI on this machine verifies the API with. */
+  private async writeBundle(dir: string): Promise<void> {
+    const file = join(dir, 'ca.pem');
+    await writeFile(`${file}.tmp`, (this.ca as MeshCa).bundle());
+    await rename(`${file}.tmp`, file);
   }
 
   /** MeshConfig certificates.rootLifetime (one year by default), for a root made on first start or by a rotation. */
@@ -150,7 +199,7 @@ export class ControlPlane {
   private reachableUrl(): string {
     if (this.o.advertiseUrl !== undefined) return this.o.advertiseUrl;
     const host = this.address.host === '0.0.0.0' || this.address.host === '::' ? '127.0.0.1' : this.address.host;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${this.address.port}`;
+    return `${this.scheme}://${host.includes(':') ? `[${host}]` : host}:${this.address.port}`;
   }
 
   /** `.mycel/admin-token` (0600) and `.mycel/control.json`, so that the CLI on this machine finds and may use this replica. */
@@ -160,6 +209,7 @@ export class ControlPlane {
     await writeFile(`${tokenFile}.tmp`, this.adminToken() + '\n', { mode: 0o600 });
     await chmod(`${tokenFile}.tmp`, 0o600);
     await rename(`${tokenFile}.tmp`, tokenFile);
+    if (this.o.insecureHttp !== true) await this.writeBundle(dir);
     await writeFile(join(dir, 'control.json'), JSON.stringify({ url: this.reachableUrl(), replica: this.replica, pid: process.pid }, null, 2) + '\n');
   }
 
@@ -168,6 +218,8 @@ export class ControlPlane {
     this.unwatch?.();
     this.registry.stop();
     this.push.close();
+    this.apiTls?.close();
+    this.peers.close();
     await withdrawReplica(this.o.store, this.replica).catch(() => {});
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());

@@ -1,6 +1,7 @@
 // The control-plane replicas sharing one store: each announces itself (an ephemeral object with its API URL), so that
 // `mycel get proxies` asked of any replica can list the proxies connected to all of them.
 
+import type { FetchLike } from '../security/control-trust.js';
 import type { Store } from './store/store.js';
 
 export const REPLICA_KIND = 'ControlReplica';
@@ -31,13 +32,13 @@ export function otherReplicas(store: Store, self: string): ReplicaRecord[] {
 }
 
 /** Asks the other replicas for their proxies; an unreachable one is reported, not fatal. */
-export async function proxiesOfOthers(store: Store, self: string, token: string): Promise<{ items: unknown[]; unreachable: Array<{ replica: string; url: string; reason: string }> }> {
-  const r = await askOthers<{ items: unknown[] }>(store, self, token, '/api/v1/proxies?scope=local');
+export async function proxiesOfOthers(store: Store, self: string, token: string, fetch: FetchLike): Promise<{ items: unknown[]; unreachable: Array<{ replica: string; url: string; reason: string }> }> {
+  const r = await askOthers<{ items: unknown[] }>(store, self, token, fetch, '/api/v1/proxies?scope=local');
   return { items: r.answers.flatMap((a) => a.items), unreachable: r.unreachable };
 }
 
 /** GETs `path` from every other replica (2 s each, in parallel): the answers, and the replicas that gave none. */
-export async function askOthers<T>(store: Store, self: string, token: string, path: string): Promise<{ answers: T[]; unreachable: Array<{ replica: string; url: string; reason: string }> }> {
+export async function askOthers<T>(store: Store, self: string, token: string, fetch: FetchLike, path: string): Promise<{ answers: T[]; unreachable: Array<{ replica: string; url: string; reason: string }> }> {
   const answers: T[] = [];
   const unreachable: Array<{ replica: string; url: string; reason: string }> = [];
   await Promise.all(

@@ -4,7 +4,6 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AppProcess } from './app-process.js';
-import { issueDevCertificates } from './dev-identity.js';
 import { MeshMember, type MeshAccess } from './mesh-member.js';
 import { DEMO_APPS, DEMO_RESOURCES } from './paths.js';
 import { freePort, waitForListening } from './ports.js';
@@ -44,8 +43,6 @@ export interface RunningDemo {
 /** Starts the demo's sidecars, then its apps; on a failure stops what it started and rethrows. */
 export async function startDemo(o: { stateDir: string; mesh: MeshAccess; progress: Progress; graceMs: number }): Promise<RunningDemo> {
   const { progress } = o;
-  await progress.step('certificates', () => issueDevCertificates(join(o.stateDir, 'certs'), [...new Set(DEMO.map((d) => d.service))]), () => `development CA and ${new Set(DEMO.map((d) => d.service)).size} services in ${join(o.stateDir, 'certs')}`);
-
   const members: Array<{ demo: DemoProcess; member: MeshMember; appPort: number }> = [];
   const running: RunningDemo = { members: [] };
   try {

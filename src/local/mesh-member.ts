@@ -1,11 +1,11 @@
 // One app joined to the local mesh with its own sidecar (the machinery of `mycel run`, also used by `mycel up --demo`):
-// a join token and a dev certificate, the sidecar on free loopback ports, then the app with HTTP_PROXY pointing at the
-// sidecar; stopping is the other way round: the app first, then the sidecar drains.
+// a join token (which pins the mesh root), the sidecar on free loopback ports getting its certificate from the mesh CA,
+// then the app with HTTP_PROXY pointing at the sidecar; stopping is the other way round: the app first, then the
+// sidecar drains.
 
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startApp, type AppProcess } from './app-process.js';
-import { devIdentity } from './dev-identity.js';
 import { startMycelChild, type MycelChild } from './mycel-child.js';
 
 /** How the member reaches the control plane: its URL and a way to get a join token (the API, with the admin token). */
@@ -22,7 +22,7 @@ export interface MemberOptions {
   /** `NAME=PORT` (or NAME=HOST:PORT, NAME:SERVICEPORT=...): local ports that lead to one service. Port 0: any. */
   upstreams: readonly string[];
   labels: Readonly<Record<string, string>>;
-  /** The local mesh's state directory (.mycel): certs/, tokens/, proxies/, logs/. */
+  /** The local mesh's state directory (.mycel): tokens/, proxies/ (each sidecar's key and certificate), logs/. */
   stateDir: string;
   mesh: MeshAccess;
   /** Names this instance's log files and sidecar state (default: SERVICE, or SERVICE-VERSION with a version label). */
@@ -102,7 +102,6 @@ export class MeshMember {
     await Promise.all([mkdir(logs, { recursive: true }), mkdir(tokens, { recursive: true, mode: 0o700 })]);
     const tokenFile = join(tokens, `${o.namespace}-${o.service}.token`);
     await writeFile(tokenFile, (await o.mesh.joinToken(o.service, o.namespace)) + '\n', { mode: 0o600 });
-    const id = await devIdentity(join(o.stateDir, 'certs'), o.service, o.namespace);
     const args = [
       'proxy',
       '--service', o.service,
@@ -114,9 +113,6 @@ export class MeshMember {
       '--inbound', '127.0.0.1:0',
       '--outbound', '127.0.0.1:0',
       '--admin', '127.0.0.1:0',
-      '--cert', id.cert,
-      '--key', id.key,
-      '--ca', id.ca,
       ...Object.entries(o.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
       ...o.upstreams.flatMap((u) => ['--upstream', u]),
     ];

@@ -21,6 +21,8 @@ import { TapHub } from '../telemetry/tap.js';
 import { TapRelay } from '../telemetry/tap-relay.js';
 import { GoldenSignalsRecorder } from '../telemetry/golden-signals.js';
 import { Tracer, tracesUrl, type TraceTarget } from '../telemetry/tracer.js';
+import type { OtlpPost } from '../telemetry/otlp-exporter.js';
+import { ControlTrustError, type ControlTrust } from '../security/control-trust.js';
 import type { ConfigProblem } from '../api/v1alpha1/load.js';
 import { ControlConfigSource } from './config/control-source.js';
 import { FileConfigSource } from './config/file-source.js';
@@ -84,6 +86,8 @@ export interface ControlOptions {
   /** More replicas' URLs: the stream moves to the next one when it breaks (`--control URL1,URL2`). */
   alternates?: string[];
   token: string;
+  /** Verifies the control plane's certificate (https) and carries this proxy's client certificate. */
+  trust: ControlTrust;
   namespace: string;
   /** The address other sidecars reach this one's inbound listener on. */
   advertise: string;
@@ -212,7 +216,7 @@ export class Sidecar implements PlanHolder {
     let meshCerts: MeshCertificates | null = null;
     if (options.control !== undefined && options.identityFiles === undefined) {
       // The certificate comes first: the config stream then authenticates with it, not with the (maybe single-use) token.
-      const certs = new MeshCertificates({ url: options.control.url, ...(options.control.alternates !== undefined ? { alternates: options.control.alternates } : {}), token: options.control.token, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
+      const certs = new MeshCertificates({ url: options.control.url, ...(options.control.alternates !== undefined ? { alternates: options.control.alternates } : {}), token: options.control.token, trust: options.control.trust, namespace: options.control.namespace, service: options.service, stateDir: options.control.stateDir, log: options.log });
       try {
         await certs.obtain();
       } catch (err) {
@@ -223,6 +227,13 @@ export class Sidecar implements PlanHolder {
     }
     if (options.control !== undefined) {
       const c = options.control;
+      // Certificates from files: nothing has fetched the pinned root yet (the mesh CA path does it above).
+      if (meshCerts === null) {
+        await c.trust.bootstrap(c.url).catch((err: unknown) => {
+          if (err instanceof ControlTrustError) throw new SidecarConfigError(err.message);
+          options.log.warn('cannot fetch the mesh roots from the control plane yet', { reason: (err as Error).message });
+        });
+      }
       control = new ControlConfigSource({
         url: c.url,
         ...(c.alternates !== undefined ? { alternates: c.alternates } : {}),
@@ -235,7 +246,10 @@ export class Sidecar implements PlanHolder {
         subscribe: options.upstreams.map((u) => u.service),
         stateDir: c.stateDir,
         log: options.log,
-        ...(meshCerts !== null ? { authorize: () => meshCerts.authorization(), identity: () => meshCerts.report() } : {}),
+        tls: () => c.trust.tlsOptions(),
+        prepare: (url) => c.trust.bootstrap(url),
+        // Over TLS the workload certificate is the client certificate: no header then. In clear text it is proved in headers.
+        ...(meshCerts !== null ? { authorize: () => (c.url.startsWith('https:') && meshCerts.report() !== null ? {} : meshCerts.authorization()), identity: () => meshCerts.report() } : {}),
       });
       if (meshCerts !== null) control.on('trust', (bundle, activeRoot) => meshCerts.trust(bundle, activeRoot));
       source = control;
@@ -320,7 +334,8 @@ export class Sidecar implements PlanHolder {
   /** Export to the control plane (when there is one) and to the configured collector; neither: tracing off. */
   private configureTracing(plan: ProxyPlan): void {
     const targets: TraceTarget[] = [];
-    if (this.options.control !== undefined) targets.push({ name: 'control-plane', url: tracesUrl(this.options.control.url) });
+    const c = this.options.control;
+    if (c !== undefined) targets.push({ name: 'control-plane', url: tracesUrl(c.url), post: c.trust.fetch as OtlpPost });
     if (plan.mesh.tracing.otlpEndpoint !== null) targets.push({ name: 'otlp', url: tracesUrl(plan.mesh.tracing.otlpEndpoint) });
     this.tracer.configure(plan.mesh.tracing.samplingPercent, targets);
   }

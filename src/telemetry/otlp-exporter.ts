@@ -5,9 +5,14 @@ import type { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { Logger } from '../core/log.js';
 import { toReadableSpans, type SpanRecord, type SpanSource } from './otlp-spans.js';
 
+/** One POST of an export request; resolves with the status once the answer was read. */
+export type OtlpPost = (url: string, init: { method: 'POST'; headers: Record<string, string>; body: Uint8Array; signal: AbortSignal }) => Promise<{ status: number; arrayBuffer(): Promise<ArrayBuffer> }>;
+
 export interface OtlpExporterOptions {
   /** Full URL of the receiver's trace endpoint (http://host:4318/v1/traces). */
   url: string;
+  /** Default: the global fetch. */
+  post?: OtlpPost;
   source: SpanSource;
   /** Spans held while waiting to be sent; beyond it new spans are dropped. */
   maxQueue?: number;
@@ -83,7 +88,7 @@ export class OtlpExporter {
     try {
       const body = (await loadSerializer()).serializeRequest(toReadableSpans(batch, this.o.source));
       if (body === undefined) throw new Error('the serializer produced nothing');
-      const res = await fetch(this.url, {
+      const res = await (this.o.post ?? fetch)(this.url, {
         method: 'POST',
         headers: { 'content-type': 'application/x-protobuf' },
         body,

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { httpExchangeChannel } from '../core/diagnostics.js';
 import type { Logger } from '../core/log.js';
 import type { SpanContext } from '../core/trace-context.js';
-import { OtlpExporter, type OtlpExporterOptions } from './otlp-exporter.js';
+import { OtlpExporter, type OtlpExporterOptions, type OtlpPost } from './otlp-exporter.js';
 import type { SpanRecord, SpanSource } from './otlp-spans.js';
 
 /** What the tracer reads from a finished exchange (the proxy's HttpExchange satisfies it). */
@@ -34,6 +34,8 @@ export interface TraceFacts {
 export interface TraceTarget {
   name: string;
   url: string;
+  /** How to POST there (the control plane's verifies its certificate); default: the global fetch. */
+  post?: OtlpPost;
 }
 
 export interface TracerOptions {
@@ -72,6 +74,7 @@ export class Tracer {
       keep.push(
         new OtlpExporter({
           url: t.url,
+          ...(t.post !== undefined ? { post: t.post } : {}),
           source: this.o.source,
           ...this.o.exporter,
           onDropped: (n, reason) => this.o.onDropped(t.name, n, reason),

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { adminApi, eventually } from '../helpers/control.js';
+import { adminApi, eventually, shareRootKey, trustMeshRoots } from '../helpers/control.js';
 import { startEtcdCluster } from '../helpers/etcd.js';
 import { run } from '../helpers/http.js';
 import { MYCEL_BIN, spawnMycel, type MycelProcess } from '../helpers/mycel-process.js';
@@ -31,6 +31,7 @@ async function startReplica(bed: HostBed, r: Replica): Promise<void> {
   const { p } = await spawnMycel(`control on ${r.host.name}`, r.args, /mycel control ready/, { prefix: r.host.prefix, timeoutMs: 40_000 });
   if (p.proc.pid !== undefined) bed.track(p.proc.pid);
   r.p = p;
+  trustMeshRoots(await readFile(join(r.stateDir, 'ca.pem'), 'utf8'));
 }
 
 async function api<T = unknown>(r: Replica, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
@@ -52,15 +53,19 @@ test('control plane on etcd across hosts: members and replicas die under load, n
   const store = `etcd:${etcd.clientUrls.join(',')}`;
   const replicas: Replica[] = [e1, e2].map((h, i) => {
     const stateDir = join(dir, `cp${i + 1}`);
-    const url = `http://${h.address}:7400`;
+    const url = `https://${h.address}:7400`;
     return { host: h, url, stateDir, p: null, args: ['control', '--store', store, '--state-dir', stateDir, '--listen', '0.0.0.0:7400', '--advertise', url, '--lease', '3s', '--stats-interval', '1s'] };
   });
   const [cp1, cp2] = replicas as [Replica, Replica];
-  for (const r of replicas) await startReplica(bed, r);
+  for (const r of replicas) {
+    // Every replica holds the root's key, so that each gets its own API certificate.
+    if (r !== cp1) await shareRootKey(cp1.stateDir, r.stateDir);
+    await startReplica(bed, r);
+  }
 
   const resources = join(dir, 'mesh.yaml');
   await writeFile(resources, meshYaml({ web, apiHosts: [], staticEndpoints: false }));
-  const applyCli = (r: Replica) => run(process.execPath, [MYCEL_BIN, 'apply', '-f', resources, '--control', r.url, '--token', join(r.stateDir, 'admin-token')]);
+  const applyCli = (r: Replica) => run(process.execPath, [MYCEL_BIN, 'apply', '-f', resources, '--control', r.url, '--token', join(r.stateDir, 'admin-token'), '--ca', join(r.stateDir, 'ca.pem')]);
   const applied = await applyCli(cp1);
   assert.equal(applied.code, 0, applied.stderr);
   // Tokens from the first replica of the sidecar's list that runs.
@@ -108,7 +113,7 @@ test('control plane on etcd across hosts: members and replicas die under load, n
     // A change (an unchanged file needs no write and succeeds).
     const change = join(dir, 'change.yaml');
     await writeFile(change, 'apiVersion: mycel.dev/v1alpha1\nkind: Service\nmetadata: { name: cli-no-quorum }\nspec: { ports: [ { port: 80 } ] }\n');
-    const cli = await run(process.execPath, [MYCEL_BIN, 'apply', '-f', change, '--control', cp2.url, '--token', join(cp2.stateDir, 'admin-token')]);
+    const cli = await run(process.execPath, [MYCEL_BIN, 'apply', '-f', change, '--control', cp2.url, '--token', join(cp2.stateDir, 'admin-token'), '--ca', join(cp2.stateDir, 'ca.pem')]);
     assert.equal(cli.code, 1, cli.stdout + cli.stderr);
     assert.match(cli.stderr, /the store did not take the change/);
     st.diagnostic(`ETCD no quorum: mycel apply says: ${cli.stderr.trim().split('\n')[0]}`);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp, type TestApp } from '../helpers/apps.js';
-import { API_AND_WEB_SERVICES, eventually, startControl, type ControlProcess } from '../helpers/control.js';
+import { API_AND_WEB_SERVICES, eventually, shareRootKey, startControl, type ControlProcess } from '../helpers/control.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { request } from '../helpers/http.js';
 import { startSidecar, type SidecarProcess } from '../helpers/sidecars.js';
@@ -37,6 +37,8 @@ describe('control plane replicas on etcd', () => {
     await writeDevCertificates(dir, { services: ['web', 'api'] });
     const store = `etcd:${etcd.clientUrls.join(',')}`;
     a = await startControl({ stateDir: join(dir, 'a'), store, lease: '3s', extraArgs: ['--stats-interval', '500ms'] });
+    // B needs a key under the mesh root to get its own API certificate.
+    await shareRootKey(a.stateDir, join(dir, 'b'));
     b = await startControl({ stateDir: join(dir, 'b'), store, lease: '3s', extraArgs: ['--stats-interval', '500ms'] });
     await writeFile(join(dir, 'base.yaml'), BASE);
     const applied = await a.cli(['apply', '-f', join(dir, 'base.yaml')]);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCli } from '../helpers/cli-process.js';
-import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
+import { eventually, startControl, trustMeshRoots, type ControlProcess } from '../helpers/control.js';
 import { run } from '../helpers/http.js';
 import { MYCEL_BIN } from '../helpers/mycel-process.js';
 
@@ -81,6 +81,7 @@ describe('dashboard sign-in and files on mycel control', () => {
     assert.match(setCookie, new RegExp(`^mycel-session-${new URL(cp.url).port}=`));
     assert.match(setCookie, /; HttpOnly/);
     assert.match(setCookie, /; SameSite=Strict/);
+    assert.match(setCookie, /; Secure/, 'served over TLS, the session cookie never travels in clear text');
     const cookie = cookieOf(first);
 
     const again = await get(link);
@@ -153,7 +154,8 @@ test('mycel up --open and mycel dashboard open the signed-in link in the browser
     await up.waitFor(/Opened it in your browser\./, 'stdout', 30_000);
     assert.match(up.stdout(), /The local mesh runs: control plane (\S+), dashboard \1\//);
     const opened = await eventually('the browser to be started', async () => (await readFile(join(cwd, 'opened'), 'utf8').catch(() => '')).trim() || undefined);
-    assert.match(opened, /^http:\/\/127\.0\.0\.1:\d+\/login\?code=[\w-]+$/);
+    assert.match(opened, /^https:\/\/127\.0\.0\.1:\d+\/login\?code=[\w-]+$/);
+    trustMeshRoots(await readFile(join(cwd, '.mycel', 'ca.pem'), 'utf8'));
     const signIn = await get(opened);
     assert.equal(signIn.status, 303);
     assert.match(signIn.headers.get('set-cookie') ?? '', /HttpOnly/);

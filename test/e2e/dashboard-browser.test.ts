@@ -66,7 +66,8 @@ async function open(t: { skip(msg: string): void }): Promise<boolean> {
   if (!(await requirePackage(t, 'chromium', 'chromium'))) return false;
   if (browser === undefined) {
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' });
+    // The local mesh's root is not in Chromium's store (a user imports .mycel/ca.pem, or accepts it once).
+    page = await browser.newPage({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark', ignoreHTTPSErrors: true });
     // A CSP violation or a script error is a bug, whatever the page shows.
     page.on('console', (m) => {
       if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push(m.text());
@@ -176,7 +177,7 @@ test('a fault on ratings shows as a falling success rate on reviews -> ratings (
   // The demo's fault answers 10% of the calls; every call now.
   const fault = (await readFile(join(REPO, 'examples', 'demo', 'ratings-fault.yaml'), 'utf8')).replace(/percentage: 10\b/, 'percentage: 100');
   assert.match(fault, /percentage: 100/);
-  const applied = await run(process.execPath, [MYCEL_BIN, 'apply', '-f', '-', '--control', control, '--token', join(cwd, '.mycel', 'admin-token')], fault);
+  const applied = await run(process.execPath, [MYCEL_BIN, 'apply', '-f', '-', '--control', control, '--token', join(cwd, '.mycel', 'admin-token'), '--ca', join(cwd, '.mycel', 'ca.pem')], fault);
   assert.equal(applied.code, 0, applied.stdout + applied.stderr);
   await page.goto(`${control}/#/`);
   const rate = await eventually('the success rate of reviews -> ratings to fall below 50%', async () => {

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { startHttpApp } from '../helpers/apps.js';
 import { alive, commandLines, descendants, startCli, waitAllGone, type CliProcess } from '../helpers/cli-process.js';
 import { eventually, startControl, type ControlProcess } from '../helpers/control.js';
@@ -51,8 +50,7 @@ describe('mycel run', () => {
     const files = run(['--service', 'files', '--port', String(port), '--', 'python3', '-m', 'http.server', String(port), '--bind', '127.0.0.1'], site);
     await files.waitFor(/app listening on 127\.0\.0\.1:\d+/, 'stderr');
     // A caller's sidecar from the test harness, with a certificate from the same local CA that mycel run used.
-    await writeDevCertificates(join(dir, 'certs'), { services: ['caller'] });
-    const caller = await startSidecar({ dir: join(dir, 'certs'), service: 'caller', appPort: 9, configFiles: [], upstreams: ['files=127.0.0.1:0'], control: { url: cp.url, tokenFile: await cp.joinTokenFile('caller'), stateDir: join(dir, 'state-caller') } });
+    const caller = await startSidecar({ dir, service: 'caller', appPort: 9, configFiles: [], meshCa: true, upstreams: ['files=127.0.0.1:0'], control: { url: cp.url, tokenFile: await cp.joinTokenFile('caller'), stateDir: join(dir, 'state-caller') } });
     sidecars.push(caller);
     const reply = await eventually('the python app through caller -> files', async () => {
       const r = await request(caller.upstreams.files as string, { path: '/hello.txt' });
@@ -78,8 +76,7 @@ describe('mycel run', () => {
     const app = await startHttpApp();
     t.after(() => app.close());
     // The destination: a test app behind a harness sidecar registered as service "api".
-    await writeDevCertificates(join(dir, 'certs'), { services: ['api'] });
-    const api = await startSidecar({ dir: join(dir, 'certs'), service: 'api', appPort: app.port, configFiles: [], control: { url: cp.url, tokenFile: await cp.joinTokenFile('api'), stateDir: join(dir, 'state-api') } });
+    const api = await startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], meshCa: true, control: { url: cp.url, tokenFile: await cp.joinTokenFile('api'), stateDir: join(dir, 'state-api') } });
     sidecars.push(api);
     const stopFile = join(dir, 'stop-poller');
     // Bounded: at most 300 rounds of 0.1 s; a plain curl that knows nothing of the mesh, only HTTP_PROXY.

@@ -48,7 +48,7 @@ describe('mycel up --demo', () => {
 
   test('starts in order with progress, and every demo service is ready behind its own sidecar', async () => {
     const out = up.stdout();
-    const order = ['✓ control plane ready', '✓ demo resources applied', '✓ certificates', '✓ sidecars ready', '✓ apps ready', '✓ load generator started'].map((s) => out.indexOf(s));
+    const order = ['✓ control plane ready', '✓ demo resources applied', '✓ sidecars ready', '✓ apps ready', '✓ load generator started'].map((s) => out.indexOf(s));
     assert.ok(order.every((i, k) => i >= 0 && (k === 0 || i > (order[k - 1] as number))), `steps in order:\n${out}`);
     assert.deepEqual(state.members.map((m) => m.instance), INSTANCES);
     for (const m of state.members) {
@@ -101,7 +101,8 @@ describe('mycel up --demo', () => {
     assert.match(r.stdout, /✓ control plane reachable/);
     assert.match(r.stdout, /✓ default\/web \(web-\S+\) {2}on its latest config, version \d+/);
     assert.equal((r.stdout.match(/on its latest config/g) ?? []).length, INSTANCES.length);
-    assert.match(r.stdout, /✓ \d+ certificates valid/);
+    // Every sidecar got its certificate from the mesh CA (no development certificates any more).
+    assert.match(r.stdout, new RegExp(`✓ workload certificates +${INSTANCES.length} proxies report a mesh certificate`));
     assert.match(r.stdout, /✓ all checks passed/);
   });
 
@@ -122,7 +123,7 @@ describe('mycel up --demo', () => {
   test('mycel check fails with the fix when the control plane is down', async () => {
     const r = await check(dir);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, /✗ control plane reachable {2}http:\/\/127\.0\.0\.1:\d+ \(from .*control\.json\): ECONNREFUSED\n {4}fix: start it with `mycel up`/);
+    assert.match(r.stdout, /✗ control plane reachable {2}https:\/\/127\.0\.0\.1:\d+ \(from .*control\.json\): ECONNREFUSED\n {4}fix: start it with `mycel up`/);
     assert.match(r.stdout, /✗ \d+ checks? failed/);
   });
 });

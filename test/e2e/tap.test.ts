@@ -90,7 +90,7 @@ describe('tap', () => {
   });
 
   async function cliTap(args: string[]): Promise<{ stdout: string; stderr: string }> {
-    const p = startCli(['tap', ...args, '--control', cp.url, '--token', cp.adminTokenFile]);
+    const p = startCli(['tap', ...args, '--control', cp.url, '--token', cp.adminTokenFile, '--ca', cp.caFile as string]);
     const exit = await Promise.race([p.exited, new Promise<null>((r) => setTimeout(() => r(null), 60_000))]);
     if (exit === null) await p.stop('SIGKILL');
     assert.deepEqual(exit, { code: 0, signal: null }, p.stderr());
@@ -156,7 +156,7 @@ describe('tap', () => {
   });
 
   test('Ctrl-C ends mycel tap cleanly', async () => {
-    const p = startCli(['tap', 'api', '--control', cp.url, '--token', cp.adminTokenFile]);
+    const p = startCli(['tap', 'api', '--control', cp.url, '--token', cp.adminTokenFile, '--ca', cp.caFile as string]);
     await p.waitFor(/ out web -> api /);
     const exit = await p.stop('SIGINT');
     assert.deepEqual(exit, { code: 0, signal: null }, p.stderr());
@@ -178,7 +178,7 @@ describe('tap', () => {
     const bad = await request(web.admin, { path: '/tap?status=7xx' });
     assert.equal(bad.status, 400);
     assert.match(bad.body.toString(), /status/);
-    const p = startCli(['tap', 'api', '--status', 'teapot', '--control', cp.url, '--token', cp.adminTokenFile]);
+    const p = startCli(['tap', 'api', '--status', 'teapot', '--control', cp.url, '--token', cp.adminTokenFile, '--ca', cp.caFile as string]);
     assert.equal((await p.exited).code, 1);
     assert.match(p.stderr(), /status "teapot"/);
   });

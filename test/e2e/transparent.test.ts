@@ -183,7 +183,7 @@ test('with a control plane on a fourth host, a sidecar learns a service it has n
   const { p: cp } = await spawnMycel('control', ['control', '--store', `file:${stateDir}`, '--state-dir', stateDir, '--listen', '0.0.0.0:7400', '--lease', '10s'], /mycel control ready/, { prefix: cpHost.prefix, timeoutMs: 30_000 });
   if (cp.proc.pid !== undefined) bed.track(cp.proc.pid);
   const adminToken = join(stateDir, 'admin-token');
-  const cli = (...args: string[]) => cpHost.exec(process.execPath, [MYCEL_BIN, ...args, '--control', 'http://127.0.0.1:7400', '--token', adminToken]);
+  const cli = (...args: string[]) => cpHost.exec(process.execPath, [MYCEL_BIN, ...args, '--control', 'https://127.0.0.1:7400', '--token', adminToken, '--ca', join(stateDir, 'ca.pem')]);
   const resources = join(dir, 'mesh.yaml');
   const svc = (name: string) => `---
 apiVersion: mycel.dev/v1alpha1
@@ -202,7 +202,8 @@ ${svc('web')}${svc('api')}${svc('reviews')}`);
   await startApp(web, appFile, { NAME: 'web' });
   await startApp(api, appFile, { NAME: 'api', NEXT: 'http://reviews:8080/from-api' });
   await startApp(reviews, appFile, { NAME: 'reviews' });
-  const url = `http://${cpHost.address}:7400`;
+  // The sidecars verify the control plane with the root their join token pins (its certificate names every address).
+  const url = `https://${cpHost.address}:7400`;
   const sidecars: MycelProcess[] = [];
   for (const h of [reviews, api, web]) {
     const token = await cli('token', 'create', '--service', h.name);

@@ -1,9 +1,12 @@
 // Test harness for the control plane: a real `mycel control` process on 127.0.0.1 (file store in a temp dir, or
-// etcd), its admin token, join tokens, the HTTP API, and the CLI pointed at it.
+// etcd), its admin token, join tokens, the HTTPS API (verified against the mesh root it writes to ca.pem), and the CLI
+// pointed at it. The test process's global fetch trusts the roots of every control plane started here.
 
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { Agent, setGlobalDispatcher } from 'undici';
 import type { TestApp } from './apps.js';
 import { request, run } from './http.js';
 import { MYCEL_BIN, spawnMycel, type MycelProcess } from './mycel-process.js';
@@ -14,6 +17,8 @@ export interface ControlProcess extends MycelProcess {
   stateDir: string;
   adminTokenFile: string;
   adminToken: string;
+  /** The mesh roots that verify the API (`<stateDir>/ca.pem`), or undefined with --insecure-http. */
+  caFile: string | undefined;
   /** Calls the API with the admin token; returns status and parsed JSON (or text). */
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   /** Runs `mycel ARGS --control URL --token ADMIN`; for apply/get/delete/token. */
@@ -33,13 +38,29 @@ export interface StartControlOptions {
   extraArgs?: string[];
 }
 
+const trusted = new Set<string>();
+
+/** Lets the global fetch (and undici) of this test process verify a control plane whose roots are `pem`. */
+export function trustMeshRoots(pem: string): void {
+  if (trusted.has(pem)) return;
+  trusted.add(pem);
+  setGlobalDispatcher(new Agent({ connect: { ca: [...rootCertificates, ...trusted] } }));
+}
+
 export async function startControl(o: StartControlOptions): Promise<ControlProcess> {
   const args = ['control', '--store', o.store ?? `file:${o.stateDir}`, '--state-dir', o.stateDir, '--listen', o.listen ?? '127.0.0.1:0', '--lease', o.lease ?? '10s', ...(o.extraArgs ?? [])];
   const { p, match } = await spawnMycel('control', args, /mycel control ready: (\S+) \(replica (\S+),/, { ...(o.env ? { env: o.env } : {}), timeoutMs: 30_000 });
   const url = match[1] as string;
   const adminTokenFile = join(o.stateDir, 'admin-token');
   const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
-  const api = adminApi(url, adminToken);
+  const caFile = url.startsWith('https:') ? join(o.stateDir, 'ca.pem') : undefined;
+  if (caFile !== undefined) trustMeshRoots(await readFile(caFile, 'utf8'));
+  const admin = adminApi(url, adminToken);
+  const api: typeof admin = async (method, path, body) => {
+    // The roots change with a rotation (the control plane rewrites ca.pem).
+    if (caFile !== undefined) trustMeshRoots(await readFile(caFile, 'utf8'));
+    return admin(method, path, body);
+  };
   return {
     ...p,
     url,
@@ -47,8 +68,9 @@ export async function startControl(o: StartControlOptions): Promise<ControlProce
     stateDir: o.stateDir,
     adminTokenFile,
     adminToken,
+    caFile,
     api,
-    cli: (cliArgs, input) => run(process.execPath, [MYCEL_BIN, ...cliArgs, '--control', url, '--token', adminTokenFile], input),
+    cli: (cliArgs, input) => run(process.execPath, [MYCEL_BIN, ...cliArgs, '--control', url, '--token', adminTokenFile, ...(caFile !== undefined ? ['--ca', caFile] : [])], input),
     async joinTokenFile(service, namespace = 'default') {
       const r = await api<{ token: string }>('POST', '/api/v1/tokens', { service, namespace });
       if (r.status !== 200) throw new Error(`token create failed: ${r.status} ${JSON.stringify(r.body)}`);
@@ -125,3 +147,15 @@ metadata: { name: mesh }
 spec: { trustDomain: mycel.local }
 ---
 ${API_AND_WEB_SERVICES}`;
+
+/**
+ * Copies a replica's root key files into another replica's state dir, so that both can issue (and so both get an API
+ * certificate): the "same root on every replica" set-up of docs/security.md.
+ */
+export async function shareRootKey(fromStateDir: string, toStateDir: string): Promise<void> {
+  const { copyFile, mkdir, readdir } = await import('node:fs/promises');
+  await mkdir(join(toStateDir, 'ca'), { recursive: true, mode: 0o700 });
+  for (const f of await readdir(join(fromStateDir, 'ca'))) {
+    if (f.startsWith('root-')) await copyFile(join(fromStateDir, 'ca', f), join(toStateDir, 'ca', f));
+  }
+}

@@ -55,6 +55,7 @@ export function registerApplyCommand(program: Command): void {
     .option('--dry-run', 'validate against the control plane without storing')
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)')
+    .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)')
     .action(async (flags: ApplyFlags) => {
       const results = await applyFiles(controlClient(flags), await expand(flags.filename), flags.dryRun === true);
       for (const r of results) process.stdout.write(`${r.kind.toLowerCase()}/${r.name}${r.namespace !== 'default' ? ` -n ${r.namespace}` : ''} ${r.action}${flags.dryRun ? ' (dry run)' : ''}\n`);

@@ -59,7 +59,8 @@ export function registerCaCommand(program: Command): void {
   const common = (c: Command) =>
     c
       .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
-      .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)');
+      .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)')
+      .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)');
   common(ca.command('status').description('roots, intermediates, and how many proxies trust each root and hold leaves under it').option('-o, --output <format>', 'json')).action(async (flags: CaFlags) => {
     const s = await status(controlClient(flags));
     if (flags.output === 'json') return say(JSON.stringify(s, null, 2));
@@ -80,6 +81,25 @@ export function registerCaCommand(program: Command): void {
     const r = await controlClient(flags).request<{ removed?: string }>('DELETE', `/api/v1/ca/roots/${encodeURIComponent(root)}`);
     if (r.status !== 200) throw apiError(r.status, r.body, `removing root ${root}`);
     say(`root ${short(r.body.removed ?? root)} removed from the trust bundle`);
+  });
+  common(
+    ca
+      .command('admin-cert')
+      .description('an admin client certificate (SPIFFE ID .../ns/mycel-system/sa/admin): the key is made here; the CLI uses DIR/admin.crt and admin.key instead of the admin token')
+      .option('--out <dir>', 'where to write admin.crt and admin.key (0600)', '.mycel')
+      .option('--ttl <duration>', 'lifetime, from 1m to 30d', '24h'),
+  ).action(async (flags: CaFlags & { out: string; ttl: string }) => {
+    const ttlMs = parseDuration(flags.ttl);
+    if (ttlMs === undefined || ttlMs < 60_000 || ttlMs > 30 * 86_400_000) throw new CliError(`invalid --ttl "${flags.ttl}": expected a duration from 1m to 30d`, EXIT_USAGE);
+    const { newKeyAndCsr } = await import('../../security/workload-key.js');
+    const fresh = await newKeyAndCsr();
+    const r = await controlClient(flags).request<{ certChain?: string; spiffeId?: string; notAfter?: number }>('POST', '/api/v1/ca/admin-certificates', { csr: fresh.csrPem, ttlSeconds: Math.round(ttlMs / 1000) });
+    if (r.status !== 200 || typeof r.body.certChain !== 'string') throw apiError(r.status, r.body, 'issuing an admin certificate');
+    const { makeDirectory, replaceFile } = await import('../../security/secret-files.js');
+    await makeDirectory(flags.out, 0o700);
+    await replaceFile(`${flags.out}/admin.key`, fresh.keyPem, 0o600);
+    await replaceFile(`${flags.out}/admin.crt`, r.body.certChain, 0o644);
+    say(`admin certificate for ${r.body.spiffeId} written to ${flags.out}/admin.crt (key: admin.key, mode 0600), valid until ${new Date(r.body.notAfter ?? 0).toISOString()}\nuse it: the CLI reads it from the state directory, or set MYCEL_CERT and MYCEL_KEY; curl --cert ${flags.out}/admin.crt --key ${flags.out}/admin.key --cacert ${flags.out}/ca.pem`);
   });
   common(ca.command('rotate').description('all three steps: add a root, activate it once every proxy trusts it, remove the old one once no proxy depends on it').option('--timeout <duration>', 'how long to wait for proxies at each step', '5m')).action(async (flags: CaFlags) => {
     const timeoutMs = parseDuration(flags.timeout ?? '5m');

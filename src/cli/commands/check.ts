@@ -69,10 +69,10 @@ class Report {
   }
 }
 
-async function probe(url: string): Promise<{ status: number; text: string; date: string | null; midpoint: number } | Error> {
+async function probe(client: ControlClient, url: string): Promise<{ status: number; text: string; date: string | null; midpoint: number } | Error> {
   const sent = Date.now();
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
+    const res = await client.fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
     const text = await res.text();
     return { status: res.status, text, date: res.headers.get('date'), midpoint: (sent + Date.now()) / 2 };
   } catch (err) {
@@ -83,19 +83,19 @@ async function probe(url: string): Promise<{ status: number; text: string; date:
 
 async function checkControlPlane(r: Report, client: ControlClient, source: string): Promise<boolean> {
   r.section('control plane');
-  const health = await probe(`${client.url}/healthz`);
+  const health = await probe(client, `${client.url}/healthz`);
   if (health instanceof Error || health.status !== 200) {
     r.add('fail', 'control plane reachable', `${client.url} (${source}): ${health instanceof Error ? health.message : `HTTP ${health.status}`}`, 'start it with `mycel up` (or `mycel control`), or point to it with --control URL or MYCEL_CONTROL');
     return false;
   }
   r.add('ok', 'control plane reachable', `${client.url} (${source})`);
-  const ready = await probe(`${client.url}/readyz`);
+  const ready = await probe(client, `${client.url}/readyz`);
   if (ready instanceof Error || ready.status !== 200) {
     r.add('fail', 'control plane ready', ready instanceof Error ? ready.message : ready.text.trim(), 'wait for it to load its store; if it stays unready, see its log (.mycel/logs/control.log under mycel up)');
     return false;
   }
   r.add('ok', 'control plane ready', 'store loaded, API and config streams served');
-  const metrics = await probe(`${client.url}/metrics`);
+  const metrics = await probe(client, `${client.url}/metrics`);
   const errors = metrics instanceof Error ? [] : [...metrics.text.matchAll(/^mycel_control_store_errors_total\{reason="([^"]+)"\} (\d+)/gm)].filter((m) => Number(m[2]) > 0);
   if (errors.length > 0) r.add('warn', 'store healthy', `store errors so far: ${errors.map((m) => `${m[1]} ${m[2]}`).join(', ')}`, 'see the control plane\'s log; with etcd, check the cluster\'s health (etcdctl endpoint health)');
   else r.add('ok', 'store healthy', 'no store errors');
@@ -186,10 +186,10 @@ async function checkCertificates(r: Report, dir: string): Promise<void> {
   r.section('certificates');
   const certs = await certificateExpiries(certsDir);
   if (certs.length === 0) {
-    r.add('ok', 'certificates', `none in ${certsDir} yet (mycel up --demo and mycel run make them)`);
+    r.add('ok', 'certificates', `no development certificates in ${certsDir} (the mesh CA's are checked with the proxies)`);
     return;
   }
-  const fix = 'restart the service with mycel run (it reissues a certificate with less than 12 h left), or mycel dev-certs --out ' + certsDir + ' SERVICE';
+  const fix = 'mycel dev-certs --out ' + certsDir + ' SERVICE';
   const caFix = `delete ${join(certsDir, 'ca.crt')} and ca.key, then restart the mesh: a new development CA and certificates are made`;
   let ok = 0;
   for (const c of certs) {
@@ -218,6 +218,7 @@ export function registerCheckCommand(program: Command): void {
     .option('--dir <dir>', 'the local mesh\'s state directory', '.mycel')
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, DIR/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or DIR/admin-token)')
+    .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)')
     .action(async (flags: CheckFlags) => {
       const stateFile = join(flags.dir, 'control.json');
       const source = flags.control !== undefined ? 'from --control' : process.env.MYCEL_CONTROL !== undefined ? 'from MYCEL_CONTROL' : existsSync(stateFile) ? `from ${stateFile}` : 'the default';

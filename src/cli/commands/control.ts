@@ -12,6 +12,7 @@ import { CliError, EXIT_USAGE } from '../exit.js';
 import { listenFlag } from '../proxy-flags.js';
 
 interface ControlFlags {
+  insecureHttp?: boolean;
   store: string;
   listen: string;
   stateDir?: string;
@@ -33,6 +34,7 @@ export function registerControlCommand(program: Command): void {
     .option('--lease <duration>', 'how long a registered endpoint lives without a heartbeat', '10s')
     .option('--ca-cert <file>', 'the mesh CA from a file: a root, or an intermediate followed by its root (PEM); default: generated on first start')
     .option('--ca-key <file>', 'the private key of --ca-cert (PEM, EC P-256 or P-384)')
+    .option('--insecure-http', 'serve the API in clear text (tests, or TLS terminated in front); default: HTTPS with a certificate from the mesh CA')
     .option('--stats-interval <duration>', 'how often proxies send their golden-signal summaries (mycel stat)', '10s')
     .action(async (flags: ControlFlags) => {
       const spec = parseStoreSpec(flags.store);
@@ -55,7 +57,7 @@ export function registerControlCommand(program: Command): void {
       const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
       let cp: ControlPlane;
       try {
-        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, expireRestored: spec.kind === 'file', ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
+        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, expireRestored: spec.kind === 'file', insecureHttp: flags.insecureHttp === true, ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
       } catch (err) {
         await store.close().catch(() => {});
         const e = err as NodeJS.ErrnoException;

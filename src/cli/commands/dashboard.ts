@@ -18,6 +18,7 @@ export function registerDashboardCommand(program: Command): void {
     .option('--dir <dir>', "the local mesh's state directory", '.mycel')
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, DIR/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or DIR/admin-token)')
+    .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)')
     .option('--no-browser', 'only print the links')
     .action(async (flags: DashboardFlags) => {
       await showDashboard(controlClient({ ...flags, stateDir: flags.dir }), flags.browser, (s) => process.stdout.write(s));

@@ -127,7 +127,8 @@ export function registerGetCommand(program: Command): void {
     c
       .option('-n, --namespace <ns>', 'namespace', 'default')
       .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
-      .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)');
+      .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)')
+      .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)');
   common(
     program
       .command('get')

@@ -6,6 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { ConfigInvalidError, formatProblem } from '../../api/v1alpha1/load.js';
+import { splitPinnedToken } from '../../api/v1alpha1/join-token.js';
+import { ControlTrust } from '../../security/control-trust.js';
 import { createLogger } from '../../core/log.js';
 import type { ListenAddress } from '../../core/listen-address.js';
 import { Sidecar, SidecarConfigError, type ControlOptions } from '../../proxy/sidecar.js';
@@ -36,6 +38,25 @@ interface ProxyFlags extends TransparentFlags {
   advertise?: string;
   label: string[];
   stateDir?: string;
+}
+
+/**
+ * What verifies the control plane: --ca FILE, else MYCEL_CA, else the root the join token pins (else the bundle kept
+ * under the state dir from an earlier run).
+ */
+async function controlTrust(flags: ProxyFlags, rootFingerprint: string | undefined): Promise<ControlTrust> {
+  // With --cert/--key, --ca is the workloads' trust bundle (maybe another CA), not what verifies the control plane.
+  const file = (flags.cert === undefined ? flags.ca : undefined) ?? process.env.MYCEL_CA;
+  let caPem: string | undefined;
+  if (file !== undefined) {
+    try {
+      caPem = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new CliError(`cannot read the mesh root file ${file}: ${(err as Error).message}`, EXIT_USAGE);
+    }
+  }
+  const trust = new ControlTrust({ ...(caPem !== undefined ? { caPem } : {}), ...(rootFingerprint !== undefined ? { rootFingerprint } : {}) });
+  return trust;
 }
 
 /** The address other hosts reach this sidecar on: the inbound listener's own, else this host's first external IPv4. */
@@ -103,7 +124,7 @@ export function registerProxyCommand(program: Command): void {
     .option('--upstream <name=port>', 'a local port that leads to one service, e.g. api=9191 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--cert <file>', 'workload certificate (PEM) with a SPIFFE ID')
     .option('--key <file>', 'private key of the workload certificate (PEM)')
-    .option('--ca <file>', 'trust bundle (PEM)');
+    .option('--ca <file>', 'trust bundle (PEM); with --control alone: the mesh root(s) that verify the control plane (default: MYCEL_CA, or the root the join token pins)');
   addTransparentOptions(cmd)
     .action(async (flags: ProxyFlags) => {
       if (flags.control !== undefined && flags.config !== undefined) throw new CliError('--control and --config exclude each other: config comes from the control plane or from files', EXIT_USAGE);
@@ -112,7 +133,8 @@ export function registerProxyCommand(program: Command): void {
       const appPort = Number(flags.appPort);
       if (!Number.isInteger(appPort) || appPort < 1 || appPort > 65535) throw new CliError(`invalid --app-port "${flags.appPort}": expected a port number`, EXIT_USAGE);
       const idFlags = [flags.cert, flags.key, flags.ca].filter((x) => x !== undefined).length;
-      if (idFlags !== 0 && idFlags !== 3) throw new CliError('--cert, --key and --ca go together', EXIT_USAGE);
+      // With --control, --ca alone names the mesh roots that verify the control plane.
+      if (idFlags !== 0 && idFlags !== 3 && !(idFlags === 1 && flags.ca !== undefined && flags.control !== undefined)) throw new CliError('--cert, --key and --ca go together', EXIT_USAGE);
       const log = createLogger({ fields: { component: 'proxy', service: flags.service } });
       // Before any connection is made: the sidecar's own connections must carry its group from the first one on.
       const transparent = prepareTransparent(flags, log);
@@ -122,22 +144,24 @@ export function registerProxyCommand(program: Command): void {
       const labels = parseLabels(flags.label);
       let control: ControlOptions | undefined;
       if (flags.control !== undefined) {
-        let token: string;
+        let text: string;
         try {
-          token = (await readFile(flags.token as string, 'utf8')).trim();
+          text = (await readFile(flags.token as string, 'utf8')).trim();
         } catch (err) {
           throw new CliError(`cannot read the token file ${flags.token}: ${(err as Error).message}`, EXIT_USAGE);
         }
+        const { token, rootFingerprint } = splitPinnedToken(text);
         // Several replicas: `--control URL1,URL2`; the stream moves on to the next when one breaks.
         const [url, ...alternates] = flags.control.split(',').filter((u) => u.trim() !== '').map((u) => {
           const trimmed = u.trim().replace(/\/+$/, '');
-          return /^https?:\/\//.test(trimmed) ? trimmed : `http://${trimmed}`;
+          return /^https?:\/\//.test(trimmed) ? trimmed : `https://${trimmed}`;
         });
         if (url === undefined) throw new CliError('--control needs a URL', EXIT_USAGE);
         control = {
           url,
           ...(alternates.length > 0 ? { alternates } : {}),
           token,
+          trust: await controlTrust(flags, rootFingerprint),
           namespace: flags.namespace,
           advertise: flags.advertise ?? advertiseAddress(inbound),
           labels,

@@ -46,6 +46,7 @@ export function registerRunCommand(program: Command): void {
     .option('--grace <duration>', 'how long the app has to exit after SIGTERM before it is killed', '10s')
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, DIR/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or DIR/admin-token)')
+    .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)')
     .argument('<command...>', 'the app to start, after --')
     .addHelpText('after', EXAMPLE)
     .action(async (command: string[], flags: RunFlags) => {

@@ -48,6 +48,7 @@ export function registerStatCommand(program: Command): void {
     .option('-o, --output <format>', 'json')
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)')
+    .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)')
     .action(async (service: string | undefined, flags: StatFlags) => {
       const windowMs = parseDuration(flags.window);
       if (windowMs === undefined || windowMs < 1000 || windowMs > 600_000) throw new CliError(`invalid --window "${flags.window}": expected a duration from 1s to 10m, e.g. 60s`, EXIT_USAGE);

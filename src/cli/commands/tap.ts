@@ -117,5 +117,6 @@ export function registerTapCommand(program: Command): void {
     .option('-o, --output <format>', 'json: one event per line, as the API streams it')
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)')
+    .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)')
     .action(async (service: string, flags: TapFlags) => tap(service, flags));
 }

@@ -41,5 +41,6 @@ export function registerTraceCommand(program: Command): void {
     .option('-o, --output <format>', 'json')
     .option('--control <url>', 'control-plane URL (default: MYCEL_CONTROL, .mycel/control.json, 127.0.0.1:7400)')
     .option('--token <file>', 'admin token file (default: MYCEL_TOKEN or .mycel/admin-token)')
+    .option('--ca <file>', 'mesh root(s) to verify the control plane with (default: MYCEL_CA, or ca.pem in the state directory)')
     .action((id: string | undefined, flags: TraceFlags) => traceCommand(id, flags));
 }

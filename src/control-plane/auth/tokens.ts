@@ -3,6 +3,7 @@
 // token may expire (--ttl) and may be single-use (remembered as used in the store, so every replica refuses it again).
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { splitPinnedToken } from '../../api/v1alpha1/join-token.js';
 import type { Store } from '../store/store.js';
 import { StoreError } from '../store/store.js';
 
@@ -102,7 +103,9 @@ export class TokenAuthority {
   }
 
   /** Who a bearer token stands for, or why it is refused (bad signature, expired). Spent single-use ids are the caller's to check. */
-  check(token: string, now = Date.now()): Principal | TokenRefusal {
+  check(text: string, now = Date.now()): Principal | TokenRefusal {
+    // The root fingerprint a printed join token carries is for the sidecar; the signature covers the token alone.
+    const { token } = splitPinnedToken(text);
     const parts = token.split('.');
     if (parts[0] === 'mycel-admin' && parts.length === 2) {
       return equal(parts[1] as string, this.sign('admin')) ? { role: 'admin' } : { reason: 'the token\'s signature is not valid' };

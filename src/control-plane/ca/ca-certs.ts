@@ -128,3 +128,51 @@ export async function issueLeaf(issuer: CaMaterial, csr: x509.Pkcs10CertificateR
   });
   return { certPem: certificatePem(cert), notBefore, notAfter };
 }
+
+export interface TlsLeafOptions {
+  /** The URI SAN (the control plane's or the admin's SPIFFE ID). */
+  spiffeId: string;
+  /** DNS names and IP addresses the certificate answers for (a server certificate); none for a client certificate. */
+  dnsNames?: string[];
+  ips?: string[];
+  /** Extended key usages: server and client (the control plane) or client only (an admin). */
+  serverAuth: boolean;
+  lifetimeSeconds: number;
+  now?: Date;
+}
+
+/**
+ * A leaf for the control plane's own TLS (server: SPIFFE ID plus host names, so that browsers and curl verify it by
+ * host) or an admin's client certificate (SPIFFE ID only). `publicKey` is the CSR's key; without one a key is made here.
+ */
+export async function issueTlsLeaf(issuer: CaMaterial, o: TlsLeafOptions, publicKey?: webcrypto.CryptoKey): Promise<{ certPem: string; keyPem?: string; notAfter: Date }> {
+  const signer = await signerOf(issuer);
+  const now = clock(o.now);
+  const notAfter = new Date(Math.min(now + o.lifetimeSeconds * 1000, signer.notAfter.getTime()));
+  let keyPem: string | undefined;
+  if (publicKey === undefined) {
+    const keys = await webcrypto.subtle.generateKey(P256, true, ['sign', 'verify']);
+    publicKey = keys.publicKey;
+    keyPem = privateKeyPem(keys.privateKey);
+  }
+  const names: x509.JsonGeneralName[] = [{ type: 'url', value: o.spiffeId }, ...(o.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })), ...(o.ips ?? []).map((value) => ({ type: 'ip' as const, value }))];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    issuer: signer.cert.subjectName,
+    notBefore: new Date(Math.max(now - 300_000, signer.notBefore.getTime())),
+    notAfter,
+    publicKey,
+    signingKey: signer.key,
+    signingAlgorithm: { name: 'ECDSA', hash: signer.hash } as webcrypto.EcdsaParams,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension(o.serverAuth ? [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth] : [x509.ExtendedKeyUsage.clientAuth], false),
+      // Critical: the subject is empty, so the names are all there is (RFC 5280 4.2.1.6).
+      new x509.SubjectAlternativeNameExtension(names, true),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      new x509.AuthorityKeyIdentifierExtension(signer.keyId),
+    ],
+  });
+  return { certPem: certificatePem(cert), ...(keyPem !== undefined ? { keyPem } : {}), notAfter: cert.notAfter };
+}

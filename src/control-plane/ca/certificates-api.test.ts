@@ -1,4 +1,4 @@
-// Certificate issuance against a real control plane (file store in a temp dir) over HTTP: which tokens get a
+// Certificate issuance against a real control plane (file store in a temp dir) over clear-text HTTP: which tokens get a
 // certificate and for which identity, renewal by proof, the CA's key files, and the proxy authenticating by certificate.
 
 import 'reflect-metadata';
@@ -82,7 +82,8 @@ describe('certificate issuance', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mycel-ca-api-'));
     store = new FileStore(join(dir, 'store'), { log: silentLogger });
-    cp = await ControlPlane.start({ store, listen: { host: '127.0.0.1', port: 0 }, stateDir: null, expireRestored: true, log: silentLogger, ca: { dir: join(dir, 'state') } });
+    // Clear text: this file tests issuance and the header proof; the API over TLS is tested in http-api/api-tls.test.ts.
+    cp = await ControlPlane.start({ store, listen: { host: '127.0.0.1', port: 0 }, stateDir: null, expireRestored: true, insecureHttp: true, log: silentLogger, ca: { dir: join(dir, 'state') } });
     admin = cp.adminToken();
     authority = await TokenAuthority.fromStore(store);
   });

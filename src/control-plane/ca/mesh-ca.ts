@@ -9,9 +9,9 @@ import { unlink } from 'node:fs/promises';
 import type { Logger } from '../../core/log.js';
 import { signerOf, type CaMaterial } from '../../security/dev-ca.js';
 import { splitPems } from '../../security/pem.js';
-import { parseSpiffeId, spiffeId, spiffeIdFromX509 } from '../../security/spiffe.js';
+import { parseSpiffeId, parseSubjectAltNames, spiffeId } from '../../security/spiffe.js';
 import type { Store } from '../store/store.js';
-import { CaError, fingerprintOf, generateIntermediate, generateRoot, issueLeaf, readCsr } from './ca-certs.js';
+import { CaError, fingerprintOf, generateIntermediate, generateRoot, issueLeaf, issueTlsLeaf, readCsr } from './ca-certs.js';
 import { bundleOf, readCaState, updateCaState, type CaState, type RootRecord } from './ca-state.js';
 import { CaKeyFiles, intermediateFileName, rootFileName } from './key-files.js';
 
@@ -189,11 +189,34 @@ export class MeshCa {
     return { certChain: leaf.certPem + signer.material.certPem, trustBundle: bundleOf(state), notAfter: leaf.notAfter.getTime(), root: state.active, spiffeId: id };
   }
 
+  /** The control plane's own TLS certificate from the active root's intermediate: key made here, chain leaf + intermediate. */
+  async serverCertificate(o: { spiffeId: string; dnsNames: string[]; ips: string[]; lifetimeSeconds: number }): Promise<{ certChain: string; keyPem: string; notAfter: number }> {
+    const signer = await this.signerFor(this.state().active);
+    const leaf = await issueTlsLeaf(signer.material, { ...o, serverAuth: true });
+    return { certChain: leaf.certPem + signer.material.certPem, keyPem: leaf.keyPem as string, notAfter: leaf.notAfter.getTime() };
+  }
+
+  /** An admin client certificate for the CSR's key (the key never leaves the admin's machine). */
+  async clientCertificate(csrPem: string, spiffeId: string, lifetimeSeconds: number): Promise<{ certChain: string; notAfter: number }> {
+    const csr = await readCsr(csrPem);
+    const signer = await this.signerFor(this.state().active);
+    const leaf = await issueTlsLeaf(signer.material, { spiffeId, serverAuth: false, lifetimeSeconds }, await csr.publicKey.export());
+    return { certChain: leaf.certPem + signer.material.certPem, notAfter: leaf.notAfter.getTime() };
+  }
+
   /**
    * Checks a chain a proxy presents (leaf then intermediate): it leads to a current root, is valid now, and names one
    * mesh identity. Throws CaError 401 with the reason otherwise.
    */
   verifyChain(chainPem: string, now = Date.now()): VerifiedChain {
+    const { leaf, root, uri } = this.verifyChainOnly(chainPem, now);
+    const parsed = uri === undefined ? undefined : parseSpiffeId(uri);
+    if (uri === undefined || parsed === undefined) throw new CaError(401, 'bad-certificate', 'the leaf carries no mesh SPIFFE ID');
+    return { namespace: parsed.namespace, service: parsed.service, spiffeId: uri, root, leaf };
+  }
+
+  /** The chain leads to a current root and is valid now; its leaf's one URI SAN (a workload's, or the admin's). */
+  verifyChainOnly(chainPem: string, now = Date.now()): { leaf: X509Certificate; root: string; uri: string | undefined } {
     const pems = splitPems(chainPem);
     const refuse = (why: string) => new CaError(401, 'bad-certificate', why);
     if (pems.length < 2) throw refuse('the certificate chain must hold the leaf and its intermediate');
@@ -215,10 +238,7 @@ export class MeshCa {
     for (const [what, c] of [['leaf', leaf], ['intermediate', inter]] as const) {
       if (Date.parse(c.validFrom) > now || Date.parse(c.validTo) <= now) throw refuse(`the ${what} certificate is not valid now (valid ${c.validFrom} to ${c.validTo})`);
     }
-    const id = spiffeIdFromX509(leaf);
-    const parsed = id === undefined ? undefined : parseSpiffeId(id);
-    if (id === undefined || parsed === undefined) throw refuse('the leaf carries no mesh SPIFFE ID');
-    return { namespace: parsed.namespace, service: parsed.service, spiffeId: id, root: root.fingerprint, leaf };
+    return { leaf, root: root.fingerprint, uri: uriOf(leaf) };
   }
 
   /** Checks that `signature` (base64, ECDSA over SHA-256, DER) over `data` was made by the leaf's key. */
@@ -279,6 +299,12 @@ export class MeshCa {
     if (matches.length !== 1) throw new CaError(404, 'unknown-root', `no single root matches "${text}"; roots: ${this.state().roots.map((r) => r.fingerprint.slice(0, 16)).join(', ')}`);
     return (matches[0] as RootRecord).fingerprint;
   }
+}
+
+/** The leaf's only URI SAN (a SPIFFE ID of any shape), or undefined when it has none or several. */
+function uriOf(leaf: X509Certificate): string | undefined {
+  const uris = (parseSubjectAltNames(leaf.subjectAltName ?? '') ?? []).filter((n) => n.type === 'URI');
+  return uris.length === 1 ? uris[0]?.value : undefined;
 }
 
 /** What `--ca-cert/--ca-key` hold: a self-signed root, or an intermediate followed by its chain (the root last). */

@@ -2,6 +2,7 @@
 // admin's view and rotation steps (add a root, issue from it, remove the old one), each refused with a reason when unsafe.
 
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { adminSpiffeId } from '../../api/v1alpha1/cert-auth.js';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { spendToken, tokenSpent, type Principal } from '../auth/tokens.js';
 import { CaError, readCsr } from '../ca/ca-certs.js';
@@ -34,6 +35,11 @@ export function issueSettings(deps: ApiDeps): IssueSettings & { renewAt: number 
     backdateSeconds: seconds(c.backdate, 300),
     renewAt: c.renewAt ?? 0.5,
   };
+}
+
+/** The mesh's trust domain (MeshConfig spec.trustDomain, mycel.local by default). */
+export function trustDomainOf(deps: Pick<ApiDeps, 'index'>): string {
+  return ((deps.index.meshConfig()?.value as { spec?: MeshCertSpec } | undefined)?.spec?.trustDomain) ?? 'mycel.local';
 }
 
 function caOf(deps: ApiDeps, res: Res): MeshCa | undefined {
@@ -101,7 +107,7 @@ function tokenPrincipal(req: Req, deps: ApiDeps): Principal | { reason: string }
 
 /** Every proxy of the mesh (this replica's and the others'), as reported for the rotation checks. */
 async function allProxies(deps: ApiDeps): Promise<{ proxies: ProxyCertReport[]; unreachable: number }> {
-  const others = await proxiesOfOthers(deps.store, deps.replica, deps.tokens()!.adminToken());
+  const others = await proxiesOfOthers(deps.store, deps.replica, deps.tokens()!.adminToken(), deps.fetchOther);
   return { proxies: [...deps.push.status(), ...(others.items as ProxyCertReport[])], unreachable: others.unreachable.length };
 }
 
@@ -122,6 +128,17 @@ export async function caRoutes(req: Req, res: Res, deps: ApiDeps, rest: string[]
         trustBundle: ca.bundle(),
         workload: issueSettings(deps),
       });
+    }
+    if (what === 'admin-certificates' && arg === undefined) {
+      if (req.method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST {"csr": PEM, "ttlSeconds"?: N}');
+      const body = (await readJson(req).catch(() => ({}))) as { csr?: unknown; ttlSeconds?: unknown };
+      const ttl = body.ttlSeconds ?? 86_400;
+      if (typeof body.csr !== 'string') return problem(res, 400, 'bad-request', 'expected {"csr": "-----BEGIN CERTIFICATE REQUEST-----..."}');
+      if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 60 || ttl > 30 * 86_400) return problem(res, 400, 'bad-request', 'ttlSeconds must be a whole number from 60 to 2592000 (30 days)');
+      const spiffeId = adminSpiffeId(trustDomainOf(deps));
+      const issued = await ca.clientCertificate(body.csr, spiffeId, ttl);
+      deps.log.info('admin client certificate issued', { identity: spiffeId, notAfter: new Date(issued.notAfter).toISOString() });
+      return json(res, 200, { certChain: issued.certChain, trustBundle: ca.bundle(), spiffeId, notAfter: issued.notAfter });
     }
     if (what === 'roots' && arg === undefined) {
       if (req.method !== 'POST') return problem(res, 405, 'method-not-allowed', 'POST to add a root');
@@ -158,7 +175,7 @@ export async function caRoutes(req: Req, res: Res, deps: ApiDeps, rest: string[]
       const next = await ca.removeRoot(fp);
       return json(res, 200, { removed: fp, roots: next.roots.map((r) => r.fingerprint) });
     }
-    return problem(res, 404, 'not-found', 'expected /api/v1/ca, /api/v1/ca/roots, /api/v1/ca/activate or /api/v1/ca/roots/FINGERPRINT');
+    return problem(res, 404, 'not-found', 'expected /api/v1/ca, /api/v1/ca/roots, /api/v1/ca/activate, /api/v1/ca/roots/FINGERPRINT or /api/v1/ca/admin-certificates');
   } catch (err) {
     return caFailure(res, err, deps);
   }

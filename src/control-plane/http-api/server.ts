@@ -2,13 +2,18 @@
 // token (or, read-only, a dashboard session cookie), the proxies' config streams behind their join tokens, and the
 // dashboard at `/`.
 
+import { constants } from 'node:crypto';
 import http from 'node:http';
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { STREAM_PATH } from '../../api/v1alpha1/stream-messages.js';
+import { SYSTEM_NAMESPACE } from '../../api/v1alpha1/cert-auth.js';
+import { pinnedToken } from '../../api/v1alpha1/join-token.js';
 import { KINDS } from '../../api/v1alpha1/resources.js';
 import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
+import { BUNDLE_PATH, type FetchLike } from '../../security/control-trust.js';
 import { applyResources, deleteResource } from '../apply.js';
 import { tokenSpent, type Principal, type TokenAuthority } from '../auth/tokens.js';
 import type { MeshCa } from '../ca/mesh-ca.js';
@@ -21,8 +26,8 @@ import { askOthers, proxiesOfOthers } from '../replicas.js';
 import { StoreError, type Store } from '../store/store.js';
 import { serveTap } from '../../telemetry/tap-stream.js';
 import { serviceKey, type MeshIndex } from '../translate/mesh-index.js';
-import { caRoutes, CERTIFICATES_PATH, issueCertificate } from './ca-routes.js';
-import { certificatePrincipal } from './cert-auth.js';
+import { caRoutes, CERTIFICATES_PATH, issueCertificate, trustDomainOf } from './ca-routes.js';
+import { certificatePrincipal, clientCertificatePrincipal } from './cert-auth.js';
 import { sessionFromCookies } from './dashboard-login.js';
 import { DashboardRoutes } from './dashboard-routes.js';
 import type { TraceBuffer } from '../traces/trace-buffer.js';
@@ -43,6 +48,8 @@ export interface ApiDeps {
   /** Recent traces, fed by POST /v1/traces (OTLP/HTTP from the sidecars and apps). */
   traces: TraceBuffer;
   log: Logger;
+  /** fetch() for the other replicas' APIs (verifies their certificates against the trust bundle). */
+  fetchOther: FetchLike;
   /** Where the built dashboard is (default dist/dashboard/); tests point elsewhere. */
   dashboardDir?: string;
 }
@@ -113,20 +120,45 @@ export function canonicalKind(text: string): string | undefined {
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+/** The API's transport: TLS (HTTP/2 and HTTP/1.1 by ALPN) once `ready`, or clear text (--insecure-http). */
+export type ApiTransport = { kind: 'plain' } | { kind: 'tls'; ready: () => boolean };
+
+export interface ApiServer {
+  server: net.Server;
+  /** TLS: installs a new certificate and trust bundle for new handshakes. */
+  setSecureContext(options: tls.SecureContextOptions): void;
+}
+
 /**
- * One port for both protocols in clear text (Node's HTTP/2 server negotiates HTTP/1.1 only over TLS): the first bytes
- * of a connection tell the HTTP/2 preface from an HTTP/1.1 request line, and the socket goes to the matching server.
+ * One port for both protocols. Over TLS, ALPN picks HTTP/2 or HTTP/1.1 (client certificates are asked for, not
+ * required: an admin or proxy may present one, other callers use tokens). In clear text (Node's HTTP/2 server
+ * negotiates HTTP/1.1 only over TLS) the first bytes tell the HTTP/2 preface from an HTTP/1.1 request line.
  */
-export function createApiServer(deps: ApiDeps): net.Server {
+export function createApiServer(deps: ApiDeps, transport: ApiTransport): ApiServer {
   const dashboard = new DashboardRoutes(deps.tokens, deps.dashboardDir);
   const onRequest = (req: Req, res: Res) => {
     void handle(req, res, deps, dashboard).catch((err: unknown) => storeFailure(res, err, deps));
   };
+  if (transport.kind === 'tls') {
+    const secure = http2.createSecureServer(
+      { allowHTTP1: true, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false, secureOptions: constants.SSL_OP_NO_TICKET, settings: { maxConcurrentStreams: 100 } },
+      onRequest,
+    );
+    // Config streams live long: no idle timeout on the sessions that carry them (heartbeats keep them honest).
+    secure.setTimeout(0);
+    secure.on('tlsClientError', (err) => deps.log.debug('API TLS handshake failed', { reason: err.message }));
+    const front = net.createServer({ noDelay: true }, (socket) => {
+      // No certificate yet (the store and the CA are loading): no handshake could succeed.
+      if (!transport.ready()) return socket.destroy();
+      socket.on('error', () => socket.destroy());
+      secure.emit('connection', socket);
+    });
+    return { server: front, setSecureContext: (options) => secure.setSecureContext(options) };
+  }
   const h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } }, onRequest);
-  // Config streams live long: no idle timeout on the sessions that carry them (heartbeats keep them honest).
   h2.setTimeout(0);
   const h1 = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, onRequest as unknown as http.RequestListener);
-  return net.createServer({ noDelay: true }, (socket) => {
+  const server = net.createServer({ noDelay: true }, (socket) => {
     socket.setTimeout(10_000, () => socket.destroy());
     let seen = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
@@ -148,11 +180,16 @@ export function createApiServer(deps: ApiDeps): net.Server {
     socket.on('data', onData);
     socket.on('error', () => socket.destroy());
   });
+  return { server, setSecureContext: () => {} };
 }
 
 /** The caller: a bearer token (admin or join), or a proxy proving its mesh certificate; a reason when refused. */
 function authenticate(req: Req, deps: ApiDeps): Principal | { reason: string } {
   const h = req.headers.authorization;
+  if (h === undefined) {
+    const byCert = clientCertificatePrincipal(req, deps.ca(), trustDomainOf(deps));
+    if (byCert !== undefined) return byCert;
+  }
   if (typeof h === 'string' && h.startsWith('Mycel-Cert ')) return certificatePrincipal(req, h, deps.ca());
   if (typeof h === 'string' && h.startsWith('Bearer ')) {
     const p = deps.tokens()?.check(h.slice(7).trim()) ?? { reason: 'the control plane is still starting' };
@@ -198,6 +235,11 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
   if (!deps.ready()) return problem(res, 503, 'not-ready', 'the control plane is still loading its store; try again in a moment');
   // Issuance authenticates itself: a join token, or a renewal proved by the current certificate's key.
   if (path === CERTIFICATES_PATH) return issueCertificate(req, res, deps);
+  // The roots are public: a new sidecar fetches them to find the one its join token pins.
+  if (path === BUNDLE_PATH) {
+    const ca = deps.ca();
+    return ca === undefined ? problem(res, 503, 'ca-not-ready', 'the mesh CA is not loaded yet') : json(res, 200, { trustBundle: ca.bundle(), activeRoot: ca.state().active });
+  }
   const principal = authenticate(req, deps);
   if ('reason' in principal) return problem(res, 401, 'unauthorized', `${principal.reason}: use the admin token (.mycel/admin-token) or a join token from \`mycel token create\`; in a browser, run \`mycel dashboard\` to sign in`, { reason: principal.reason });
   if (principal.role === 'viewer' && method !== 'GET' && method !== 'HEAD') {
@@ -269,7 +311,7 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
       const local = deps.push.status();
       if (url.searchParams.get('scope') === 'local') return json(res, 200, { replica: deps.replica, revision: deps.store.revision(), items: local });
       // Proxies connected to the other replicas too, so that any replica answers for the whole mesh.
-      const others = await proxiesOfOthers(deps.store, deps.replica, deps.tokens()!.adminToken());
+      const others = await proxiesOfOthers(deps.store, deps.replica, deps.tokens()!.adminToken(), deps.fetchOther);
       return json(res, 200, { replica: deps.replica, revision: deps.store.revision(), items: [...local, ...others.items], unreachableReplicas: others.unreachable });
     }
     case 'endpoints': {
@@ -315,7 +357,7 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
         const { first, last } = windowSlots(deps.stats.now(), windowSeconds);
         return json(res, 200, { replica: deps.replica, known, ...deps.stats.exportRaw(first, last) });
       }
-      const others = await askOthers<RawWindow & { known?: typeof known }>(deps.store, deps.replica, deps.tokens()!.adminToken(), `/api/v1/stats?scope=local&window=${windowSeconds}`);
+      const others = await askOthers<RawWindow & { known?: typeof known }>(deps.store, deps.replica, deps.tokens()!.adminToken(), deps.fetchOther, `/api/v1/stats?scope=local&window=${windowSeconds}`);
       const allKnown = [...known, ...others.answers.flatMap((a) => (Array.isArray(a.known) ? a.known : []))];
       const report = mergedReport(deps.stats, others.answers, windowSeconds, allKnown);
       return json(res, 200, others.unreachable.length > 0 ? { ...report, unreachableReplicas: others.unreachable } : report);
@@ -344,10 +386,15 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
       if (typeof svc !== 'string' || !DNS_LABEL.test(svc) || typeof ns !== 'string' || !DNS_LABEL.test(ns)) {
         return problem(res, 400, 'bad-request', 'service and namespace must be DNS labels');
       }
+      // The control plane's own identity lives there: no workload may get a certificate in it.
+      if (ns === SYSTEM_NAMESPACE) return problem(res, 400, 'reserved-namespace', `namespace ${SYSTEM_NAMESPACE} is reserved for the mesh's own identities`);
       const ttl = body.ttlSeconds;
       if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1)) return problem(res, 400, 'bad-request', 'ttlSeconds must be a whole number of seconds >= 1');
       const singleUse = body.singleUse === true;
-      const token = deps.tokens()!.joinToken(ns, svc, { ...(ttl !== undefined ? { ttlSeconds: ttl } : {}), singleUse });
+      const bare = deps.tokens()!.joinToken(ns, svc, { ...(ttl !== undefined ? { ttlSeconds: ttl } : {}), singleUse });
+      // The active root's fingerprint rides along, so that a sidecar on a new host can verify this control plane.
+      const active = deps.ca()?.state().active;
+      const token = active === undefined ? bare : pinnedToken(bare, active);
       return json(res, 200, { service: svc, namespace: ns, token, ...(ttl !== undefined ? { expiresAt: Date.now() + ttl * 1000 } : {}), singleUse });
     }
     default:

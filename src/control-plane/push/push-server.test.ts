@@ -91,7 +91,8 @@ describe('config stream', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mycel-push-'));
-    cp = await ControlPlane.start({ store: new FileStore(dir, { log: silentLogger }), listen: { host: '127.0.0.1', port: 0 }, stateDir: null, expireRestored: true, log: silentLogger, leaseMs: 5000 });
+    // Clear text: this file tests the push protocol; TLS is http-api/api-tls.test.ts's.
+    cp = await ControlPlane.start({ store: new FileStore(dir, { log: silentLogger }), listen: { host: '127.0.0.1', port: 0 }, stateDir: null, expireRestored: true, insecureHttp: true, log: silentLogger, leaseMs: 5000 });
     token = cp.adminToken();
     await apply([svc('web'), svc('api'), svc('db'), svc('rare')]);
   });

@@ -3,7 +3,7 @@
 // control plane still serves), and reconnects with jittered backoff when the stream breaks.
 
 import { EventEmitter } from 'node:events';
-import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import http2, { type ClientHttp2Session, type ClientHttp2Stream, type SecureClientSessionOptions } from 'node:http2';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -44,6 +44,10 @@ export interface ControlSourceOptions {
   backoffMaxMs?: number;
   /** How long a new stream may wait for the control plane's welcome. */
   welcomeTimeoutMs?: number;
+  /** Runs before each connection attempt, with the URL it is for. */
+  prepare?: (url: string) => Promise<void>;
+  /** TLS options for an https control plane: the roots that verify it, this proxy's client certificate. */
+  tls?: () => SecureClientSessionOptions;
   /** Headers proving this proxy's mesh certificate; when it returns null the join token is sent. */
   authorize?: () => Record<string, string> | null;
   /** The proxy's certificate facts, sent after each welcome (and by reportIdentity on change). */
@@ -217,8 +221,18 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
 
   private connect(): void {
     if (this.closed) return;
+    // E.g. fetch the root a join token pins while the control plane was away; if that fails the connection fails too, and is retried.
+    if (this.o.prepare !== undefined) {
+      void this.o.prepare(this.url).catch(() => {}).then(() => this.open());
+      return;
+    }
+    this.open();
+  }
+
+  private open(): void {
+    if (this.closed) return;
     const url = this.url;
-    const session = http2.connect(url);
+    const session = http2.connect(url, this.o.tls?.() ?? {});
     this.session = session;
     session.on('error', (err) => this.broken(`control plane ${url}: ${err.message}`));
     session.on('close', () => this.broken('the connection to the control plane closed'));

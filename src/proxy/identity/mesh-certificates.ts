@@ -9,10 +9,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CERT_CHAIN_HEADER, certAuthData } from '../../api/v1alpha1/cert-auth.js';
 import type { Logger } from '../../core/log.js';
+import { ControlTrustError, type ControlTrust } from '../../security/control-trust.js';
 import { makeDirectory, replaceFile } from '../../security/secret-files.js';
 import { splitPems } from '../../security/pem.js';
 import type { IdentityMaterial } from '../transport/tls/identity.js';
-import { newKeyAndCsr, signWith } from './workload-key.js';
+import { newKeyAndCsr, signWith } from '../../security/workload-key.js';
 
 const CERTIFICATES_PATH = '/api/v1/certificates';
 
@@ -21,6 +22,8 @@ export interface MeshCertificatesOptions {
   /** Other control-plane replicas: a request that cannot reach one goes to the next in turn next time. */
   alternates?: string[];
   token: string;
+  /** Verifies the control plane (and presents this proxy's certificate to it once there is one). */
+  trust: ControlTrust;
   /** The identity this sidecar serves: a certificate for another one (a token of another service) is refused here. */
   namespace: string;
   service: string;
@@ -106,13 +109,18 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
    */
   async obtain(): Promise<IdentityMaterial> {
     const saved = await this.readPersisted();
-    if (saved !== null) this.cur = saved;
+    if (saved !== null) {
+      this.cur = saved;
+      // The bundle kept from the last run verifies the control plane as well as a pinned root would.
+      if (this.o.trust.roots === undefined) this.o.trust.setRoots(saved.bundlePem);
+    }
     // Bounded like everything else; at the backoff's ceiling this is days of trying.
     for (let attempt = 0; attempt < 100_000; attempt++) {
       try {
         await this.request(this.cur !== null && this.cur.notAfter > Date.now());
         return this.material;
       } catch (err) {
+        if (err instanceof ControlTrustError) throw new CertificateRefusedError(err.message);
         if (err instanceof CertificateRefusedError) {
           if (this.cur === null) throw err;
           // A persisted certificate the CA no longer accepts (its root was removed): try the token once.
@@ -141,6 +149,7 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     if (c === null) return;
     if (bundlePem !== c.bundlePem && splitPems(bundlePem).length > 0) {
       this.cur = { ...c, bundlePem };
+      this.o.trust.setRoots(bundlePem);
       this.o.log.info('trust bundle updated', { roots: splitPems(bundlePem).length, activeRoot: activeRoot.slice(0, 16) });
       void this.persist();
       this.emit('change', this.material);
@@ -214,9 +223,10 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     if (!byProof) headers.authorization = `Bearer ${this.o.token}`;
     const urls = [this.o.url, ...(this.o.alternates ?? [])];
     const url = urls[this.urlIndex % urls.length]!;
-    let res: Response;
+    let res: Awaited<ReturnType<ControlTrust['fetch']>>;
     try {
-      res = await fetch(url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+      await this.o.trust.bootstrap(url);
+      res = await this.o.trust.fetch(url + CERTIFICATES_PATH, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
     } catch (err) {
       // Unreachable (or silent): the next try asks the next replica.
       this.urlIndex++;
@@ -240,6 +250,10 @@ export class MeshCertificates extends EventEmitter<MeshCertificatesEvents> {
     const issuedAt = Date.now();
     this.cur = { keyPem: fresh.keyPem, chainPem: answer.certChain, bundlePem: answer.trustBundle, notAfter: answer.notAfter, issuedAt, root: answer.root, renewAt: answer.renewAt ?? 0.5 };
     this.o.log.info('workload certificate issued', { via: byProof ? 'renewal' : 'join token', expires: new Date(answer.notAfter).toISOString(), root: answer.root.slice(0, 16) });
+    // The answer came over a verified connection: its bundle now verifies the control plane, and the new
+    // certificate is this proxy's TLS client certificate towards it.
+    this.o.trust.setRoots(answer.trustBundle);
+    this.o.trust.setClientCertificate(answer.certChain, fresh.keyPem);
     await this.persist();
     this.emit('change', this.material);
     if (answer.activeRoot !== undefined) this.activeRoot = answer.activeRoot;

@@ -1,5 +1,6 @@
-// The sidecar's own key pair and certificate requests: ECDSA P-256 made in this process, a CSR carrying only the
-// public key (the control plane decides the identity), and signatures by the current key that prove who renews.
+// A workload's own key pair and certificate requests (a sidecar's, or an admin's for `mycel ca admin-cert`): ECDSA
+// P-256 made in this process, a CSR carrying only the public key (the control plane decides the identity), and
+// signatures by the current key that prove who renews.
 
 import type * as X509Lib from '@peculiar/x509';
 import { KeyObject, createPrivateKey, sign, webcrypto } from 'node:crypto';
