@@ -88,7 +88,7 @@ export function controlClient(flags: ClientFlags): ControlClient {
       const { request } = await import('undici');
       let res: Awaited<ReturnType<typeof request>>;
       try {
-        res = await request(base + path, { method: 'GET', headers: token ? { authorization: `Bearer ${token}` } : {}, signal, headersTimeout: 30_000, bodyTimeout: 0, dispatcher: trust.dispatcher() });
+        res = await request(base + path, { method: 'GET', headers: token ? { authorization: `Bearer ${token}` } : {}, signal, headersTimeout: 30_000, bodyTimeout: 0, dispatcher: await trust.dispatcher() });
       } catch (err) {
         throw unreachable(base, err);
       }

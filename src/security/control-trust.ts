@@ -4,7 +4,8 @@
 
 import { X509Certificate, createHash } from 'node:crypto';
 import type { SecureClientSessionOptions } from 'node:http2';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type * as UndiciLib from 'undici';
+import type { Agent, fetch as undiciFetch } from 'undici';
 import { splitPems } from './pem.js';
 
 /** The public route that serves the current roots (no token: roots are not secret). */
@@ -18,6 +19,11 @@ export interface ControlTrustOptions {
   /** Or: the SHA-256 fingerprint (hex) of the root to pin (from the join token). */
   rootFingerprint?: string;
 }
+
+type Undici = typeof UndiciLib;
+let undici: Promise<Undici> | null = null;
+/** undici, loaded on first use: a sidecar run from files never talks to a control plane (it weighs about 9 MiB). */
+const loadUndici = (): Promise<Undici> => (undici ??= import('undici'));
 
 const fingerprint = (pem: string): string => createHash('sha256').update(new X509Certificate(pem).raw).digest('hex');
 
@@ -45,9 +51,10 @@ export class ControlTrust {
     if (this.ca !== undefined || !baseUrl.startsWith('https:')) return;
     const pin = this.o.rootFingerprint;
     if (pin === undefined) throw new ControlTrustError(`no mesh root to verify ${baseUrl} with: pass --ca FILE (or MYCEL_CA), or a join token from \`mycel token create\` (it carries the root's fingerprint)`);
+    const { Agent, fetch } = await loadUndici();
     const blind = new Agent({ connect: { rejectUnauthorized: false } });
     try {
-      const res = await undiciFetch(baseUrl + BUNDLE_PATH, { dispatcher: blind, signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(baseUrl + BUNDLE_PATH, { dispatcher: blind, signal: AbortSignal.timeout(10_000) });
       const body = (await res.json()) as { trustBundle?: string };
       const match = splitPems(body.trustBundle ?? '').find((p) => fingerprint(p) === pin);
       if (match === undefined) throw new ControlTrustError(`the control plane at ${baseUrl} offers no root with fingerprint ${pin.slice(0, 16)}…: refusing it (is this the right control plane, and the token from it?)`);
@@ -83,13 +90,17 @@ export class ControlTrust {
   }
 
   /** The undici dispatcher that verifies the control plane (for undici.request). */
-  dispatcher(): Agent {
+  async dispatcher(): Promise<Agent> {
+    const { Agent } = await loadUndici();
     this.agent ??= new Agent({ connect: this.tlsOptions(), allowH2: false });
     return this.agent;
   }
 
   /** fetch() that verifies the control plane (for http: URLs it is plain fetch). */
-  readonly fetch: FetchLike = (url, init) => undiciFetch(url, { ...init, dispatcher: this.dispatcher() });
+  readonly fetch: FetchLike = async (url, init) => {
+    const [{ fetch }, dispatcher] = await Promise.all([loadUndici(), this.dispatcher()]);
+    return fetch(url, { ...init, dispatcher });
+  };
 
   close(): void {
     this.reset();
