@@ -104,7 +104,8 @@ test('init-container style: a sidecar with --skip-iptables runs in the proxy gro
   if (p.proc.pid !== undefined) bed.track(p.proc.pid);
   const status = await readFile(`/proc/${p.proc.pid}/status`, 'utf8');
   assert.match(status, /^Gid:\s+4242\s+4242\s+4242\s+4242$/m, 'real, effective, saved and filesystem group');
-  assert.equal((await p.stop('SIGTERM')).code, 0);
+  const exit = await p.stop('SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null }, `the sidecar drains and exits 0 on SIGTERM; its last log lines:\n${p.logs.slice(-8).join('\n')}`);
   const rules = (await h.exec('iptables-save', ['-t', 'nat'])).stdout;
   assert.match(rules, /--gid-owner 4242 -j RETURN/, 'the rules stay: the init step installed them');
 });

@@ -65,24 +65,28 @@ export function registerControlCommand(program: Command): void {
         if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${flags.listen}: the address is in use (another mycel control?); pick another with --listen`);
         throw new CliError(`the control plane could not start: ${e.message}`);
       }
-      process.stdout.write(`mycel control ready: ${cp.url} (replica ${cp.replica}, store ${store.description}, revision ${store.revision()})\n`);
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (sig: string) => {
-          if (stopping) process.exit(1);
-          stopping = true;
-          log.info('stopping', { signal: sig });
-          void cp.close().finally(resolve);
-        };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
-        if (process.env.MYCEL_EXIT_WITH_PARENT === '1') {
-          const parent = process.ppid;
-          setInterval(() => {
-            if (process.ppid !== parent) stop('the parent process exited');
-          }, 500).unref();
-        }
+      // Signal handlers before the ready line: whoever reads it may stop us at once.
+      let closed: () => void = () => {};
+      const stoppedPromise = new Promise<void>((resolve) => {
+        closed = resolve;
       });
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        log.info('stopping', { signal: sig });
+        void cp.close().finally(closed);
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      if (process.env.MYCEL_EXIT_WITH_PARENT === '1') {
+        const parent = process.ppid;
+        setInterval(() => {
+          if (process.ppid !== parent) stop('the parent process exited');
+        }, 500).unref();
+      }
+      process.stdout.write(`mycel control ready: ${cp.url} (replica ${cp.replica}, store ${store.description}, revision ${store.revision()})\n`);
+      await stoppedPromise;
       process.exit(0);
     });
 }

@@ -191,6 +191,29 @@ export function registerProxyCommand(program: Command): void {
         if (err instanceof Error && err.message.startsWith('the control plane refused')) throw new CliError(`${err.message}\n  fix: use a join token for this service (mycel token create --service ${flags.service})`, EXIT_USAGE);
         throw err;
       }
+      // Signal handlers first, then the ready line: whoever reads that line may stop us at once (a SIGTERM before the
+      // handlers exist would kill the process without its drain).
+      const stopped = new Promise<void>((resolve) => {
+        sidecar.onStopped = resolve;
+      });
+      let signals = 0;
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (++signals > 1) {
+          log.warn('second signal: exiting without waiting for the drain', { signal: sig });
+          process.exit(1);
+        }
+        void sidecar.drain(sig);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      process.on('SIGHUP', () => void sidecar.reloadConfig());
+      // Started by a supervisor (mycel example, tests, later mycel up/run): when it dies, so do we, after a drain.
+      if (process.env.MYCEL_EXIT_WITH_PARENT === '1') {
+        const parent = process.ppid;
+        setInterval(() => {
+          if (process.ppid !== parent) void sidecar.drain('the parent process exited');
+        }, 500).unref();
+      }
       const a = sidecar.addresses;
       // One human line on stdout with the addresses (scripts and `mycel run` read it).
       process.stdout.write(
@@ -198,27 +221,7 @@ export function registerProxyCommand(program: Command): void {
           Object.entries(a.upstreams).map(([k, v]) => ` upstream ${k}=${v.host}:${v.port}`).join('') +
           '\n',
       );
-      await new Promise<void>((resolve) => {
-        sidecar.onStopped = resolve;
-        let signals = 0;
-        const onSignal = (sig: NodeJS.Signals) => {
-          if (++signals > 1) {
-            log.warn('second signal: exiting without waiting for the drain', { signal: sig });
-            process.exit(1);
-          }
-          void sidecar.drain(sig);
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
-        process.on('SIGHUP', () => void sidecar.reloadConfig());
-        // Started by a supervisor (mycel example, tests, later mycel up/run): when it dies, so do we, after a drain.
-        if (process.env.MYCEL_EXIT_WITH_PARENT === '1') {
-          const parent = process.ppid;
-          setInterval(() => {
-            if (process.ppid !== parent) void sidecar.drain('the parent process exited');
-          }, 500).unref();
-        }
-      });
+      await stopped;
       // Drained: whatever a library may still hold open must not keep a stopped sidecar alive.
       process.exit(0);
     });
