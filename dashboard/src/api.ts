@@ -1,42 +1,13 @@
 // The control-plane API as the dashboard reads it: the response shapes (from the shared contracts), JSON requests
 // with the session cookie, and the one place that notices a missing or expired sign-in.
 
+import type { EdgeStats, ProxyStatus, RouteStats, ServiceStats, Signals, StatsReport, TimelinePoint, TraceSummary } from '../../src/api/v1alpha1/control-api.js';
 import { NdjsonSplitter } from './ndjson.js';
 
-export interface Golden {
-  rps: number;
-  successRate: number | null;
-  p50Ms: number | null;
-  p95Ms: number | null;
-  p99Ms: number | null;
-  requests: number;
-}
-export interface ServiceStats extends Golden {
-  service: string;
-  namespace: string;
-}
-export interface RouteStats extends Golden {
-  service: string;
-  route: string;
-}
-export interface EdgeStats extends Golden {
-  source: string;
-  destination: string;
-}
-export interface TimelinePoint {
-  t: number;
-  rps: number;
-  successRate: number | null;
-  p99Ms: number | null;
-}
-export interface Stats {
-  windowSeconds: number;
-  now: number;
-  services: ServiceStats[];
-  routes: RouteStats[];
-  edges: EdgeStats[];
-  timeline: Array<{ service: string; points: TimelinePoint[] }>;
-}
+export type { EdgeStats, RouteStats, ServiceStats, TimelinePoint, TraceSummary };
+export type Golden = Signals;
+export type Stats = StatsReport;
+export type Proxy = ProxyStatus;
 
 export interface TapEvent {
   time: number;
@@ -60,16 +31,6 @@ export interface TapEvent {
   traceId: string | null;
 }
 
-export interface TraceSummary {
-  traceId: string;
-  rootService: string;
-  rootName: string;
-  startTime: number;
-  durationMs: number;
-  spanCount: number;
-  services: string[];
-  error: boolean;
-}
 export interface Span {
   spanId: string;
   parentSpanId: string | null;
@@ -80,24 +41,6 @@ export interface Span {
   durationMs: number;
   status: 'ok' | 'error' | string;
   attributes: Record<string, unknown>;
-}
-
-export interface Proxy {
-  proxyId: string;
-  service: string;
-  namespace: string;
-  address: string | null;
-  endpoint: { address: string; port: number; labels: Record<string, string> } | null;
-  replica: string;
-  connected: boolean;
-  connectedAt: string;
-  lastContact: string;
-  subscriptions: string[];
-  sentVersion: number | null;
-  ackedVersion: number | null;
-  nack: { version: number; reason: string; at: string } | null;
-  state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
-  certNotAfter?: number;
 }
 
 export interface Endpoint {

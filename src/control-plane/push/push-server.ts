@@ -12,32 +12,11 @@ import type { Registry } from '../registry/registry.js';
 import type { SignalWindow } from '../stats/signal-window.js';
 import type { Store } from '../store/store.js';
 import type { Changes, MeshIndex } from '../translate/mesh-index.js';
+import type { ProxyStatus } from '../../api/v1alpha1/control-api.js';
 import { computeView } from '../translate/view.js';
 import { configMessage, resourcesJson } from './config-message.js';
 
-export interface ProxyStatus {
-  proxyId: string;
-  service: string;
-  namespace: string;
-  address: string | null;
-  endpoint: { address: string; port: number; labels: Record<string, string> } | null;
-  replica: string;
-  connected: boolean;
-  connectedAt: string;
-  lastContact: string;
-  subscriptions: string[];
-  /** The last version sent, and the proxy's answer to it. */
-  sentVersion: number | null;
-  ackedVersion: number | null;
-  nack: { version: number; reason: string; at: string } | null;
-  state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
-  /** The proxy's mesh certificate (when it has one from the mesh CA): expiry and issue time (Unix ms), its root. */
-  certNotAfter?: number;
-  certIssuedAt?: number;
-  certRoot?: string;
-  /** Fingerprints of the roots in the proxy's trust bundle. */
-  trustedRoots?: string[];
-}
+export type { ProxyStatus };
 
 /** Receives a batch of a tap's events from one proxy, and how many that proxy had to drop. */
 export type TapSink = (events: TapEvent[], dropped: number, proxyId: string) => void;

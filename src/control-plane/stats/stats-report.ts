@@ -2,29 +2,14 @@
 // service (inbound at the destination), per route and per edge (outbound at the caller), plus a 10 s timeline per
 // service. Shapes are those of contracts.md ("Golden signals").
 
+import type { Signals, StatsReport } from '../../api/v1alpha1/control-api.js';
 import { LATENCY_BUCKET_COUNT, quantileMs } from '../../telemetry/latency-buckets.js';
 import { MAX_SERIES, REQUESTS, SignalWindow, SLOT_MS, SLOTS, SUCCESS, type RawWindow, type WindowSeries } from './signal-window.js';
 
 export const DEFAULT_WINDOW_SECONDS = 60;
 export const MAX_WINDOW_SECONDS = (SLOTS * SLOT_MS) / 1000;
 
-export interface Signals {
-  rps: number;
-  successRate: number | null;
-  p50Ms: number | null;
-  p95Ms: number | null;
-  p99Ms: number | null;
-  requests: number;
-}
-
-export interface StatsReport {
-  windowSeconds: number;
-  now: number;
-  services: Array<{ service: string; namespace: string } & Signals>;
-  routes: Array<{ service: string; route: string } & Signals>;
-  edges: Array<{ source: string; destination: string } & Signals>;
-  timeline: Array<{ service: string; points: Array<{ t: number; rps: number; successRate: number | null; p99Ms: number | null }> }>;
-}
+export type { Signals, StatsReport };
 
 class Sum {
   requests = 0;

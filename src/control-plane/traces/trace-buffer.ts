@@ -2,18 +2,10 @@
 // collector installed. Bounded three ways (traces, spans per trace, spans in all); the least recently updated trace
 // goes first.
 
+import type { TraceSummary } from '../../api/v1alpha1/control-api.js';
 import type { ReceivedSpan } from './otlp-decode.js';
 
-export interface TraceSummary {
-  traceId: string;
-  rootService: string;
-  rootName: string;
-  startTime: number;
-  durationMs: number;
-  spanCount: number;
-  services: string[];
-  error: boolean;
-}
+export type { TraceSummary };
 
 export interface TraceBufferLimits {
   maxTraces: number;
