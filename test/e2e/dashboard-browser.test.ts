@@ -153,8 +153,10 @@ test('the live tap shows requests as they happen (needs GET /api/v1/tap)', async
 test('recent traces and one as a waterfall (needs GET /api/v1/traces)', async (t) => {
   if (!(await open(t))) return;
   await page.goto(`${control}/#/traces`);
-  await page.waitForSelector('[data-testid=traces-table] tbody tr', { timeout: 30_000 });
-  await page.click('[data-testid=traces-table] tbody tr a');
+  // The newest trace may still be arriving (each sidecar sends its spans in batches): open one that already has 3+.
+  const row = page.locator('[data-testid=traces-table] tbody tr').filter({ has: page.locator('td.num', { hasText: /^([3-9]|\d{2,})$/ }) }).first();
+  await row.waitFor({ timeout: 30_000 });
+  await row.locator('a').click();
   await page.waitForSelector('[data-testid=waterfall] .wf-row:nth-child(3)', { timeout: 15_000 });
   await page.screenshot({ path: join(SHOTS, 'dashboard-trace.png') });
 });
