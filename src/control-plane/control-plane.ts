@@ -22,7 +22,7 @@ import { ControlMetrics } from './metrics.js';
 import { PushServer } from './push/push-server.js';
 import { Registry } from './registry/registry.js';
 import { SignalWindow } from './stats/signal-window.js';
-import { announceReplica, REPLICA_KIND, withdrawReplica } from './replicas.js';
+import { announceReplica, REPLICA_KIND, withdrawReplica, type ReplicaRecord } from './replicas.js';
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
 import { TraceBuffer } from './traces/trace-buffer.js';
@@ -62,6 +62,8 @@ export class ControlPlane {
   private unwatch: (() => void) | null = null;
   private server!: Server;
   private apiTls: ApiTls | null = null;
+  private apiCertificate: { notAfter: number; issuedAt: number } | undefined;
+  private announcement: ReplicaRecord | undefined;
   private setSecureContext: (o: SecureContextOptions) => void = () => {};
   /** Verifies the other replicas' API certificates (the trust bundle); plain fetch with --insecure-http. */
   private readonly peers = new ControlTrust();
@@ -144,7 +146,8 @@ export class ControlPlane {
     this.ca = await MeshCa.open({ store: o.store, stateDir: caDir, replica: this.replica, log: o.log, rootLifetimeSeconds: this.rootLifetimeSeconds(), ...(o.ca?.supplied !== undefined ? { supplied: o.ca.supplied } : {}) });
     if (o.insecureHttp !== true) await this.startTls();
     this.registry.start();
-    await announceReplica(o.store, { replica: this.replica, url: this.reachableUrl(), startedAt: new Date().toISOString() }, o.expireRestored);
+    this.announcement = { replica: this.replica, url: this.reachableUrl(), startedAt: new Date().toISOString(), ...(this.apiCertificate !== undefined ? { apiCertificate: this.apiCertificate } : {}) };
+    await announceReplica(o.store, this.announcement, o.expireRestored);
     if (o.stateDir !== null) await this.writeStateFiles(o.stateDir);
     this.ready = true;
     o.log.info('control plane ready', { replica: this.replica, url: this.url, store: o.store.description, revision: o.store.revision(), loadMs: Date.now() - started });
@@ -154,13 +157,22 @@ export class ControlPlane {
   private async startTls(): Promise<void> {
     const ca = this.ca as MeshCa;
     const hosts = [this.address.host, ...(this.o.advertiseUrl !== undefined ? [new URL(this.o.advertiseUrl).hostname] : [])];
-    this.apiTls = new ApiTls({ ca, trustDomain: () => trustDomainOf({ index: this.index }), hosts, log: this.o.log, apply: (opts) => this.setSecureContext(opts) });
+    this.apiTls = new ApiTls({ ca, trustDomain: () => trustDomainOf({ index: this.index }), hosts, log: this.o.log, apply: (opts) => this.setSecureContext(opts), onIssued: (c) => this.apiCertificateIssued(c) });
     try {
       await this.apiTls.start();
     } catch (err) {
       throw new Error(`cannot get a TLS certificate for the API from the mesh CA: ${(err as Error).message}`);
     }
     this.peers.setRoots(ca.bundle());
+  }
+
+  /** A new API certificate: the gauge, and the announcement (so `mycel check` asked of any replica sees every one's). */
+  private apiCertificateIssued(c: { notAfter: number; issuedAt: number }): void {
+    this.apiCertificate = c;
+    this.metrics.apiCertExpiry.set(Math.floor(c.notAfter / 1000));
+    if (this.announcement === undefined || !this.ready) return;
+    this.announcement = { ...this.announcement, apiCertificate: c };
+    void announceReplica(this.o.store, this.announcement, false).catch((err: unknown) => this.o.log.warn('could not announce the renewed API certificate', { reason: (err as Error).message }));
   }
 
   /** A root was added or removed: client certificates, other replicas and the local CLI follow the new bundle. */

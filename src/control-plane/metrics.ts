@@ -17,6 +17,8 @@ export class ControlMetrics {
 
   readonly caExpiry = this.registry.register(new Gauge('mycel_control_ca_cert_expiry_timestamp_seconds', 'When each mesh CA root and intermediate expires (Unix time)', ['role', 'fingerprint']));
 
+  readonly apiCertExpiry = this.registry.register(new Gauge('mycel_control_api_cert_expiry_timestamp_seconds', 'When this replica\'s API server certificate expires (Unix time); it is renewed at half-life'));
+
   /** Rebuilds the CA expiry series from the CA state (roots and intermediates come and go with rotations). */
   updateCa(state: CaState | undefined): void {
     this.caExpiry.clear();

@@ -11,6 +11,8 @@ export interface ReplicaRecord {
   replica: string;
   url: string;
   startedAt: string;
+  /** The replica's API server certificate (absent with --insecure-http): `mycel check` warns before it lapses. */
+  apiCertificate?: { notAfter: number; issuedAt: number };
 }
 
 /** Announces this replica; with a store that has no leases (file), older announcements are this replica's past lives. */

@@ -148,7 +148,8 @@ describe('mesh CA with two sidecars', () => {
     });
     for (const p of proxies) assert.ok((p.certNotAfter as number) > Date.now() - 10_000, `${p.service}: certNotAfter is Unix ms`);
     const check = await cp.cli(['check', '--dir', join(dir, 'cp')]);
-    assert.match(check.stdout, /mesh CA \(warns: root or intermediate under 30 days, leaf under 1\/4 of its lifetime left\)/);
+    assert.match(check.stdout, /mesh CA \(warns: root or intermediate under 30 days, leaf or API certificate under 1\/4 of its lifetime left\)/);
+    assert.match(check.stdout, /API server certificate of replica \S+\s+valid for 2[34] h/);
     assert.match(check.stdout, /root [0-9a-f]{16} \(active\)\s+valid for/);
     assert.match(check.stdout, /intermediate [0-9a-f]{16}\s+valid for/);
     assert.match(check.stdout, /2 proxies report a mesh certificate/);

@@ -33,6 +33,8 @@ interface ProxyItem {
 interface CaStatus {
   roots: Array<{ fingerprint: string; notAfter: number; active: boolean }>;
   intermediates: Array<{ fingerprint: string; root: string; notAfter: number; replica: string }>;
+  /** Each replica's API server certificate (older control planes do not report them). */
+  apiCertificates?: Array<{ replica: string; url: string; notAfter: number; issuedAt: number }>;
 }
 
 interface EndpointItem {
@@ -150,7 +152,7 @@ async function checkProxies(r: Report, client: ControlClient): Promise<void> {
 
 /** The mesh CA's roots and intermediates (under 30 days: warning) and every proxy's leaf (under a quarter of its lifetime left: warning). */
 async function checkMeshCa(r: Report, client: ControlClient): Promise<void> {
-  r.section('mesh CA (warns: root or intermediate under 30 days, leaf under 1/4 of its lifetime left)');
+  r.section('mesh CA (warns: root or intermediate under 30 days, leaf or API certificate under 1/4 of its lifetime left)');
   const ca = await client.request<CaStatus>('GET', '/api/v1/ca').catch(() => undefined);
   if (ca === undefined || ca.status !== 200) {
     r.add('warn', 'mesh CA', `status not available${ca ? ` (HTTP ${ca.status})` : ''}`, 'see the control plane\'s log');
@@ -167,6 +169,15 @@ async function checkMeshCa(r: Report, client: ControlClient): Promise<void> {
       else if (state === 'warn') r.add('warn', label, `expires in ${humanDuration(c.notAfter - now)} (${when})`, role === 'root' ? rotateFix : 'restart the replica that holds it: it makes a new intermediate when under 7 days are left');
       else r.add('ok', label, `valid for ${humanDuration(c.notAfter - now)}`);
     }
+  }
+  for (const a of ca.body.apiCertificates ?? []) {
+    // Renewed at half-life like a leaf: under a quarter left means renewals have been failing for a while.
+    const label = `API server certificate of replica ${a.replica}`;
+    const state = leafExpiryState(a.notAfter, a.issuedAt, now);
+    const fix = `see replica ${a.replica}'s log for "API server certificate renewal failed"; restarting it issues a new one`;
+    if (state === 'expired') r.add('fail', label, `expired ${humanDuration(now - a.notAfter)} ago: clients cannot reach ${a.url}`, fix);
+    else if (state === 'warn') r.add('warn', label, `expires in ${humanDuration(a.notAfter - now)} and has not been renewed`, fix);
+    else r.add('ok', label, `valid for ${humanDuration(a.notAfter - now)}`);
   }
   const proxies = await client.request<{ items: ProxyItem[] }>('GET', '/api/v1/proxies').catch(() => undefined);
   let leaves = 0;

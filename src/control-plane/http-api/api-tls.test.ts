@@ -96,6 +96,21 @@ describe('the API over TLS', () => {
     assert.equal(h1.status, 200);
   });
 
+  test('the certificate\'s expiry is a gauge and is in the CA status (for mycel check), the same as the one served', async () => {
+    const s = await handshake({ ca: roots, servername: 'localhost' });
+    const notAfter = Date.parse(new X509Certificate(s.getPeerCertificate().raw).validTo);
+    s.destroy();
+    const metrics = await (await trust.fetch(`${cp.url}/metrics`)).text();
+    const gauge = /^mycel_control_api_cert_expiry_timestamp_seconds (\d+)$/m.exec(metrics);
+    assert.ok(gauge !== null, 'the gauge is exported');
+    assert.equal(Number(gauge[1]), Math.floor(notAfter / 1000));
+    const status = (await (await trust.fetch(`${cp.url}/api/v1/ca`, { headers: { authorization: `Bearer ${admin}` } })).json()) as { apiCertificates: Array<{ replica: string; url: string; notAfter: number; issuedAt: number }> };
+    assert.equal(status.apiCertificates.length, 1);
+    const [mine] = status.apiCertificates;
+    assert.equal(Math.floor(mine!.notAfter / 1000), Math.floor(notAfter / 1000));
+    assert.ok(mine!.issuedAt <= Date.now() && mine!.issuedAt > mine!.notAfter - 86_400_000, 'issued within the certificate\'s lifetime');
+  });
+
   test('refuses TLS 1.1 and clients that do not know the mesh root', async () => {
     await assert.rejects(handshake({ ca: roots, maxVersion: 'TLSv1.1', minVersion: 'TLSv1' }));
     await assert.rejects(handshake({}), /self.signed|unable to get local issuer/);

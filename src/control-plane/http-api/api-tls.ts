@@ -21,6 +21,8 @@ export interface ApiTlsOptions {
   /** Host names and addresses beyond localhost, 127.0.0.1 and ::1: the listen address, the advertised host. */
   hosts: string[];
   log: Logger;
+  /** Each new certificate (first and renewals): for the expiry gauge and the replica's announcement. */
+  onIssued?: (c: { notAfter: number; issuedAt: number }) => void;
 }
 
 export class ApiTls {
@@ -67,6 +69,7 @@ export class ApiTls {
     const cert = await this.o.ca.serverCertificate({ spiffeId: controlPlaneSpiffeId(this.o.trustDomain()), ...this.names(), lifetimeSeconds: LIFETIME_SECONDS });
     this.current = { ...cert, issuedAt: Date.now(), bundle: this.o.ca.bundle(), root };
     this.rebuild();
+    this.o.onIssued?.({ notAfter: cert.notAfter, issuedAt: this.current.issuedAt });
     this.o.log.info('API server certificate issued', { notAfter: new Date(cert.notAfter).toISOString(), ...this.names() });
     this.schedule((cert.notAfter - Date.now()) / 2);
   }

@@ -8,7 +8,7 @@ import { spendToken, tokenSpent, type Principal } from '../auth/tokens.js';
 import { CaError, readCsr } from '../ca/ca-certs.js';
 import { MeshCa, type IssueSettings } from '../ca/mesh-ca.js';
 import { dependingOn, listSome, notTrusting, type ProxyCertReport } from '../ca/rotation-checks.js';
-import { proxiesOfOthers } from '../replicas.js';
+import { proxiesOfOthers, REPLICA_KIND, type ReplicaRecord } from '../replicas.js';
 import { json, problem, readJson, type ApiDeps } from './server.js';
 
 type Req = Http2ServerRequest;
@@ -127,6 +127,10 @@ export async function caRoutes(req: Req, res: Res, deps: ApiDeps, rest: string[]
         intermediates: s.intermediates.map((i) => ({ fingerprint: i.fingerprint, root: i.root, notAfter: i.notAfter, replica: i.replica })),
         trustBundle: ca.bundle(),
         workload: issueSettings(deps),
+        apiCertificates: deps.store.list(REPLICA_KIND).flatMap((o) => {
+          const r = o.value as ReplicaRecord;
+          return r.apiCertificate === undefined ? [] : [{ replica: r.replica, url: r.url, ...r.apiCertificate }];
+        }),
       });
     }
     if (what === 'admin-certificates' && arg === undefined) {
