@@ -10,7 +10,7 @@ import { parseDuration } from '../api/v1alpha1/duration.js';
 import { encodeMessage, STATS_INTERVAL_MS } from '../api/v1alpha1/stream-messages.js';
 import type { Logger } from '../core/log.js';
 import type { CaMaterial } from '../security/dev-ca.js';
-import { SECRET_KIND, TokenAuthority, USED_TOKEN_KIND } from './auth/tokens.js';
+import { SECRET_KIND, sweepSpentTokens, TokenAuthority, USED_TOKEN_KIND } from './auth/tokens.js';
 import { bundleOf, CA_KIND, readCaState } from './ca/ca-state.js';
 import { MeshCa } from './ca/mesh-ca.js';
 import { createApiServer } from './http-api/server.js';
@@ -26,6 +26,9 @@ import { announceReplica, REPLICA_KIND, withdrawReplica, type ReplicaRecord } fr
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
 import { TraceBuffer } from './traces/trace-buffer.js';
+
+/** How often spent single-use token records are swept (they are small; an hour late costs nothing). */
+const TOKEN_SWEEP_MS = 10 * 60_000;
 
 export interface ControlPlaneOptions {
   store: Store;
@@ -63,6 +66,7 @@ export class ControlPlane {
   private server!: Server;
   private apiTls: ApiTls | null = null;
   private apiCertificate: { notAfter: number; issuedAt: number } | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private announcement: ReplicaRecord | undefined;
   private setSecureContext: (o: SecureContextOptions) => void = () => {};
   /** Verifies the other replicas' API certificates (the trust bundle); plain fetch with --insecure-http. */
@@ -150,6 +154,8 @@ export class ControlPlane {
     await announceReplica(o.store, this.announcement, o.expireRestored);
     if (o.stateDir !== null) await this.writeStateFiles(o.stateDir);
     this.ready = true;
+    this.sweepTimer = setInterval(() => this.sweepTokens(), TOKEN_SWEEP_MS).unref();
+    this.sweepTokens();
     o.log.info('control plane ready', { replica: this.replica, url: this.url, store: o.store.description, revision: o.store.revision(), loadMs: Date.now() - started });
   }
 
@@ -164,6 +170,14 @@ export class ControlPlane {
       throw new Error(`cannot get a TLS certificate for the API from the mesh CA: ${(err as Error).message}`);
     }
     this.peers.setRoots(ca.bundle());
+  }
+
+  /** Spent single-use token records whose token has expired are dropped (the store would otherwise only grow). */
+  private sweepTokens(): void {
+    void sweepSpentTokens(this.o.store).then(
+      (n) => n > 0 && this.o.log.info('spent single-use token records of expired tokens removed', { count: n }),
+      (err: unknown) => this.o.log.warn('could not sweep spent single-use token records', { reason: (err as Error).message }),
+    );
   }
 
   /** A new API certificate: the gauge, and the announcement (so `mycel check` asked of any replica sees every one's). */
@@ -227,6 +241,7 @@ export class ControlPlane {
 
   async close(): Promise<void> {
     this.ready = false;
+    clearInterval(this.sweepTimer);
     this.unwatch?.();
     this.registry.stop();
     this.push.close();

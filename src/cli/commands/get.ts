@@ -164,7 +164,7 @@ export function registerGetCommand(program: Command): void {
       .argument('<action>', 'create')
       .requiredOption('--service <name>', 'the service the token lets a proxy register for and get a certificate as')
       .option('--ttl <duration>', 'the token expires after this long, e.g. 10m or 24h (default: never)')
-      .option('--single-use', 'the token obtains one certificate only (the proxy then renews with its certificate)'),
+      .option('--single-use', 'the token obtains one certificate only (the proxy then renews with its certificate); expires in 24 h unless --ttl says otherwise'),
   ).action(async (action: string, flags: GetFlags & { service: string; ttl?: string; singleUse?: boolean }) => {
     if (action !== 'create') throw new CliError(`unknown token action "${action}": use create`, EXIT_USAGE);
     let ttlSeconds: number | undefined;

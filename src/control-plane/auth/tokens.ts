@@ -26,6 +26,8 @@ export type Principal =
       via?: 'token' | 'certificate';
       /** A single-use token's id, spent by the first certificate issued for it. */
       singleUseId?: string;
+      /** When a token with a TTL expires (Unix ms): its spent record is kept until then, no longer. */
+      expiresAt?: number;
     };
 
 export interface JoinTokenOptions {
@@ -119,7 +121,7 @@ export class TokenAuthority {
       if (!equal(mac, this.sign(`join/${parts.slice(1, 6).join('.')}`))) return { reason: 'the token\'s signature is not valid' };
       const exp = Number(expires);
       if (exp !== 0 && exp * 1000 <= now) return { reason: `the join token expired at ${new Date(exp * 1000).toISOString()}; create a new one (mycel token create --service ${service})` };
-      return { role: 'proxy', namespace, service, via: 'token', ...(use === 'once' ? { singleUseId: id } : {}) };
+      return { role: 'proxy', namespace, service, via: 'token', ...(use === 'once' ? { singleUseId: id } : {}), ...(exp !== 0 ? { expiresAt: exp * 1000 } : {}) };
     }
     return { reason: 'not a Mycel token' };
   }
@@ -130,15 +132,44 @@ export function tokenSpent(store: Store, id: string): boolean {
   return store.get(USED_TOKEN_KIND, SECRET_NS, id) !== undefined;
 }
 
-/** Marks a single-use token as spent; false when another request spent it first (the store's compare-and-set decides). */
-export async function spendToken(store: Store, id: string): Promise<boolean> {
+/** A single-use token without --ttl still expires, so that its spent record can be dropped some day. */
+export const SINGLE_USE_DEFAULT_TTL_SECONDS = 86_400;
+/** Spent records outlive their token's expiry by this much, for replicas whose clocks run behind. */
+const SPENT_RECORD_GRACE_MS = 10 * 60_000;
+
+/**
+ * Marks a single-use token as spent; false when another request spent it first (the store's compare-and-set decides).
+ * `expiresAt` (the token's own expiry) tells the sweep when the record may go.
+ */
+export async function spendToken(store: Store, id: string, expiresAt?: number): Promise<boolean> {
   try {
-    await store.commit([{ op: 'put', kind: USED_TOKEN_KIND, namespace: SECRET_NS, name: id, value: { spentAt: new Date().toISOString() } }], [{ kind: USED_TOKEN_KIND, namespace: SECRET_NS, name: id, revision: 0 }]);
+    const value = { spentAt: new Date().toISOString(), ...(expiresAt !== undefined ? { expiresAt } : {}) };
+    await store.commit([{ op: 'put', kind: USED_TOKEN_KIND, namespace: SECRET_NS, name: id, value }], [{ kind: USED_TOKEN_KIND, namespace: SECRET_NS, name: id, revision: 0 }]);
     return true;
   } catch (err) {
     if (err instanceof StoreError && err.code === 'conflict') return false;
     throw err;
   }
+}
+
+/**
+ * Drops the spent records of tokens that have expired (they are refused as expired now, so the record has done its
+ * job). Records of tokens without an expiry (made before single-use tokens got a default TTL) stay. Any replica may
+ * sweep; a record another replica removed first is simply gone. Returns how many this call removed.
+ */
+export async function sweepSpentTokens(store: Store, now = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const o of store.list(USED_TOKEN_KIND)) {
+    const exp = (o.value as { expiresAt?: unknown }).expiresAt;
+    if (typeof exp !== 'number' || exp + SPENT_RECORD_GRACE_MS > now) continue;
+    try {
+      await store.commit([{ op: 'delete', kind: USED_TOKEN_KIND, namespace: SECRET_NS, name: o.name }], [{ kind: USED_TOKEN_KIND, namespace: SECRET_NS, name: o.name, revision: o.revision }]);
+      removed++;
+    } catch (err) {
+      if (!(err instanceof StoreError && err.code === 'conflict')) throw err;
+    }
+  }
+  return removed;
 }
 
 function equal(a: string, b: string): boolean {

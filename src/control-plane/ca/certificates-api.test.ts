@@ -16,7 +16,7 @@ import { silentLogger } from '../../core/log.js';
 import { createDevCa, issueWorkloadCert } from '../../security/dev-ca.js';
 import { splitPems } from '../../security/pem.js';
 import { spiffeIdFromX509 } from '../../security/spiffe.js';
-import { TokenAuthority } from '../auth/tokens.js';
+import { TokenAuthority, USED_TOKEN_KIND } from '../auth/tokens.js';
 import { ControlPlane } from '../control-plane.js';
 import { FileStore } from '../store/file-store.js';
 
@@ -131,6 +131,14 @@ describe('certificate issuance', () => {
     assert.equal(r.status, 401);
     assert.equal(r.body.reason, 'used');
     assert.equal(await streamStatus({ authorization: `Bearer ${once}` }), 401, 'a spent token opens no config stream either');
+    // The spent record carries the token's expiry, so that the sweep can drop it once the token is refused anyway.
+    const spentRecord = store.get(USED_TOKEN_KIND, 'mycel-system', (authority.check(once) as { singleUseId: string }).singleUseId);
+    assert.equal((spentRecord?.value as { expiresAt?: number }).expiresAt, (authority.check(once) as { expiresAt: number }).expiresAt);
+    // A single-use token made without a TTL still expires (a day), so its record does not stay forever.
+    const created = await fetch(`${cp.url}/api/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ service: 'web', singleUse: true }) });
+    const { token: dayToken, expiresAt } = (await created.json()) as { token: string; expiresAt: number };
+    assert.ok(Math.abs(expiresAt - (Date.now() + 86_400_000)) < 60_000, `expires in a day, not at ${new Date(expiresAt).toISOString()}`);
+    assert.ok(Math.abs((authority.check(dayToken) as { expiresAt: number }).expiresAt - expiresAt) < 2000, 'the expiry is under the token\'s signature');
     r = await post({ csr: '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n' }, good);
     assert.equal(r.status, 400);
   });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../../core/log.js';
 import { createDevCa } from '../../security/dev-ca.js';
 import { splitPems } from '../../security/pem.js';
-import { spendToken, tokenSpent, TokenAuthority } from '../auth/tokens.js';
+import { spendToken, sweepSpentTokens, tokenSpent, TokenAuthority } from '../auth/tokens.js';
 import { FileStore } from '../store/file-store.js';
 import { CaError, generateIntermediate, generateRoot } from './ca-certs.js';
 import { MeshCa } from './mesh-ca.js';
@@ -130,5 +130,14 @@ describe('mesh CA', () => {
     assert.equal(await spendToken(store, once.singleUseId), true);
     assert.equal(await spendToken(store, once.singleUseId), false, 'spent once only');
     assert.equal(tokenSpent(store, once.singleUseId), true);
+    // With a TTL the spent record is kept until the token has expired (plus a grace for slow clocks), then swept.
+    const timed = tokens.check(tokens.joinToken('default', 'web', { singleUse: true, ttlSeconds: 60, now }), now) as { singleUseId: string; expiresAt: number };
+    assert.equal(timed.expiresAt, (Math.floor(now / 1000) + 60) * 1000);
+    assert.equal(await spendToken(store, timed.singleUseId, timed.expiresAt), true);
+    assert.equal(await sweepSpentTokens(store, timed.expiresAt), 0, 'kept while the token could still be presented');
+    assert.equal(tokenSpent(store, timed.singleUseId), true);
+    assert.equal(await sweepSpentTokens(store, timed.expiresAt + 11 * 60_000), 1);
+    assert.equal(tokenSpent(store, timed.singleUseId), false);
+    assert.equal(tokenSpent(store, once.singleUseId), true, 'a record without an expiry stays');
   });
 });

@@ -73,6 +73,7 @@ export async function issueCertificate(req: Req, res: Res, deps: ApiDeps): Promi
     const csr = await readCsr(body.csr);
     let who: { namespace: string; service: string };
     let spend: string | undefined;
+    let spendUntil: number | undefined;
     if (body.certChain !== undefined) {
       if (typeof body.certChain !== 'string' || typeof body.proof !== 'string') return problem(res, 400, 'bad-request', 'a renewal needs certChain (PEM) and proof (base64 signature over the CSR\'s DER by the current key)');
       const chain = ca.verifyChain(body.certChain);
@@ -85,10 +86,11 @@ export async function issueCertificate(req: Req, res: Res, deps: ApiDeps): Promi
       if (p.singleUseId !== undefined && tokenSpent(deps.store, p.singleUseId)) return problem(res, 401, 'unauthorized', 'join token refused: this single-use token was used already; create a new one', { reason: 'used' });
       who = p;
       spend = p.singleUseId;
+      spendUntil = p.expiresAt;
     }
     const settings = issueSettings(deps);
     // The CSR was checked above, so a spent token always buys a certificate unless the CA itself fails.
-    if (spend !== undefined && !(await spendToken(deps.store, spend))) return problem(res, 401, 'unauthorized', 'join token refused: this single-use token was used already; create a new one', { reason: 'used' });
+    if (spend !== undefined && !(await spendToken(deps.store, spend, spendUntil))) return problem(res, 401, 'unauthorized', 'join token refused: this single-use token was used already; create a new one', { reason: 'used' });
     const issued = await ca.issue(body.csr, who, settings);
     deps.log.info('certificate issued', { identity: issued.spiffeId, notAfter: new Date(issued.notAfter).toISOString(), via: body.certChain !== undefined ? 'renewal' : 'token', root: issued.root.slice(0, 16) });
     return json(res, 200, { certChain: issued.certChain, trustBundle: issued.trustBundle, notAfter: issued.notAfter, spiffeId: issued.spiffeId, root: issued.root, activeRoot: ca.state().active, renewAt: settings.renewAt });

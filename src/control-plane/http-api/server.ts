@@ -15,7 +15,7 @@ import { DNS_LABEL } from '../../api/v1alpha1/schema-parts.js';
 import type { Logger } from '../../core/log.js';
 import { BUNDLE_PATH, type FetchLike } from '../../security/control-trust.js';
 import { applyResources, deleteResource } from '../apply.js';
-import { tokenSpent, type Principal, type TokenAuthority } from '../auth/tokens.js';
+import { SINGLE_USE_DEFAULT_TTL_SECONDS, tokenSpent, type Principal, type TokenAuthority } from '../auth/tokens.js';
 import type { MeshCa } from '../ca/mesh-ca.js';
 import type { RawWindow, SignalWindow } from '../stats/signal-window.js';
 import { mergedReport, parseWindow, windowSlots } from '../stats/stats-report.js';
@@ -388,9 +388,9 @@ async function handle(req: Req, res: Res, deps: ApiDeps, dashboard: DashboardRou
       }
       // The control plane's own identity lives there: no workload may get a certificate in it.
       if (ns === SYSTEM_NAMESPACE) return problem(res, 400, 'reserved-namespace', `namespace ${SYSTEM_NAMESPACE} is reserved for the mesh's own identities`);
-      const ttl = body.ttlSeconds;
-      if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1)) return problem(res, 400, 'bad-request', 'ttlSeconds must be a whole number of seconds >= 1');
       const singleUse = body.singleUse === true;
+      const ttl = body.ttlSeconds ?? (singleUse ? SINGLE_USE_DEFAULT_TTL_SECONDS : undefined);
+      if (ttl !== undefined && (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < 1)) return problem(res, 400, 'bad-request', 'ttlSeconds must be a whole number of seconds >= 1');
       const bare = deps.tokens()!.joinToken(ns, svc, { ...(ttl !== undefined ? { ttlSeconds: ttl } : {}), singleUse });
       // The active root's fingerprint rides along, so that a sidecar on a new host can verify this control plane.
       const active = deps.ca()?.state().active;
