@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { writeDevCertificates } from '../src/security/dev-ca.js';
 import { originalDstUnavailable } from '../src/proxy/transparent/original-dst.js';
 import { meshYaml } from '../test/hosts/mesh-hosts.js';
-import { createHostBed, type Host, type HostBed } from '../test/hosts/netns-bed.js';
+import { createHostBed, type Host } from '../test/hosts/netns-bed.js';
 import { aggregateScenario, failedRound, roundSummary, type PathSeries, type PathSummary, type RoundResult } from './lib/aggregate.js';
 import { makeCerts } from './lib/certs.js';
 import { parseFlags, positiveFlag } from './lib/cli-options.js';
@@ -51,7 +51,6 @@ interface Options {
 
 interface Env {
   dir: string;
-  bed: HostBed;
   web: Host;
   api: Host;
   cpuLoad: string | null;
@@ -77,7 +76,6 @@ async function sidecar(env: Env, h: Host, service: string, transparent: boolean,
     // The admin port stays reachable from the runner (else the inbound redirect sends it to the mTLS listener).
     ...(transparent ? ['--transparent', '--exclude-inbound-ports', String(ADMIN)] : []), ...extra];
   const proc = spawnManaged(`sidecar ${service}`, h.prefix[0]!, args, { cpu: env.cpuProxy, cwd: repoRoot, logFile: join(env.dir, `${service}-${transparent ? 't' : 'e'}.log`) });
-  env.bed.track(proc.pid);
   await waitUntil(`sidecar ${service} /ready`, async () => {
     try {
       return (await fetch(`http://${h.address}:${ADMIN}/ready`, { signal: AbortSignal.timeout(1000) })).status === 200;
@@ -112,9 +110,7 @@ async function startPeer(env: Env, row: 'nginx' | 'haproxy'): Promise<Running> {
     b: { prefix: env.api.prefix, reachAt: env.api.address },
   };
   const spec = row === 'nginx' ? nginxTwoHops('http1', env.peers) : haproxyTwoHops('http1', env.peers);
-  const inst = await startTwoHops(spec, 'http1', env.peers, placement);
-  for (const p of inst.processes) env.bed.track(p.pid);
-  return inst;
+  return startTwoHops(spec, 'http1', env.peers, placement);
 }
 
 function startRow(env: Env, row: Row): Promise<Running> {
@@ -219,6 +215,8 @@ async function main(): Promise<void> {
   if (o.keepTmp) process.stderr.write(`bench:hosts: keeping ${dir}\n`);
   else removeOnExit(dir);
   const cleanups: Array<() => unknown> = [];
+  // Children are not handed to bed.track: spawnManaged stops them (also on exit), and the bed's teardown kills what
+  // still runs in its namespaces; a PID kept after its process exited could be another process's by then.
   const bed = await createHostBed({ after: (fn) => cleanups.push(fn) }, [{ name: 'web' }, { name: 'api' }], { reachFromTest: true });
   const canPin = cpus().length >= 2 && pinSelf('0');
   const { rows, skipped } = availableRows();
@@ -232,11 +230,10 @@ async function main(): Promise<void> {
     const cpuProxy = canPin ? '1' : null;
     // Only the HTTP/1.1 family runs here; the other upstream ports are never used.
     const peers: BenchEnv = { tmpDir: dir, certs, cpuLoad, cpuProxy, upstream: { http1: APP_PORT, h2c: 0, grpc: 0, tcp: 0 } };
-    const env: Env = { dir, bed, web: bed.host('web'), api: bed.host('api'), cpuLoad, cpuProxy, peers };
+    const env: Env = { dir, web: bed.host('web'), api: bed.host('api'), cpuLoad, cpuProxy, peers };
     // The chaos tests' mesh without their TrafficPolicy: plain two-hop path, HTTP/1.1 between the sidecars.
     writeFileSync(join(dir, 'mesh.yaml'), meshYaml({ web: env.web, apiHosts: [env.api], resilience: false }));
     const app = spawnManaged('app', env.api.prefix[0]!, [...env.api.prefix.slice(1), process.execPath, '-e', APP], { cpu: cpuLoad, logFile: join(dir, 'app.log') });
-    bed.track(app.pid);
     await waitUntil('app on api', async () => (await env.api.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${APP_PORT}/`])).stdout === '200', { timeoutMs: 15_000, intervalMs: 200, watch: [app] });
     for (const row of rows) series.set(row, { path: row, status: 'ok', rssIdleMb: null, rounds: [] });
     for (let n = 1; n <= o.rounds; n++) {
