@@ -155,7 +155,9 @@ for (const transport of ['h1', 'h2'] as const) {
       extra.netem = impl;
     }, 4000, extra);
     const bound = budgetBound(r, NETEM_SECONDS);
-    t.diagnostic(`NETEM impl=${impl} on api1's egress: delay ${NETEM.delayMs} ms +- ${NETEM.jitterMs} ms, loss ${NETEM.lossPercent} %, reorder ${NETEM.reorderPercent} % for ${NETEM_SECONDS} s; failures ${r.failed} <= budget bound ${bound} (0.2 x ${r.sent} sent + 10/s x ${NETEM_SECONDS} s)${during !== undefined ? `; wire ${wireCountersLine(during)}` : ''}`);
+    // A slow, lossy link is not a dead peer: how often the keepalive closed a session anyway (h2), for the note.
+    const keepaliveClosed = m.webSidecar.records().filter((l) => l.msg === 'peer sidecar did not answer an HTTP/2 keepalive PING; connection closed').length;
+    t.diagnostic(`NETEM impl=${impl} on api1's egress: delay ${NETEM.delayMs} ms +- ${NETEM.jitterMs} ms, loss ${NETEM.lossPercent} %, reorder ${NETEM.reorderPercent} % for ${NETEM_SECONDS} s; failures ${r.failed} <= budget bound ${bound} (0.2 x ${r.sent} sent + 10/s x ${NETEM_SECONDS} s); keepalive closures ${keepaliveClosed}${during !== undefined ? `; wire ${wireCountersLine(during)}` : ''}`);
     assertBalanced(r);
     assertWithinBudget(r, NETEM_SECONDS);
     // Clean again after the clear: a request may still fail within its 4 s timeout, none started 2 s later does.
