@@ -58,7 +58,7 @@ export interface UserspaceWire {
   counters(): Promise<WireStats>;
   /** Ends the process (SIGTERM) and waits for it: both TAPs vanish with it. */
   stop(): Promise<void>;
-  /** SIGKILL by PID, for synchronous teardown paths (a process exit hook). */
+  /** SIGKILL by PID unless it exited already, for synchronous teardown paths (a process exit hook). */
   kill(): void;
 }
 
@@ -176,6 +176,8 @@ export async function startUserspaceWire(hostTap: string, bridgeTap: string): Pr
       }
     },
     kill() {
+      // Not once it exited: its PID may belong to another process by now.
+      if (child.exitCode !== null || child.signalCode !== null) return;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
