@@ -3,8 +3,8 @@
 // TCP relay in api's namespace holds its inbound traffic (50 ms, then 2 s each way). A ledger per phase checks that
 // nothing is lost, no POST ran twice, no body was cut, that failures stay within what the retry budget allows, and
 // that traffic is clean again soon after the fault is cleared. Reordering is left to the netem test in
-// chaos-data-plane.test.ts: the relay delays a byte stream and cannot reorder packets (tbf and htb, the qdiscs this
-// kernel has, only shape a rate).
+// chaos-data-plane.test.ts (through the userspace wire where netem is missing): the relay delays a byte stream and
+// cannot reorder packets.
 
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,17 +1,15 @@
-// Network faults between hosts of a bed (netns-bed.ts), for chaos tests: tc netem on a host's link (delay, jitter,
-// loss, reordering), random packet loss with iptables where netem is missing, and partitions (iptables DROP both ways
-// between two hosts) that can be healed.
+// Network faults between hosts of a bed (netns-bed.ts), for chaos tests: delay, jitter, loss and reordering on a
+// host's link (tc netem, or the host's userspace wire where the kernel lacks netem), random packet loss with iptables,
+// and partitions (iptables DROP both ways between two hosts) that can be healed.
 
 import { killNamespacePids, type Host } from './netns-bed.js';
+import type { Impairment } from './userspace-wire.js';
 
-export interface Netem {
-  delayMs?: number;
-  jitterMs?: number;
-  /** Percent of packets dropped. */
-  lossPercent?: number;
-  /** Percent of packets sent at once while the rest wait `delayMs` (needs a delay). */
-  reorderPercent?: number;
-}
+/** Delay (plus or minus jitter), loss and reordering, in tc netem's terms. */
+export type Netem = Impairment;
+
+/** Which implementation setNetem used. */
+export type NetemImpl = 'tc-netem' | 'userspace-wire';
 
 async function must(host: Host, cmd: string, args: string[]): Promise<void> {
   const r = await host.exec(cmd, args);
@@ -22,6 +20,14 @@ async function must(host: Host, cmd: string, args: string[]): Promise<void> {
  * Whether the kernel has netem (sch_netem): some minimal VM kernels lack it. Returns null when it does, else why not.
  */
 export async function netemUnavailable(host: Host): Promise<string | null> {
+  // A kernel feature: probed once per test process.
+  netemProbe ??= probeNetem(host);
+  return netemProbe;
+}
+
+let netemProbe: Promise<string | null> | undefined;
+
+async function probeNetem(host: Host): Promise<string | null> {
   const r = await host.exec('tc', ['qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
   if (r.code === 0) {
     await host.exec('tc', ['qdisc', 'del', 'dev', 'lo', 'root']);
@@ -30,19 +36,36 @@ export async function netemUnavailable(host: Host): Promise<string | null> {
   return `tc netem does not work here: ${r.stderr.trim()} (the kernel needs sch_netem: modprobe sch_netem)`;
 }
 
-/** Applies netem to everything `host` sends (its egress); replaces an earlier setting. */
-export async function setNetem(host: Host, n: Netem): Promise<void> {
+/**
+ * Delays, drops and reorders what `host` sends (its egress); replaces an earlier setting. Uses tc netem where the
+ * kernel has it, else the host's userspace wire (a bed host with `link: 'userspace-wire'`); throws when neither
+ * applies. Returns which one it used.
+ */
+export async function setNetem(host: Host, n: Netem): Promise<NetemImpl> {
+  if (n.reorderPercent !== undefined && n.reorderPercent > 0 && n.delayMs === undefined) throw new Error('netem reordering needs a delay');
+  const missing = await netemUnavailable(host);
+  if (missing === null) {
+    await tcNetem(host, n);
+    return 'tc-netem';
+  }
+  if (host.wire !== null) {
+    await host.wire.set(n, 'egress');
+    return 'userspace-wire';
+  }
+  throw new Error(`cannot impair ${host.name}'s link: ${missing}; and the host has no userspace wire (create it with link: 'userspace-wire')`);
+}
+
+async function tcNetem(host: Host, n: Netem): Promise<void> {
   const args = ['qdisc', 'replace', 'dev', host.dev, 'root', 'netem'];
   if (n.delayMs !== undefined) args.push('delay', `${n.delayMs}ms`, ...(n.jitterMs !== undefined ? [`${n.jitterMs}ms`] : []));
   if (n.lossPercent !== undefined) args.push('loss', `${n.lossPercent}%`);
-  if (n.reorderPercent !== undefined) {
-    if (n.delayMs === undefined) throw new Error('netem reordering needs a delay');
-    args.push('reorder', `${n.reorderPercent}%`);
-  }
+  if (n.reorderPercent !== undefined) args.push('reorder', `${n.reorderPercent}%`);
   await must(host, 'tc', args);
 }
 
+/** Undoes setNetem: the host's wire stops impairing, and any netem qdisc on its link goes. */
 export async function clearNetem(host: Host): Promise<void> {
+  if (host.wire !== null) await host.wire.clear();
   const r = await host.exec('tc', ['qdisc', 'del', 'dev', host.dev, 'root']);
   // "No such file or directory" / "Cannot delete qdisc with handle of zero": there was none.
   if (r.code !== 0 && !/No such file|handle of zero|Invalid handle/i.test(r.stderr)) throw new Error(`tc qdisc del in ${host.name}: ${r.stderr.trim()}`);

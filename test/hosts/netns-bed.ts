@@ -2,18 +2,27 @@
 // bed picks, no route out), each with a hosts file so names resolve, processes run inside them and tracked by PID,
 // and everything removed at the end - also after a crash: names carry the owning PID, and the next bed removes
 // leftovers whose owner is gone. Needs root, iproute2 and iptables (requireNetns skips or fails without them).
+// A host's link is a veth pair into the bridge, or a userspace wire (userspace-wire.ts) that can delay, drop and
+// reorder frames where the kernel has no netem.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { originalDstUnavailable } from '../../src/proxy/transparent/original-dst.js';
 import { requirePackage, run } from '../helpers/http.js';
+import { startUserspaceWire, type UserspaceWire } from './userspace-wire.js';
 
 export interface HostSpec {
   /** Short name: the host is reachable as this name from every host (letters, digits, dashes). */
   name: string;
   /** More names for this host's address (e.g. the services it runs). */
   aliases?: string[];
+  /**
+   * How the host joins the bridge: a veth pair (the default), or a userspace wire, two TAP devices with a Python
+   * process copying frames between them that `wire.set` (or chaos.ts's setNetem) can delay, drop and reorder. The
+   * wire needs python3 and /dev/net/tun (`requireUserspaceWire`).
+   */
+  link?: 'veth' | 'userspace-wire';
 }
 
 export interface ExecResult {
@@ -30,6 +39,8 @@ export interface Host {
   readonly address: string;
   /** Interface inside the namespace (for tc). */
   readonly dev: string;
+  /** The userspace wire behind `dev` for a host with `link: 'userspace-wire'`, else null. */
+  readonly wire: UserspaceWire | null;
   /** Runs a command inside the namespace to completion; never throws on a non-zero exit. */
   exec(cmd: string, args: string[], input?: string, timeoutMs?: number): Promise<ExecResult>;
   /** Starts a long-running process inside the namespace; the bed kills it (by PID) at the end if it still runs. */
@@ -155,6 +166,8 @@ export async function createHostBed(t: { after(fn: () => unknown): void }, specs
   const pids = new Set<number>();
   const children = new Set<ChildProcess>();
   const names = new Set<string>();
+  /** Userspace wires by host index; stopped before the namespaces go. */
+  const wires = new Map<number, UserspaceWire>();
 
   const hosts: Host[] = specs.map((s, i) => {
     if (!/^[a-z][-a-z0-9]{0,30}$/.test(s.name) || names.has(s.name)) throw new Error(`bad or duplicate host name "${s.name}"`);
@@ -166,6 +179,9 @@ export async function createHostBed(t: { after(fn: () => unknown): void }, specs
       ns,
       address: `${net3}.${i + 1}`,
       dev: 'eth0',
+      get wire() {
+        return wires.get(i) ?? null;
+      },
       prefix: prefixCmd,
       exec: (cmd, args, input, timeoutMs) => run('ip', ['netns', 'exec', ns, cmd, ...args], input, timeoutMs),
       spawn(cmd, args, opts = {}) {
@@ -193,27 +209,49 @@ export async function createHostBed(t: { after(fn: () => unknown): void }, specs
         /* exited */
       }
     }
+    // A wire's TAPs vanish with its process; deleting the bridge side also cuts a wire that did not die yet.
+    for (const w of wires.values()) w.kill();
     for (const h of hosts) {
       killNamespacePids(h.ns);
       ipSync(['netns', 'del', h.ns]);
       rmSync(`/etc/netns/${h.ns}`, { recursive: true, force: true });
     }
+    for (const w of wires.values()) ipSync(['link', 'del', w.bridgeTap]);
     ipSync(['link', 'del', bridge]);
   };
   process.once('exit', teardownSync);
 
-  // One `ip -batch` for the topology (a bridge, and per host a namespace with a veth pair into the bridge), then one
-  // per namespace for its addresses.
+  // Wires first: each creates its two TAPs (in the root namespace, where their fds are opened).
+  for (let i = 0; i < specs.length; i++) {
+    if (specs[i]!.link !== 'userspace-wire') continue;
+    try {
+      wires.set(i, await startUserspaceWire(`${prefix}t${i.toString(36)}`, `${prefix}u${i.toString(36)}`));
+    } catch (err) {
+      teardownSync();
+      throw err;
+    }
+  }
+  // One `ip -batch` for the topology (a bridge, and per host a namespace with its link: a veth pair into the bridge,
+  // or a wire's TAP moved into the namespace, its fd staying attached, and its other TAP on the bridge), then one per
+  // namespace for its addresses.
   const batch = [`link add ${bridge} type bridge`, `link set ${bridge} up`];
+  const inner: string[] = [];
   hosts.forEach((h, i) => {
-    const veth = `${prefix}v${i.toString(36)}`;
-    batch.push(`netns add ${h.ns}`, `link add ${veth} type veth peer name ${veth}p`, `link set ${veth}p netns ${h.ns}`, `link set ${veth} master ${bridge} up`);
+    batch.push(`netns add ${h.ns}`);
+    const wire = wires.get(i);
+    if (wire !== undefined) {
+      inner.push(wire.hostTap);
+      batch.push(`link set ${wire.hostTap} netns ${h.ns}`, `link set ${wire.bridgeTap} master ${bridge} up`);
+    } else {
+      const veth = `${prefix}v${i.toString(36)}`;
+      inner.push(`${veth}p`);
+      batch.push(`link add ${veth} type veth peer name ${veth}p`, `link set ${veth}p netns ${h.ns}`, `link set ${veth} master ${bridge} up`);
+    }
   });
   let r = ipSync(['-batch', '-'], batch.join('\n') + '\n');
   for (let i = 0; r.code === 0 && i < hosts.length; i++) {
     const h = hosts[i]!;
-    const veth = `${prefix}v${i.toString(36)}p`;
-    r = ipSync(['-n', h.ns, '-batch', '-'], [`link set lo up`, `link set ${veth} name ${h.dev}`, `addr add ${h.address}/24 dev ${h.dev}`, `link set ${h.dev} up`].join('\n') + '\n');
+    r = ipSync(['-n', h.ns, '-batch', '-'], [`link set lo up`, `link set ${inner[i]!} name ${h.dev}`, `addr add ${h.address}/24 dev ${h.dev}`, `link set ${h.dev} up`].join('\n') + '\n');
   }
   const testAddress = opts.reachFromTest === true ? `${net3}.254` : null;
   if (r.code === 0 && testAddress !== null) r = ipSync(['addr', 'add', `${testAddress}/24`, 'dev', bridge]);
@@ -253,6 +291,8 @@ export async function createHostBed(t: { after(fn: () => unknown): void }, specs
         c.kill('SIGTERM');
       }));
       await Promise.all(exits);
+      // Wires last, so that draining sidecars still had their links; their TAPs are gone once they exited.
+      await Promise.all([...wires.values()].map((w) => w.stop()));
       teardownSync();
       process.off('exit', teardownSync);
     },
