@@ -1,33 +1,45 @@
-// Multi-host benchmark: the two-hop mesh path across network namespaces joined by veth (a client on host `web`, the
-// app on host `api`), three rows: direct (no proxy), mycel explicit (the client calls web's sidecar binding), and
-// mycel transparent (the client calls http://api:8080/ and iptables sends it through both sidecars). Prints a table
-// and writes bench/results/hosts-latest.json with ratios against direct and transparent against explicit.
-// Needs root, iproute2 and iptables (and the SO_ORIGINAL_DST addon for the transparent row).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+// Multi-host benchmark: the two-hop path across network namespaces joined by veth (a client on host `web`, the app on
+// host `api`), five rows: direct (no proxy), nginx and HAProxy (hop A on web, mTLS to hop B on api), mycel explicit
+// (the client calls web's sidecar binding) and mycel transparent (the client calls http://api:8080/ and iptables sends
+// it through both sidecars). Prints the table and writes bench/results/hosts-latest.json: figures per row, Mycel's
+// ratios against nginx, HAProxy and direct, and transparent against explicit. Needs root, iproute2 and iptables (and
+// the SO_ORIGINAL_DST addon for the transparent row; nginx and haproxy for their rows).
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../src/security/dev-ca.js';
 import { originalDstUnavailable } from '../src/proxy/transparent/original-dst.js';
 import { meshYaml } from '../test/hosts/mesh-hosts.js';
-import { createHostBed, type Host, type HostBed } from '../test/hosts/netns-bed.js';
+import { createHostBed, type Host } from '../test/hosts/netns-bed.js';
+import { aggregateScenario, failedRound, roundSummary, type PathSeries, type PathSummary, type RoundResult } from './lib/aggregate.js';
+import { makeCerts } from './lib/certs.js';
 import { parseFlags, positiveFlag } from './lib/cli-options.js';
 import { wrkThroughput } from './lib/loadgen.js';
-import { loadNow, machineInfo } from './lib/machine.js';
+import { have, loadNow, machineInfo, peerVersions } from './lib/machine.js';
 import type { PacedResult } from './lib/paced-load.js';
-import { installCleanup, pinSelf, removeOnExit, repoRoot, runBounded, sampleTree, spawnManaged, stopAll, waitUntil, type Managed } from './lib/processes.js';
+import { installCleanup, peakRssDuring, pinSelf, removeOnExit, repoRoot, runBounded, sampleTree, spawnManaged, stopAll, waitUntil, type Managed } from './lib/processes.js';
 import { median, ratio, round } from './lib/stats.js';
+import { haproxyTwoHops } from './peers/haproxy.js';
+import { nginxTwoHops } from './peers/nginx.js';
+import type { BenchEnv } from './peers/peer.js';
+import { startTwoHops, type TwoHopPlacement } from './peers/two-hops.js';
+import { formatScenario, type ScenarioBlock } from './report.js';
 
 const usage = `usage: npm run bench:hosts -- [options]   (or: node dist/bench/hosts.js after a build; needs root)
   --rounds N       rounds, the rows in turn in each (default 3)
   --duration S     seconds of each saturated run (default 3)
   --rate N         requests per second of the fixed-rate latency runs (default 500)
   --warmup S       seconds of load before each measured run (default 1)
-  --keep-tmp       keep the temporary directory (configs, certs, sidecar logs)`;
+  --keep-tmp       keep the temporary directory (configs, certs, proxy logs)`;
 
 const APP_PORT = 8080;
 const BINDING = 9191;
 const ADMIN = 15000;
-type Row = 'direct' | 'mycel-explicit' | 'mycel-transparent';
+/** nginx / HAProxy: hop A's port on web (where the client calls), hop B's TLS port on api. */
+const HOP_A = 9292;
+const HOP_B = 9443;
+const ROWS = ['direct', 'nginx', 'haproxy', 'mycel-explicit', 'mycel-transparent'] as const;
+type Row = (typeof ROWS)[number];
 
 interface Options {
   rounds: number;
@@ -37,25 +49,25 @@ interface Options {
   keepTmp: boolean;
 }
 
-interface RoundResult {
-  rps: number | null;
-  p50Ms: number | null;
-  p99Ms: number | null;
-  errors: number;
-  /** utime+stime of both sidecars per 1000 requests of the fixed-rate run; null for direct. */
-  cpuPer1k: number | null;
-}
-
 interface Env {
   dir: string;
-  bed: HostBed;
   web: Host;
   api: Host;
   cpuLoad: string | null;
   cpuProxy: string | null;
+  /** What the nginx and HAProxy hops are built from (their own CA and leaves with CN = service, the app's port). */
+  peers: BenchEnv;
+}
+
+/** The proxies of one row, started for one round. */
+interface Running {
+  processes: Managed[];
+  stop(): Promise<void>;
 }
 
 const APP = `require('node:http').createServer((req, res) => { req.resume(); req.on('end', () => res.end('hello from api\\n')); }).listen(${APP_PORT}, '0.0.0.0', () => console.log('ready'));`;
+
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ').slice(0, 300);
 
 async function sidecar(env: Env, h: Host, service: string, transparent: boolean, extra: string[]): Promise<Managed> {
   const args = [...h.prefix.slice(1), process.execPath, join(repoRoot, 'bin', 'mycel.js'), 'proxy', '--service', service, '--app-port', String(APP_PORT),
@@ -64,7 +76,6 @@ async function sidecar(env: Env, h: Host, service: string, transparent: boolean,
     // The admin port stays reachable from the runner (else the inbound redirect sends it to the mTLS listener).
     ...(transparent ? ['--transparent', '--exclude-inbound-ports', String(ADMIN)] : []), ...extra];
   const proc = spawnManaged(`sidecar ${service}`, h.prefix[0]!, args, { cpu: env.cpuProxy, cwd: repoRoot, logFile: join(env.dir, `${service}-${transparent ? 't' : 'e'}.log`) });
-  env.bed.track(proc.pid);
   await waitUntil(`sidecar ${service} /ready`, async () => {
     try {
       return (await fetch(`http://${h.address}:${ADMIN}/ready`, { signal: AbortSignal.timeout(1000) })).status === 200;
@@ -75,10 +86,45 @@ async function sidecar(env: Env, h: Host, service: string, transparent: boolean,
   return proc;
 }
 
-/** Where the client on host web sends for a row: the app itself, web's binding, or the app's name (intercepted). */
+async function startMycel(env: Env, transparent: boolean): Promise<Running> {
+  const processes: Managed[] = [];
+  // One after the other, so that transparent sidecars take their rules out before the next row.
+  const stop = async (): Promise<void> => {
+    for (const p of processes) await p.stop();
+  };
+  try {
+    processes.push(await sidecar(env, env.api, 'api', transparent, []));
+    processes.push(await sidecar(env, env.web, 'web', transparent, transparent ? [] : ['--upstream', `api=127.0.0.1:${BINDING}`]));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { processes, stop };
+}
+
+/** nginx or HAProxy: hop A on web (all addresses, so the runner sees it start), hop B on api's bridge address. */
+async function startPeer(env: Env, row: 'nginx' | 'haproxy'): Promise<Running> {
+  const placement: TwoHopPlacement = {
+    ports: { a: HOP_A, b: HOP_B, aHost: '0.0.0.0', bHost: env.api.address },
+    a: { prefix: env.web.prefix, reachAt: env.web.address },
+    b: { prefix: env.api.prefix, reachAt: env.api.address },
+  };
+  const spec = row === 'nginx' ? nginxTwoHops('http1', env.peers) : haproxyTwoHops('http1', env.peers);
+  return startTwoHops(spec, 'http1', env.peers, placement);
+}
+
+function startRow(env: Env, row: Row): Promise<Running> {
+  if (row === 'direct') return Promise.resolve({ processes: [], stop: async () => undefined });
+  if (row === 'nginx' || row === 'haproxy') return startPeer(env, row);
+  return startMycel(env, row === 'mycel-transparent');
+}
+
+/** Where the client on host web sends for a row: the app itself, hop A / web's binding, or the app's name (intercepted). */
 function target(env: Env, row: Row): { host: string; port: number; url: string } {
-  if (row === 'mycel-explicit') return { host: '127.0.0.1', port: BINDING, url: `http://127.0.0.1:${BINDING}/` };
-  return { host: row === 'direct' ? env.api.address : 'api', port: APP_PORT, url: `http://${row === 'direct' ? env.api.address : 'api'}:${APP_PORT}/` };
+  const at = (host: string, port: number) => ({ host, port, url: `http://${host}:${port}/` });
+  if (row === 'direct') return at(env.api.address, APP_PORT);
+  if (row === 'mycel-transparent') return at('api', APP_PORT);
+  return at('127.0.0.1', row === 'mycel-explicit' ? BINDING : HOP_A);
 }
 
 async function paced(env: Env, row: Row, o: Options): Promise<PacedResult> {
@@ -89,40 +135,67 @@ async function paced(env: Env, row: Row, o: Options): Promise<PacedResult> {
   return JSON.parse(r.stdout) as PacedResult;
 }
 
-async function measure(env: Env, row: Row, o: Options, proxies: Managed[]): Promise<RoundResult> {
+/** One row, one round: saturated run (peak RSS sampled), then the paced run (CPU sampled). */
+async function measure(env: Env, row: Row, n: number, o: Options, proxies: readonly Managed[]): Promise<RoundResult> {
   const t = target(env, row);
-  const thr = await wrkThroughput({ url: t.url, authority: 'api' }, { connections: 32, seconds: o.duration, cpu: env.cpuLoad, prefix: env.web.prefix });
-  const before = sampleTree(proxies.map((p) => p.pid)).cpuSeconds;
+  const pids = proxies.map((p) => p.pid);
+  const { value: thr, peakMb } = await peakRssDuring(pids, () => wrkThroughput({ url: t.url, authority: 'api' }, { connections: 32, seconds: o.duration, cpu: env.cpuLoad, prefix: env.web.prefix }));
+  if (thr.requests === 0) throw new Error(`saturated run: nothing got through (${thr.errors} failed)`);
+  const before = sampleTree(pids).cpuSeconds;
   const lat = await paced(env, row, o);
-  const cpu = sampleTree(proxies.map((p) => p.pid)).cpuSeconds - before;
+  const cpu = sampleTree(pids).cpuSeconds - before;
+  if (lat.ok === 0) throw new Error(`paced run: no successful requests (${lat.errors} failed)`);
+  for (const p of proxies) if (p.hasExited()) throw new Error(`${p.name} ${p.exitDescription()}: ${p.failureReason()}`);
   // The CPU sample spans the paced run's warm-up too: divide by every request it sent.
   const sent = Math.round(o.rate * (o.warmup + o.duration));
-  return { rps: thr.rps, p50Ms: lat.p50Ms, p99Ms: lat.p99Ms, errors: thr.errors + lat.errors, cpuPer1k: proxies.length === 0 ? null : (cpu / sent) * 1000 };
+  return {
+    round: n, throughputRps: thr.rps, mbPerS: null, p50Ms: lat.p50Ms, p99Ms: lat.p99Ms,
+    cpuSPer1000: pids.length === 0 ? null : (cpu / sent) * 1000, cpuSPerGib: null, rssLoadMb: peakMb,
+    errors: thr.errors + lat.errors, requests: thr.requests + lat.ok + lat.errors,
+  };
 }
 
-async function runRow(env: Env, row: Row, o: Options): Promise<RoundResult> {
-  const proxies: Managed[] = [];
+/** Starts the row's proxies, records their idle RSS, measures, stops them; a failure is that round's result. */
+async function runRow(env: Env, row: Row, n: number, o: Options): Promise<{ result: RoundResult; idleMb: number | null }> {
+  let running: Running | null = null;
   try {
-    if (row !== 'direct') {
-      const transparent = row === 'mycel-transparent';
-      proxies.push(await sidecar(env, env.api, 'api', transparent, []));
-      proxies.push(await sidecar(env, env.web, 'web', transparent, transparent ? [] : ['--upstream', `api=127.0.0.1:${BINDING}`]));
-    }
-    return await measure(env, row, o, proxies);
+    running = await startRow(env, row);
+    const pids = running.processes.map((p) => p.pid);
+    const idleMb = pids.length === 0 ? null : sampleTree(pids).rssMb;
+    return { result: await measure(env, row, n, o, running.processes), idleMb };
+  } catch (e) {
+    return { result: failedRound(n, errorText(e)), idleMb: null };
   } finally {
-    // SIGTERM first, so that transparent sidecars take their rules out before the next row.
-    for (const p of proxies) await p.stop();
+    await running?.stop();
   }
 }
 
-function summarize(runs: RoundResult[]): RoundResult {
-  return {
-    rps: median(runs.map((r) => r.rps)),
-    p50Ms: median(runs.map((r) => r.p50Ms)),
-    p99Ms: median(runs.map((r) => r.p99Ms)),
-    errors: runs.reduce((n, r) => n + r.errors, 0),
-    cpuPer1k: median(runs.map((r) => r.cpuPer1k)),
-  };
+function progress(row: Row, n: number, rounds: number, r: RoundResult): void {
+  const f = (v: number | null, d: number): string => (v === null ? '-' : v.toFixed(d));
+  const head = `round ${n}/${rounds} ${row.padEnd(18)}`;
+  if (r.error !== undefined) process.stderr.write(`${head}failed: ${r.error}\n`);
+  else process.stderr.write(`${head}${f(r.throughputRps, 0)} req/s  p50 ${f(r.p50Ms, 3)} p99 ${f(r.p99Ms, 3)} ms  cpu ${f(r.cpuSPer1000, 4)} s/1k  rss ${f(r.rssLoadMb, 1)} MiB\n`);
+}
+
+/** Which rows can run here; the others with the reason (a missing Debian package fails the run under CI=true). */
+function availableRows(): { rows: Row[]; skipped: PathSeries[] } {
+  const rows: Row[] = [];
+  const skipped: PathSeries[] = [];
+  for (const row of ROWS) {
+    let reason: string | null = null;
+    if ((row === 'nginx' || row === 'haproxy') && !have(row)) {
+      reason = `the Debian package ${row} is not installed (apt-get install ${row})`;
+      if (process.env.CI === 'true') throw new Error(`CI=true: ${reason}`);
+    } else if (row === 'mycel-transparent') {
+      reason = originalDstUnavailable()?.message ?? null;
+    }
+    if (reason === null) rows.push(row);
+    else {
+      process.stdout.write(`${row}: skipped (${reason})\n`);
+      skipped.push({ path: row, status: 'skipped', reason, rssIdleMb: null, rounds: [] });
+    }
+  }
+  return { rows, skipped };
 }
 
 async function main(): Promise<void> {
@@ -138,62 +211,87 @@ async function main(): Promise<void> {
   installCleanup();
   const loadStart = loadNow();
   const dir = mkdtempSync(join(tmpdir(), 'mycel-bench-hosts-'));
-  if (!o.keepTmp) removeOnExit(dir);
+  chmodSync(dir, 0o755); // nginx workers run as nobody and keep their temp directories in here
+  if (o.keepTmp) process.stderr.write(`bench:hosts: keeping ${dir}\n`);
+  else removeOnExit(dir);
   const cleanups: Array<() => unknown> = [];
+  // Children are not handed to bed.track: spawnManaged stops them (also on exit), and the bed's teardown kills what
+  // still runs in its namespaces; a PID kept after its process exited could be another process's by then.
   const bed = await createHostBed({ after: (fn) => cleanups.push(fn) }, [{ name: 'web' }, { name: 'api' }], { reachFromTest: true });
   const canPin = cpus().length >= 2 && pinSelf('0');
-  const env: Env = { dir, bed, web: bed.host('web'), api: bed.host('api'), cpuLoad: canPin ? '0' : null, cpuProxy: canPin ? '1' : null };
-  const results: Partial<Record<Row, RoundResult>> = {};
-  const notes: string[] = [];
+  const { rows, skipped } = availableRows();
+  const series = new Map<Row, PathSeries>();
+  const idle = new Map<Row, Array<number | null>>(rows.map((r) => [r, []]));
   try {
     await writeDevCertificates(dir, { services: ['web', 'api'] });
+    mkdirSync(join(dir, 'peer-certs'));
+    const certs = await makeCerts(join(dir, 'peer-certs'));
+    const cpuLoad = canPin ? '0' : null;
+    const cpuProxy = canPin ? '1' : null;
+    // Only the HTTP/1.1 family runs here; the other upstream ports are never used.
+    const peers: BenchEnv = { tmpDir: dir, certs, cpuLoad, cpuProxy, upstream: { http1: APP_PORT, h2c: 0, grpc: 0, tcp: 0 } };
+    const env: Env = { dir, web: bed.host('web'), api: bed.host('api'), cpuLoad, cpuProxy, peers };
     // The chaos tests' mesh without their TrafficPolicy: plain two-hop path, HTTP/1.1 between the sidecars.
     writeFileSync(join(dir, 'mesh.yaml'), meshYaml({ web: env.web, apiHosts: [env.api], resilience: false }));
-    const app = spawnManaged('app', env.api.prefix[0]!, [...env.api.prefix.slice(1), process.execPath, '-e', APP], { cpu: env.cpuLoad, logFile: join(dir, 'app.log') });
-    bed.track(app.pid);
+    const app = spawnManaged('app', env.api.prefix[0]!, [...env.api.prefix.slice(1), process.execPath, '-e', APP], { cpu: cpuLoad, logFile: join(dir, 'app.log') });
     await waitUntil('app on api', async () => (await env.api.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${APP_PORT}/`])).stdout === '200', { timeoutMs: 15_000, intervalMs: 200, watch: [app] });
-    const rows: Row[] = ['direct', 'mycel-explicit'];
-    const missing = originalDstUnavailable();
-    if (missing === null) rows.push('mycel-transparent');
-    else notes.push(`mycel-transparent skipped: ${missing.message}`);
-    const runs = new Map<Row, RoundResult[]>(rows.map((r) => [r, []]));
-    for (let round = 0; round < o.rounds; round++) {
+    for (const row of rows) series.set(row, { path: row, status: 'ok', rssIdleMb: null, rounds: [] });
+    for (let n = 1; n <= o.rounds; n++) {
       for (const row of rows) {
-        process.stderr.write(`round ${round + 1}/${o.rounds}: ${row}\n`);
-        runs.get(row)!.push(await runRow(env, row, o));
+        const { result, idleMb } = await runRow(env, row, n, o);
+        progress(row, n, o.rounds, result);
+        series.get(row)!.rounds.push(result);
+        idle.get(row)!.push(idleMb);
       }
     }
-    for (const row of rows) results[row] = summarize(runs.get(row)!);
   } finally {
     await stopAll();
     for (const fn of cleanups) await fn();
   }
-  report(results, o, loadStart, notes);
+  // The proxies start afresh in every round: their idle RSS is the median over rounds too.
+  for (const [row, s] of series) s.rssIdleMb = median(idle.get(row) ?? []);
+  const all = [...series.values(), ...skipped].sort((a, b) => ROWS.indexOf(a.path as Row) - ROWS.indexOf(b.path as Row));
+  report(aggregateScenario(all, false), o, loadStart, canPin);
 }
 
-function report(results: Partial<Record<Row, RoundResult>>, o: Options, loadStart: number, notes: string[]): void {
-  const direct = results.direct;
-  const explicit = results['mycel-explicit'];
-  const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '-' : String(round(v, d)));
-  const lines = [`| row | req/s | kept vs direct | p50 ms | p99 ms | +p50 ms | +p99 ms | cpu s / 1k req | errors |`, `|---|---|---|---|---|---|---|---|---|`];
-  const rows: Record<string, unknown> = {};
-  for (const [row, r] of Object.entries(results) as Array<[Row, RoundResult]>) {
-    const added = { p50Ms: direct && r.p50Ms !== null && direct.p50Ms !== null ? r.p50Ms - direct.p50Ms : null, p99Ms: direct && r.p99Ms !== null && direct.p99Ms !== null ? r.p99Ms - direct.p99Ms : null };
-    const kept = ratio(r.rps, direct?.rps);
-    rows[row] = { ...r, throughputKept: round(kept, 3), addedP50Ms: round(added.p50Ms, 3), addedP99Ms: round(added.p99Ms, 3) };
-    lines.push(`| ${row} | ${fmt(r.rps, 0)} | ${fmt(kept, 3)} | ${fmt(r.p50Ms, 3)} | ${fmt(r.p99Ms, 3)} | ${fmt(added.p50Ms, 3)} | ${fmt(added.p99Ms, 3)} | ${fmt(r.cpuPer1k, 4)} | ${r.errors} |`);
-  }
-  const transparent = results['mycel-transparent'];
-  const interception = transparent && explicit ? {
-    throughputRatio: round(ratio(transparent.rps, explicit.rps), 3),
-    addedP50Ms: round(transparent.p50Ms !== null && explicit.p50Ms !== null ? transparent.p50Ms - explicit.p50Ms : null, 3),
-    addedP99Ms: round(transparent.p99Ms !== null && explicit.p99Ms !== null ? transparent.p99Ms - explicit.p99Ms : null, 3),
-    cpuRatio: round(ratio(transparent.cpuPer1k, explicit.cpuPer1k), 3),
-  } : null;
-  process.stdout.write(`${lines.join('\n')}\n`);
+/** What interception costs: mycel-transparent against mycel-explicit (throughput and CPU ratios, latency differences). */
+function interceptionCost(t: PathSummary | undefined, e: PathSummary | undefined): Record<string, number | null> | null {
+  if (t?.status !== 'ok' || e?.status !== 'ok') return null;
+  const diff = (a: number | null | undefined, b: number | null | undefined): number | null => (a == null || b == null ? null : a - b);
+  return {
+    throughputRatio: round(ratio(t.throughput_rps, e.throughput_rps), 3),
+    addedP50Ms: round(diff(t.p50_ms, e.p50_ms), 3),
+    addedP99Ms: round(diff(t.p99_ms, e.p99_ms), 3),
+    cpuRatio: round(ratio(t.cpu_s_per_1000_req, e.cpu_s_per_1000_req), 3),
+  };
+}
+
+function report(summaries: Record<string, PathSummary>, o: Options, loadStart: number, pinned: boolean): void {
+  const machine = { ...machineInfo(loadStart), ...peerVersions() };
+  const pinning = pinned ? 'taskset -c 0: client (wrk, paced client), app and runner; taskset -c 1: both hops of every row' : 'no pinning';
+  const notes = [
+    'every proxied row: mTLS between the hosts (TLS 1.3, client certificates checked on both sides), HTTP/1.1 over keep-alive connections; the app on api is reached over loopback',
+    `nginx: hop A on web (127.0.0.1:${HOP_A} for the client), keepalive pool, proxy_ssl_verify -> hop B on api (ssl_verify_client on); 1 worker per hop`,
+    `haproxy: hop A on web (127.0.0.1:${HOP_A}), http-reuse always, ssl verify required + crt -> hop B on api (verify required); nbthread 1 per hop`,
+    `mycel-explicit: web's sidecar binding 127.0.0.1:${BINDING} -> api's sidecar inbound (transport.http1: h1); mycel-transparent: http://api:${APP_PORT}/ redirected by iptables on both hosts`,
+    'cpu s/1k: both hops, over the paced run including its warm-up; RSS: both hops, idle after start-up and peak while saturated (proxies restart every round: medians)',
+    `pinning: ${pinning}`,
+  ];
+  const block: ScenarioBlock = {
+    id: 'hosts',
+    title: 'two-hop path across hosts (network namespaces joined by veth)',
+    load: `wrk -t1 -c32 GET / for ${o.duration}s on host web; paced client (keep-alive) for ${o.warmup}s warm-up + ${o.duration}s`,
+    bytes: false,
+    summaries,
+    notes,
+  };
+  const interception = interceptionCost(summaries['mycel-transparent'], summaries['mycel-explicit']);
+  process.stdout.write(`Mycel multi-host benchmark ${new Date().toISOString()}\n`);
+  process.stdout.write(`machine: ${machine.cpus} cpu (${machine.cpu_model}), kernel ${machine.kernel}, node ${machine.node}, ${machine.nginx}, ${machine.haproxy}; load average ${machine.loadavg_start} -> ${machine.loadavg_end}\n`);
+  process.stdout.write(`rounds: ${o.rounds} (medians reported)\n\n${formatScenario(block, o.rate)}\n`);
   if (interception) process.stdout.write(`transparent vs explicit: throughput x${interception.throughputRatio}, p50 ${interception.addedP50Ms} ms, p99 ${interception.addedP99Ms} ms, cpu per request x${interception.cpuRatio}\n`);
-  for (const n of notes) process.stdout.write(`note: ${n}\n`);
-  const out = { date: new Date().toISOString(), options: o, machine: machineInfo(loadStart), rows, transparentVsExplicit: interception, notes };
+  const rows = Object.fromEntries(Object.entries(summaries).map(([k, s]) => [k, roundSummary(s)]));
+  const out = { date: new Date().toISOString(), options: o, machine, pinning, rows, transparentVsExplicit: interception, notes };
   mkdirSync(join(repoRoot, 'bench', 'results'), { recursive: true });
   writeFileSync(join(repoRoot, 'bench', 'results', 'hosts-latest.json'), JSON.stringify(out, null, 2) + '\n');
 }

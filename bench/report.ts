@@ -65,7 +65,7 @@ function latencyX(l: LatencyRatio | undefined): string {
 
 function statusText(path: string, s: PathSummary): string {
   const reason = s.reason ?? 'no reason recorded';
-  if (s.status === 'skipped') return `skipped (sidecar not available: ${reason})`;
+  if (s.status === 'skipped') return `skipped (${reason})`;
   if (s.status === 'n/a') return `n/a (${reason})`;
   return `failed (${reason})`;
 }

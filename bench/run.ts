@@ -5,11 +5,11 @@ import { chmodSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { aggregateScenario, type PathSeries, type RoundResult } from './lib/aggregate.js';
+import { aggregateScenario, failedRound, type PathSeries, type RoundResult } from './lib/aggregate.js';
 import { makeCerts } from './lib/certs.js';
 import { preloadWorkers } from './lib/loadgen.js';
 import { have, loadNow, machineInfo, peerVersions } from './lib/machine.js';
-import { installCleanup, pinSelf, removeOnExit, repoRoot, runMain, sampleTree, type Managed } from './lib/processes.js';
+import { installCleanup, peakRssDuring, pinSelf, removeOnExit, repoRoot, runMain, sampleTree, type Managed } from './lib/processes.js';
 import { haproxyPeer } from './peers/haproxy.js';
 import { VARIANTS, mycelPeer } from './peers/mycel.js';
 import { nginxPeer } from './peers/nginx.js';
@@ -147,25 +147,14 @@ async function measure(
   const cpuSPer1000 = cpuBefore !== null && cpuAfter !== null ? (cpuAfter - cpuBefore) / (lat.ok / 1000) : null;
 
   assertAlive(inst.processes);
-  let rssPeak: number | null = null;
-  const sampleRss = (): void => {
-    if (pids.length > 0) rssPeak = Math.max(rssPeak ?? 0, sampleTree(pids).rssMb);
-  };
-  const timer = setInterval(sampleRss, 250);
   const thrCpuBefore = pids.length > 0 ? sampleTree(pids).cpuSeconds : null;
   const t0 = performance.now();
-  let thr;
-  try {
-    thr = await scenario.throughput(target, opts.duration, ctx);
-  } finally {
-    clearInterval(timer);
-  }
+  const { value: thr, peakMb: rssPeak } = await peakRssDuring(pids, () => scenario.throughput(target, opts.duration, ctx));
   const wall = (performance.now() - t0) / 1000;
   assertAlive(inst.processes); // a proxy that died under load does not get the figures of its last seconds
   if (scenario.bytesThroughput ? !thr.mbPerS : thr.requests === 0) {
     throw new Error(`saturated run: nothing got through (${thr.errors} failed${thr.unfinished ? `, ${thr.unfinished} unanswered` : ''})`);
   }
-  sampleRss();
   const thrCpuAfter = pids.length > 0 ? sampleTree(pids).cpuSeconds : null;
   let cpuSPerGib: number | null = null;
   if (scenario.bytesThroughput && thrCpuBefore !== null && thrCpuAfter !== null && thr.mbPerS && thr.mbPerS > 0) {
@@ -184,11 +173,6 @@ async function measure(
     errors: thr.errors + lat.errors,
     requests: thr.requests + lat.ok + lat.errors,
   };
-}
-
-function failedRound(round: number, error: string): RoundResult {
-  const nothing = { throughputRps: null, mbPerS: null, p50Ms: null, p99Ms: null, cpuSPer1000: null, cpuSPerGib: null, rssLoadMb: null };
-  return { round, ...nothing, errors: 0, requests: 0, error: error.slice(0, 300) };
 }
 
 function progress(scenario: Scenario, round: number, rounds: number, path: string, r: RoundResult | string): void {
@@ -240,12 +224,15 @@ async function startPaths(
         await probe(family, { port: inst.port, authority: inst.authority });
         out.instances.push(inst);
       } catch (e) {
-        const reason = errorText(e);
+        let reason = errorText(e);
         let status: PathSeries['status'] = 'failed';
         if (e instanceof NotApplicable) status = 'n/a';
-        else if (path.startsWith('mycel') && inst === null) status = 'skipped';
+        else if (path.startsWith('mycel') && inst === null) {
+          status = 'skipped';
+          reason = `sidecar not available: ${reason}`;
+        }
         if (inst !== null) await inst.stop();
-        if (status === 'skipped') console.log(`${path}: skipped (sidecar not available: ${reason})`);
+        if (status === 'skipped') console.log(`${path}: skipped (${reason})`);
         else console.error(`bench: ${path} ${family}: ${status}: ${reason}`);
         out.unavailable.push({ path, status, reason, rssIdleMb: null, rounds: [] });
       }

@@ -1,7 +1,7 @@
 // Unit tests for the benchmark's aggregation: medians over rounds, added latency paired by round, Mycel ratios.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addedLatency, aggregateScenario, roundSummary, type PathSeries, type RoundResult } from './aggregate.js';
+import { addedLatency, aggregateScenario, failedRound, roundSummary, type PathSeries, type RoundResult } from './aggregate.js';
 
 function r(round: number, rps: number, p50: number, p99: number, cpu: number | null = null, rss: number | null = null): RoundResult {
   return { round, throughputRps: rps, mbPerS: null, p50Ms: p50, p99Ms: p99, cpuSPer1000: cpu, cpuSPerGib: null, rssLoadMb: rss, errors: 0, requests: 100 };
@@ -20,12 +20,17 @@ test('added latency pairs each round with the same round of direct, then takes t
 });
 
 test('a failed round is left out of medians and of the pairing', () => {
-  const direct = series('direct', [r(1, 100, 1, 2), { ...r(2, 0, 0, 0), error: 'boom' }]);
+  const direct = series('direct', [r(1, 100, 1, 2), failedRound(2, 'boom')]);
   const nginx = series('nginx', [r(1, 50, 2, 4), r(2, 10, 9, 9)]);
   const out = aggregateScenario([direct, nginx], false);
   assert.equal(out['direct']?.throughput_rps, 100);
   assert.deepEqual(out['direct']?.round_errors, ['round 2: boom']);
   assert.equal(out['nginx']?.added_p50_ms, 1);
+  // A path whose every round failed is reported failed, with the first reason.
+  const dead = aggregateScenario([direct, series('haproxy', [failedRound(1, 'hop B exited'), failedRound(2, 'x'.repeat(400))])], false);
+  assert.equal(dead['haproxy']?.status, 'failed');
+  assert.equal(dead['haproxy']?.reason, 'round 1: hop B exited');
+  assert.equal(dead['haproxy']?.round_errors?.[1]?.length, 'round 2: '.length + 300);
 });
 
 test('mycel gets throughput, added-latency and cpu ratios against nginx, haproxy and direct', () => {

@@ -26,6 +26,12 @@ export interface RoundResult {
   error?: string;
 }
 
+/** A round that could not be measured at all, with the reason. */
+export function failedRound(round: number, error: string): RoundResult {
+  const nothing = { throughputRps: null, mbPerS: null, p50Ms: null, p99Ms: null, cpuSPer1000: null, cpuSPerGib: null, rssLoadMb: null };
+  return { round, ...nothing, errors: 0, requests: 0, error: error.slice(0, 300) };
+}
+
 export type PathStatus = 'ok' | 'n/a' | 'skipped' | 'failed';
 
 export interface PathSeries {

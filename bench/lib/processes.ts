@@ -317,10 +317,10 @@ export async function freePorts(n: number): Promise<number[]> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
-/** True once 127.0.0.1:port accepts a TCP connection. */
-export function portAccepts(port: number, timeoutMs = 500): Promise<boolean> {
+/** True once host:port (default 127.0.0.1) accepts a TCP connection. */
+export function portAccepts(port: number, timeoutMs = 500, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((res) => {
-    const s = connect({ host: '127.0.0.1', port });
+    const s = connect({ host, port });
     const done = (ok: boolean): void => {
       s.destroy();
       res(ok);
@@ -449,4 +449,21 @@ export function sampleProcesses(pids: readonly number[]): TreeSample {
     rssKb += readRssKb(pid);
   }
   return { cpuSeconds: ticks / clockTicksPerSecond, rssMb: rssKb / 1024 };
+}
+
+/** Runs `work` while sampling the summed RSS of the trees at `roots` every 250 ms; the peak (null without roots). */
+export async function peakRssDuring<T>(roots: readonly number[], work: () => Promise<T>): Promise<{ value: T; peakMb: number | null }> {
+  let peakMb: number | null = null;
+  const sample = (): void => {
+    if (roots.length > 0) peakMb = Math.max(peakMb ?? 0, sampleTree(roots).rssMb);
+  };
+  const timer = setInterval(sample, 250);
+  let value: T;
+  try {
+    value = await work();
+  } finally {
+    clearInterval(timer);
+  }
+  sample();
+  return { value, peakMb };
 }

@@ -2,7 +2,7 @@
 // http-reuse always -> hop B (TLS listener, verify required) -> upstream; one thread per hop. HTTP/2 families
 // stay HTTP/2 end to end; TCP uses mode tcp with the same TLS hop.
 import type { BenchEnv, Family, Peer } from './peer.js';
-import { startTwoHops, type HopBListen } from './two-hops.js';
+import { startTwoHops, type HopBListen, type HopPorts, type TwoHopSpec } from './two-hops.js';
 
 function globalAndDefaults(family: Family, hop: string): string {
   const mode = family === 'tcp' ? 'tcp' : 'http';
@@ -22,16 +22,16 @@ defaults
 ${mode === 'http' ? '    timeout http-keep-alive 60s\n    option http-keep-alive\n' : ''}`;
 }
 
-function hopA(family: Family, ports: { a: number; b: number }, env: BenchEnv): string {
+function hopA(family: Family, ports: HopPorts, env: BenchEnv): string {
   const h2 = family === 'h2c' || family === 'grpc';
   const alpn = family === 'tcp' ? '' : h2 ? ' alpn h2' : ' alpn http/1.1';
   return `${globalAndDefaults(family, 'A')}
 frontend hop_a
-    bind 127.0.0.1:${ports.a}${h2 ? ' proto h2' : ''}
+    bind ${ports.aHost ?? '127.0.0.1'}:${ports.a}${h2 ? ' proto h2' : ''}
     default_backend hop_b
 
 backend hop_b
-${family === 'tcp' ? '' : '    http-reuse always\n'}    server b 127.0.0.1:${ports.b} ssl verify required ca-file ${env.certs.ca} crt ${env.certs.leaves.web.pem} ssl-min-ver TLSv1.3${alpn}
+${family === 'tcp' ? '' : '    http-reuse always\n'}    server b ${ports.bHost ?? '127.0.0.1'}:${ports.b} ssl verify required ca-file ${env.certs.ca} crt ${env.certs.leaves.web.pem} ssl-min-ver TLSv1.3${alpn}
 `;
 }
 
@@ -39,10 +39,11 @@ export function hopB(family: Family, listen: HopBListen, env: BenchEnv): string 
   const h2 = family === 'h2c' || family === 'grpc';
   const app = { http1: env.upstream.http1, h2c: env.upstream.h2c, grpc: env.upstream.grpc, tcp: env.upstream.tcp }[family];
   const alpn = family === 'tcp' ? '' : ' alpn h2,http/1.1';
+  const host = listen.host ?? '127.0.0.1';
   return `${globalAndDefaults(family, 'B')}
 frontend hop_b
-    bind 127.0.0.1:${listen.tls} ssl crt ${env.certs.leaves.api.pem} ca-file ${env.certs.ca} verify required ssl-min-ver TLSv1.3${alpn}${listen.noTickets === true ? ' no-tls-tickets' : ''}
-${listen.plain === undefined ? '' : `    bind 127.0.0.1:${listen.plain}${h2 ? ' proto h2' : ''}\n`}    default_backend app
+    bind ${host}:${listen.tls} ssl crt ${env.certs.leaves.api.pem} ca-file ${env.certs.ca} verify required ssl-min-ver TLSv1.3${alpn}${listen.noTickets === true ? ' no-tls-tickets' : ''}
+${listen.plain === undefined ? '' : `    bind ${host}:${listen.plain}${h2 ? ' proto h2' : ''}\n`}    default_backend app
 
 backend app
 ${family === 'tcp' ? '' : '    http-reuse always\n'}    server app 127.0.0.1:${app}${h2 ? ' proto h2' : ''}
@@ -56,19 +57,21 @@ const notes: Record<Family, string[]> = {
   tcp: ['haproxy: mode tcp, TLS between the hops'],
 };
 
+/** How to run one HAProxy hop; -db: stay in the foreground, so the PID we hold is the process doing the work. */
+export const haproxyCommand = (_dir: string, conf: string): { cmd: string; args: string[] } => ({ cmd: 'haproxy', args: ['-db', '-f', conf] });
+
+/** The two HAProxy hops of a family. */
+export function haproxyTwoHops(family: Family, env: BenchEnv): TwoHopSpec {
+  return {
+    name: 'haproxy',
+    confFile: 'haproxy.cfg',
+    config: (hop, _dir, ports) => (hop === 'a' ? hopA(family, ports, env) : hopB(family, { tls: ports.b, host: ports.bHost }, env)),
+    command: haproxyCommand,
+    notes: notes[family],
+  };
+}
+
 export const haproxyPeer: Peer = {
   paths: () => ['haproxy'],
-  start: (family, env) =>
-    startTwoHops(
-      {
-        name: 'haproxy',
-        confFile: 'haproxy.cfg',
-        config: (hop, _dir, ports) => (hop === 'a' ? hopA(family, ports, env) : hopB(family, { tls: ports.b }, env)),
-        // -db: stay in the foreground, so the PID we hold is the process doing the work.
-        command: (_dir, conf) => ({ cmd: 'haproxy', args: ['-db', '-f', conf] }),
-        notes: notes[family],
-      },
-      family,
-      env,
-    ),
+  start: (family, env) => startTwoHops(haproxyTwoHops(family, env), family, env),
 };

@@ -4,9 +4,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePorts, repoRoot, spawnManaged, waitUntil, type Managed } from '../lib/processes.js';
-import { hopB as haproxyHopB } from './haproxy.js';
+import { haproxyCommand, hopB as haproxyHopB } from './haproxy.js';
 import { apiPermissive, mycelConfig, ready, sidecarArgs } from './mycel.js';
-import { hopB as nginxHopB } from './nginx.js';
+import { hopB as nginxHopB, nginxCommand } from './nginx.js';
 import type { BenchEnv } from './peer.js';
 import { startHop } from './two-hops.js';
 
@@ -27,7 +27,7 @@ function oneHop(name: string, tlsPort: number, plainPort: number | null, proc: M
 /** nginx, one worker: `ssl_verify_client on`, TLS 1.3 only, and a plain listener in the same server block. */
 export async function startNginxOneHop(env: BenchEnv): Promise<OneHop> {
   const [tls, plain] = (await freePorts(2)) as [number, number];
-  const spec = { name: 'nginx', confFile: 'nginx.conf', command: (dir: string, conf: string) => ({ cmd: 'nginx', args: ['-p', dir, '-c', conf] }) };
+  const spec = { name: 'nginx', confFile: 'nginx.conf', command: nginxCommand };
   const proc = await startHop(spec, 'nginx (one hop)', 'nginx-tls-one-hop', (dir) => nginxHopB(dir, 'http1', { tls, plain, noTickets: true }, env), tls, env);
   return oneHop('nginx', tls, plain, proc);
 }
@@ -35,7 +35,7 @@ export async function startNginxOneHop(env: BenchEnv): Promise<OneHop> {
 /** HAProxy, nbthread 1: `verify required`, `ssl-min-ver TLSv1.3`, and a plain bind in the same frontend. */
 export async function startHaproxyOneHop(env: BenchEnv): Promise<OneHop> {
   const [tls, plain] = (await freePorts(2)) as [number, number];
-  const spec = { name: 'haproxy', confFile: 'haproxy.cfg', command: (_dir: string, conf: string) => ({ cmd: 'haproxy', args: ['-db', '-f', conf] }) };
+  const spec = { name: 'haproxy', confFile: 'haproxy.cfg', command: haproxyCommand };
   const proc = await startHop(spec, 'haproxy (one hop)', 'haproxy-tls-one-hop', () => haproxyHopB('http1', { tls, plain, noTickets: true }, env), tls, env);
   return oneHop('haproxy', tls, plain, proc);
 }

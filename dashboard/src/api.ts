@@ -1,35 +1,13 @@
 // The control-plane API as the dashboard reads it: the response shapes (from the shared contracts), JSON requests
 // with the session cookie, and the one place that notices a missing or expired sign-in.
 
-import type { EdgeStats, ProxyStatus, RouteStats, ServiceStats, Signals, StatsReport, TimelinePoint, TraceSummary } from '../../src/api/v1alpha1/control-api.js';
+import type { EdgeStats, ProxyStatus, RouteStats, ServiceStats, Signals, StatsReport, TapEvent, TimelinePoint, TraceSummary } from '../../src/api/v1alpha1/control-api.js';
 import { NdjsonSplitter } from './ndjson.js';
 
-export type { EdgeStats, RouteStats, ServiceStats, TimelinePoint, TraceSummary };
+export type { EdgeStats, RouteStats, ServiceStats, TapEvent, TimelinePoint, TraceSummary };
 export type Golden = Signals;
 export type Stats = StatsReport;
 export type Proxy = ProxyStatus;
-
-export interface TapEvent {
-  time: number;
-  proxy: string;
-  direction: 'inbound' | 'outbound';
-  sourceService: string;
-  destinationService: string;
-  sourceIdentity: string | null;
-  destinationIdentity: string | null;
-  method: string;
-  authority: string;
-  path: string;
-  status: number | null;
-  /** The gRPC status code (a number, or its decimal text), null for plain HTTP. */
-  grpcStatus: number | string | null;
-  latencyMs: number | null;
-  route: string | null;
-  endpoint: string | null;
-  retries: number;
-  error: string | null;
-  traceId: string | null;
-}
 
 export interface Span {
   spanId: string;

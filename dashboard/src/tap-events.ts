@@ -20,10 +20,10 @@ export function insertNewestFirst(events: Tapped[], e: Tapped, keep: number): Ta
 
 /** A failure worth listing: the mesh failed it (error set), the app answered 5xx, or gRPC said no. */
 export function isFailure(e: TapEvent): boolean {
-  return e.error !== null || (e.status !== null && e.status >= 500) || grpcFailed(e);
+  return e.error !== null || e.status >= 500 || grpcFailed(e);
 }
 
-/** A gRPC status other than OK (0); absent for plain HTTP. */
+/** A gRPC status other than OK ("0"); null for plain HTTP. */
 export function grpcFailed(e: TapEvent): boolean {
-  return e.grpcStatus !== null && e.grpcStatus !== undefined && e.grpcStatus !== '' && Number(e.grpcStatus) !== 0;
+  return e.grpcStatus !== null && e.grpcStatus !== '0';
 }

@@ -1,6 +1,9 @@
 // Response shapes of the control plane's HTTP API that more than one side reads: the control plane writes them, the
 // CLI and the dashboard read them. Types only (the dashboard's bundle imports them too, so nothing here may need Node).
 
+/** One tapped request as `GET /api/v1/tap` streams it: the shape proxies send on their config stream, checked there. */
+export type { TapEvent } from './tap-messages.js';
+
 /** Golden signals over a window: rate, success rate (null without requests) and latency quantiles. */
 export interface Signals {
   rps: number;

@@ -3,6 +3,7 @@
 
 import * as v from 'valibot';
 import { LATENCY_BUCKET_COUNT } from '../../telemetry/latency-buckets.js';
+import { TAP_MAX_BATCH, TapEvent, TapFilter } from './tap-messages.js';
 
 export const STREAM_PATH = '/api/v1/stream';
 /** Bumped on an incompatible change; a control plane refuses a proxy speaking another one (they ship in lockstep). */
@@ -27,45 +28,8 @@ export const EndpointRegistration = v.object({
 });
 export type EndpointRegistration = v.InferOutput<typeof EndpointRegistration>;
 
-/** What a tap asks a proxy for (the query of GET /api/v1/tap; see src/telemetry/tap.ts). */
-export const TapFilter = v.object({
-  service: v.optional(v.pipe(str, v.minLength(1), v.maxLength(253))),
-  path: v.optional(v.pipe(str, v.maxLength(1024))),
-  method: v.optional(v.pipe(str, v.maxLength(20))),
-  status: v.optional(v.pipe(str, v.regex(/^(?:[1-5]\d\d|[1-5]xx)$/))),
-  direction: v.optional(v.picklist(['inbound', 'outbound'])),
-});
-export type TapFilter = v.InferOutput<typeof TapFilter>;
-
-/** Tap events cut their path and authority here, so that a batch stays far below MAX_PROXY_MESSAGE_BYTES. */
-export const TAP_MAX_TEXT = 2048;
-/** At most this many events in one tap-events message. */
-export const TAP_MAX_BATCH = 100;
-
-const text = (max: number) => v.pipe(str, v.maxLength(max));
-const maybe = (max: number) => v.nullable(text(max));
-/** One request as tap shows it (contracts.md, section Tap). */
-export const TapEvent = v.object({
-  time: v.number(),
-  proxy: text(200),
-  direction: text(16),
-  sourceService: maybe(253),
-  destinationService: maybe(253),
-  sourceIdentity: maybe(TAP_MAX_TEXT),
-  destinationIdentity: maybe(TAP_MAX_TEXT),
-  method: text(64),
-  authority: text(TAP_MAX_TEXT),
-  path: text(TAP_MAX_TEXT),
-  status: v.number(),
-  grpcStatus: maybe(16),
-  latencyMs: v.number(),
-  route: maybe(600),
-  endpoint: maybe(300),
-  retries: v.number(),
-  error: maybe(64),
-  traceId: maybe(64),
-});
-export type TapEvent = v.InferOutput<typeof TapEvent>;
+// Tap's shapes live in their own module (no Node types), so that the dashboard can read them too.
+export { TAP_MAX_BATCH, TAP_MAX_TEXT, TapEvent, TapFilter } from './tap-messages.js';
 
 /** Names a tap session of the control plane (one per API client). */
 const tapId = v.pipe(str, v.minLength(1), v.maxLength(64));
