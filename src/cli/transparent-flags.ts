@@ -9,16 +9,18 @@ export interface TransparentFlags {
   proxyGid: string;
   excludeOutboundPorts?: string;
   excludeInboundPorts?: string;
+  ipv4Only?: boolean;
 }
 
 export function addTransparentOptions(cmd: Command): Command {
   return cmd
     .option('--proxy-gid <gid>', 'group id the sidecar runs as; the rules do not redirect its own connections', String(DEFAULT_PROXY_GID))
     .option('--exclude-outbound-ports <ports>', 'comma-separated destination ports the app reaches directly, not through the sidecar')
-    .option('--exclude-inbound-ports <ports>', 'comma-separated local ports whose inbound connections are not redirected (e.g. 22)');
+    .option('--exclude-inbound-ports <ports>', 'comma-separated local ports whose inbound connections are not redirected (e.g. 22)')
+    .option('--ipv4-only', 'intercept IPv4 only, accepting that IPv6 connections bypass the sidecar (without it, IPv6 that is on but cannot be intercepted is an error)');
 }
 
-export function parseTransparentFlags(f: TransparentFlags): { proxyGid: number; excludeOutboundPorts: number[]; excludeInboundPorts: number[] } {
+export function parseTransparentFlags(f: TransparentFlags): { proxyGid: number; excludeOutboundPorts: number[]; excludeInboundPorts: number[]; ipv4Only: boolean } {
   const gid = Number(f.proxyGid);
   if (!/^\d+$/.test(f.proxyGid) || gid < 1 || gid > 0xfffffffe) throw new CliError(`invalid --proxy-gid "${f.proxyGid}": expected a group id other than 0 (root's group is the app's too)`, EXIT_USAGE);
   const ports = (flag: string, text: string | undefined) => {
@@ -28,7 +30,7 @@ export function parseTransparentFlags(f: TransparentFlags): { proxyGid: number; 
       throw new CliError(`invalid ${flag}: ${(err as Error).message}`, EXIT_USAGE);
     }
   };
-  return { proxyGid: gid, excludeOutboundPorts: ports('--exclude-outbound-ports', f.excludeOutboundPorts), excludeInboundPorts: ports('--exclude-inbound-ports', f.excludeInboundPorts) };
+  return { proxyGid: gid, excludeOutboundPorts: ports('--exclude-outbound-ports', f.excludeOutboundPorts), excludeInboundPorts: ports('--exclude-inbound-ports', f.excludeInboundPorts), ipv4Only: f.ipv4Only === true };
 }
 
 /**

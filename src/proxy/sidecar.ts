@@ -35,7 +35,8 @@ import { peerIdentityLayer, PEER_IDENTITY_HEADER, XFCC_HEADER } from './inbound/
 import { normalizePathLayer } from './inbound/normalize-path.js';
 import type { ListenAddress } from '../core/listen-address.js';
 import { acceptBound, acceptExplicit, createBindingServer, createOutboundServer, listen } from './outbound/accept.js';
-import { createTransparentOutboundServer } from './transparent/transparent-outbound.js';
+import { createTransparentOutboundServer, type TransparentOutboundHooks } from './transparent/transparent-outbound.js';
+import { listenCompanion, listenInboundDualStack, loopbackCompanion } from './transparent/dual-stack.js';
 import { balanceLayer } from './outbound/concrete.js';
 import { Destinations } from './outbound/destinations.js';
 import { discoverLayer, type Binding, type PlanHolder } from './outbound/discover.js';
@@ -414,22 +415,27 @@ export class Sidecar implements PlanHolder {
       onUpgrade: (req, socket, head) => handleUpgrade(tunnels, req, socket, head, null),
     }, log);
     this.frontends.push(outFront);
+    const transparentHooks: TransparentOutboundHooks = {
+      plans: this,
+      tunnels,
+      log,
+      isDraining: () => outFront.isDraining,
+      explicit: (socket) => acceptExplicit(outFront, this.plan.mesh.timeouts.requestHeadersMs, socket),
+      bound: (socket, binding) => acceptBound(this.transparentFrontend(binding), binding, this, tunnels, log, socket),
+    };
     const outServer =
       o.transparent === true
-        ? createTransparentOutboundServer(
-            {
-              plans: this,
-              tunnels,
-              log,
-              isDraining: () => outFront.isDraining,
-              explicit: (socket) => acceptExplicit(outFront, this.plan.mesh.timeouts.requestHeadersMs, socket),
-              bound: (socket, binding) => acceptBound(this.transparentFrontend(binding), binding, this, tunnels, log, socket),
-            },
-            mesh.limits.maxConnections,
-          )
+        ? createTransparentOutboundServer(transparentHooks, mesh.limits.maxConnections)
         : createOutboundServer(outFront, mesh.limits.maxConnections, mesh.timeouts.requestHeadersMs);
     this.listeners.push(outServer);
     const outboundAddr = await listen(outServer, o.outbound);
+    // Redirected IPv6 connections arrive on ::1 (IPv4 ones on 127.0.0.1): the same listener on the other loopback.
+    const companion = o.transparent === true ? loopbackCompanion(outboundAddr.host) : null;
+    if (companion !== null) {
+      const server = createTransparentOutboundServer(transparentHooks, mesh.limits.maxConnections);
+      if ((await listenCompanion(server, { host: companion, port: outboundAddr.port })) !== null) this.listeners.push(server);
+      else log.info('no transparent outbound listener on the other loopback: that address family is off here', { address: companion });
+    }
 
     // Upstream bindings: a local port per service.
     const upstreams: Record<string, ListenAddress> = {};
@@ -473,7 +479,8 @@ export class Sidecar implements PlanHolder {
       onAccepted: (mode) => this.metrics.inboundConnections.inc([mode]),
     });
     this.listeners.push(this.inbound);
-    const inboundAddr = await listen(this.inbound, o.inbound);
+    // Transparent: IPv6 connections redirected to the inbound port must find a listener as well.
+    const inboundAddr = o.transparent === true ? await listenInboundDualStack(this.inbound, o.inbound) : await listen(this.inbound, o.inbound);
 
     this.adminServer = createAdminServer({
       ready: () => (this.ready ? { ready: true, reason: '' } : { ready: false, reason: this.drainPromise ? 'draining' : 'starting' }),

@@ -40,7 +40,7 @@ test('mycel iptables install replaces stale rules, installs once however often i
 
   const dry = await mycel('install', '--no-inbound', '--dry-run');
   assert.equal(dry.code, 0);
-  assert.match(dry.stdout, /^\*nat\n/);
+  assert.match(dry.stdout, /^# iptables-restore --noflush \(IPv4\)\n\*nat\n/);
   assert.doesNotMatch(dry.stdout, /PREROUTING/);
 
   const bad = await mycel('install', '--exclude-outbound-ports', '22,x');

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDevCertificates } from '../../src/security/dev-ca.js';
 import { requirePackage } from '../helpers/http.js';
+import { counterSum } from '../helpers/metrics-text.js';
 import { MYCEL_BIN, spawnMycel, type MycelProcess } from '../helpers/mycel-process.js';
 import { createHostBed, requireTransparent, type Host, type HostBed } from '../hosts/netns-bed.js';
 
@@ -93,16 +94,6 @@ function json(text: string): Record<string, unknown> {
   } catch {
     throw new Error(`not JSON: ${text.slice(0, 500)}`);
   }
-}
-
-/** Sum of a counter's series whose labels include all of `labels`. */
-function counterSum(metrics: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of metrics.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
 }
 
 /** What both scenarios need: root, the tools, the addon. */

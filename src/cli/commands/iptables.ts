@@ -2,7 +2,7 @@
 // init-container style setup where the sidecar then runs with `mycel proxy --transparent --skip-iptables`.
 
 import type { Command } from 'commander';
-import { installInterception, removeInterception } from '../../proxy/transparent/iptables-apply.js';
+import { installInterception, Ipv6InterceptionUnavailableError, removeInterception } from '../../proxy/transparent/iptables-apply.js';
 import { installText, type InterceptionOptions } from '../../proxy/transparent/iptables-rules.js';
 import { CliError, EXIT_USAGE } from '../exit.js';
 import { addTransparentOptions, parseTransparentFlags, type TransparentFlags } from '../transparent-flags.js';
@@ -31,26 +31,31 @@ export function registerIptablesCommand(program: Command): void {
       .option('--no-inbound', 'redirect outbound connections only')
       .option('--dry-run', 'print the iptables-restore input instead of applying it'),
   ).action(async (flags: InstallFlags) => {
+    const { ipv4Only, ...rest } = parseTransparentFlags(flags);
     const opts: InterceptionOptions = {
       outboundPort: portFlag('--outbound-port', flags.outboundPort),
       inboundPort: portFlag('--inbound-port', flags.inboundPort),
       inbound: flags.inbound,
-      ...parseTransparentFlags(flags),
+      ...rest,
     };
     if (flags.dryRun) {
-      process.stdout.write(installText(opts));
+      process.stdout.write(`# iptables-restore --noflush (IPv4)\n${installText(opts, 'ipv4')}`);
+      if (!ipv4Only) process.stdout.write(`# ip6tables-restore --noflush (IPv6)\n${installText(opts, 'ipv6')}`);
       return;
     }
+    let result;
     try {
-      await installInterception(opts);
+      result = await installInterception(opts, { ipv4Only });
     } catch (err) {
+      if (err instanceof Ipv6InterceptionUnavailableError) throw new CliError(err.message);
       throw new CliError(`${(err as Error).message}\n  fix: run as root (or with CAP_NET_ADMIN) in the app's network namespace`);
     }
-    process.stdout.write(`mycel iptables: installed (outbound -> ${opts.outboundPort}${opts.inbound ? `, inbound -> ${opts.inboundPort}` : ''}, sidecar group ${opts.proxyGid})\n`);
+    const families = result.ipv6Skipped === null ? 'IPv4 and IPv6' : `IPv4 only: ${result.ipv6Skipped}`;
+    process.stdout.write(`mycel iptables: installed (outbound -> ${opts.outboundPort}${opts.inbound ? `, inbound -> ${opts.inboundPort}` : ''}, sidecar group ${opts.proxyGid}) for ${families}\n`);
   });
   cmd
     .command('remove')
-    .description('remove every MYCEL_* chain and the jumps to them')
+    .description('remove every MYCEL_* chain and the jumps to them (IPv4 and IPv6)')
     .action(async () => {
       let removed: boolean;
       try {

@@ -15,7 +15,7 @@ import { CliError, EXIT_USAGE } from '../exit.js';
 import { listenFlag, parseLabels, parseUpstream } from '../proxy-flags.js';
 import { addTransparentOptions, becomeProxyGroup, parseTransparentFlags, type TransparentFlags } from '../transparent-flags.js';
 import { originalDstUnavailable } from '../../proxy/transparent/original-dst.js';
-import { installInterception, removeInterceptionSync } from '../../proxy/transparent/iptables-apply.js';
+import { installInterception, Ipv6InterceptionUnavailableError, removeInterceptionSync } from '../../proxy/transparent/iptables-apply.js';
 import type { Logger } from '../../core/log.js';
 
 
@@ -68,11 +68,18 @@ function advertiseAddress(inbound: ListenAddress): string {
   return '127.0.0.1';
 }
 
+interface TransparentSetup {
+  gid: number;
+  excludeOutboundPorts: number[];
+  excludeInboundPorts: number[];
+  ipv4Only: boolean;
+}
+
 /**
  * `--transparent`: checks that the SO_ORIGINAL_DST addon loads (else falls back to explicit mode, loudly) and switches
  * to the sidecar's group; returns whether the sidecar runs transparently.
  */
-function prepareTransparent(flags: ProxyFlags, log: Logger): { gid: number; excludeOutboundPorts: number[]; excludeInboundPorts: number[] } | null {
+function prepareTransparent(flags: ProxyFlags, log: Logger): TransparentSetup | null {
   if (!flags.transparent) return null;
   const t = parseTransparentFlags(flags);
   const why = originalDstUnavailable();
@@ -81,7 +88,7 @@ function prepareTransparent(flags: ProxyFlags, log: Logger): { gid: number; excl
     return null;
   }
   becomeProxyGroup(t.proxyGid);
-  return { gid: t.proxyGid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts };
+  return { gid: t.proxyGid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts, ipv4Only: t.ipv4Only };
 }
 
 /**
@@ -89,18 +96,23 @@ function prepareTransparent(flags: ProxyFlags, log: Logger): { gid: number; excl
  * picked up by conntrack mid-stream, and the PREROUTING redirect would send its incoming packets to the inbound port
  * (the peer gets a reset). The ports must therefore be fixed in advance. The rules go again when the process exits.
  */
-async function interceptBeforeStart(t: { gid: number; excludeOutboundPorts: number[]; excludeInboundPorts: number[] }, outboundPort: number, inboundPort: number, log: Logger): Promise<void> {
+async function interceptBeforeStart(t: TransparentSetup, outboundPort: number, inboundPort: number, log: Logger): Promise<void> {
   if (outboundPort === 0 || inboundPort === 0) throw new CliError('--transparent needs fixed --outbound and --inbound ports (not 0): the rules redirect to them', EXIT_USAGE);
   process.on('exit', () => {
     const err = removeInterceptionSync();
     if (err !== null) process.stderr.write(`mycel: could not remove the iptables rules: ${err}; run \`mycel iptables remove\`\n`);
   });
+  let result;
   try {
-    await installInterception({ outboundPort, inboundPort, proxyGid: t.gid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts, inbound: true });
+    result = await installInterception({ outboundPort, inboundPort, proxyGid: t.gid, excludeOutboundPorts: t.excludeOutboundPorts, excludeInboundPorts: t.excludeInboundPorts, inbound: true }, { ipv4Only: t.ipv4Only });
   } catch (err) {
+    if (err instanceof Ipv6InterceptionUnavailableError) throw new CliError(`cannot start transparent mode: ${err.message}`);
     throw new CliError(`cannot install the transparent-mode rules: ${(err as Error).message}\n  fix: run as root in the app's network namespace, or install them beforehand (mycel iptables install) and pass --skip-iptables`);
   }
-  log.info('transparent interception installed', { outboundPort, inboundPort, proxyGid: t.gid });
+  // With IPv6 off there is nothing to intercept; with --ipv4-only the operator accepted a way around the sidecar.
+  if (result.ipv6Skipped !== null && t.ipv4Only) log.warn('IPv6 connections are not intercepted', { reason: result.ipv6Skipped });
+  else if (result.ipv6Skipped !== null) log.info('IPv6 connections are not intercepted', { reason: result.ipv6Skipped });
+  log.info('transparent interception installed', { outboundPort, inboundPort, proxyGid: t.gid, families: result.families });
 }
 
 export function registerProxyCommand(program: Command): void {

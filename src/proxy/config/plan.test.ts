@@ -114,6 +114,22 @@ spec:
   assert.equal(compilePlan([], 'web', 1).mesh.outboundTrafficPolicy, 'ALLOW_ANY');
 });
 
+test('transparent mode: IPv6 addresses as written in a resource match the shortest form the addon reports', () => {
+  const r = parseResources(`apiVersion: mycel.dev/v1alpha1
+kind: Service
+metadata: { name: api }
+spec:
+  ports: [ { port: 8080 } ]
+  addresses: [ "FD00:0096:0:0::10" ]
+  endpoints: [ { address: "fd00:6d79:0000::2", port: 15006 } ]
+`, 'x.yaml');
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.problems));
+  const plan = compilePlan(r.resources.map((x) => x.resource), 'web', 1);
+  assert.equal(plan.lookupAddress('fd00:96::10', 8080)?.name, 'api', 'a virtual IP');
+  assert.equal(plan.lookupAddress('fd00:6d79::2', 8080)?.name, 'api', 'an endpoint address');
+  assert.equal(plan.lookupAddress('fd00:6d79::3', 8080), undefined);
+});
+
 test('a Service address that is not an IP is refused', () => {
   const r = parseResources(`apiVersion: mycel.dev/v1alpha1
 kind: Service

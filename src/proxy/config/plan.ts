@@ -152,15 +152,28 @@ function addressKey(address: string, port: number): string {
 }
 
 /**
+ * An address as written in a resource, in the form lookups use: IPv6 in its shortest form (RFC 5952, as inet_ntop
+ * and so the SO_ORIGINAL_DST addon give it), so that `FD00:0:0::1` finds `fd00::1`. Done once per config.
+ */
+function indexForm(address: string): string {
+  if (!address.includes(':') || (address.toLowerCase().startsWith('::ffff:') && address.includes('.'))) return address.toLowerCase();
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address.toLowerCase();
+  }
+}
+
+/**
  * Indexes a service by each of its virtual IPs and endpoint addresses, combined with each of its ports. A virtual IP
  * is the service's own and wins; an endpoint address shared by two services (two sidecars behind one address) goes
  * to the first one declared.
  */
 function indexAddresses(index: Map<string, ServiceTarget>, t: ServiceTarget, vips: readonly string[]): void {
   for (const p of t.ports) {
-    for (const ip of vips) index.set(addressKey(ip, p.port), t);
+    for (const ip of vips) index.set(addressKey(indexForm(ip), p.port), t);
     for (const e of t.endpoints) {
-      const k = addressKey(e.address, p.port);
+      const k = addressKey(indexForm(e.address), p.port);
       if (!index.has(k)) index.set(k, t);
     }
   }

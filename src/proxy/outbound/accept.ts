@@ -11,7 +11,7 @@ import { handleTcpBinding, type TunnelDeps } from './tunnel.js';
 
 export function listen(server: Server, addr: ListenAddress): Promise<ListenAddress> {
   return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(new Error(`cannot listen on ${addr.host}:${addr.port}: ${err.message}`));
+    const onError = (err: Error) => reject(new Error(`cannot listen on ${addr.host}:${addr.port}: ${err.message}`, { cause: err }));
     server.once('error', onError);
     server.listen({ host: addr.host, port: addr.port, backlog: 1024 }, () => {
       server.off('error', onError);

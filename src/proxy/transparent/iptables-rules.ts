@@ -1,5 +1,6 @@
-// Transparent mode's netfilter rules as iptables-restore text (nat table, chains named MYCEL_*): what to add, and how
-// to take out whatever MYCEL_* rules an `iptables-save` shows (stale ones from a crashed sidecar included). Pure text.
+// Transparent mode's netfilter rules as iptables-restore / ip6tables-restore text (nat table, chains named MYCEL_*):
+// what to add for each address family, and how to take out whatever MYCEL_* rules an `iptables-save` or
+// `ip6tables-save` shows (stale ones from a crashed sidecar included). Pure text.
 
 /** Every chain this module creates starts with this; removal takes out every chain that does. */
 export const CHAIN_PREFIX = 'MYCEL_';
@@ -21,6 +22,14 @@ export interface InterceptionOptions {
 
 export const DEFAULT_PROXY_GID = 1337;
 
+/** The address family a rule set is for: `iptables` (IPv4) or `ip6tables` (IPv6); both take the same chains. */
+export type Family = 'ipv4' | 'ipv6';
+
+export const FAMILIES: readonly Family[] = ['ipv4', 'ipv6'];
+
+/** Loopback destinations, left alone: the app's calls to itself, a local control plane. */
+const LOOPBACK: Record<Family, string> = { ipv4: '127.0.0.0/8', ipv6: '::1/128' };
+
 /**
  * The rules, applied with `iptables-restore --noflush` after `removalText` of the current state:
  *
@@ -28,15 +37,18 @@ export const DEFAULT_PROXY_GID = 1337;
  *             ports return; the rest jumps to MYCEL_REDIRECT, which redirects to the outbound port.
  *   PREROUTING -> MYCEL_INBOUND: the inbound port itself and excluded ports return; the rest jumps to
  *             MYCEL_IN_REDIRECT, which redirects to the inbound port.
+ *
+ * Both families get the same rules but for the loopback range. An IPv6 REDIRECT sends the app's connections to ::1
+ * and inbound ones to the interface's own IPv6 address, so the sidecar listens there too (transparent/dual-stack.ts).
  */
-export function installText(o: InterceptionOptions): string {
+export function installText(o: InterceptionOptions, family: Family): string {
   const lines = ['*nat', `:${CHAIN_PREFIX}OUTPUT - [0:0]`, `:${CHAIN_PREFIX}REDIRECT - [0:0]`];
   if (o.inbound) lines.push(`:${CHAIN_PREFIX}INBOUND - [0:0]`, `:${CHAIN_PREFIX}IN_REDIRECT - [0:0]`);
   lines.push(`-A ${CHAIN_PREFIX}REDIRECT -p tcp -j REDIRECT --to-ports ${o.outboundPort}`);
   // Without this the sidecar's own connections to the destination would come straight back to it.
   lines.push(`-A ${CHAIN_PREFIX}OUTPUT -m owner --gid-owner ${o.proxyGid} -j RETURN`);
-  // Loopback: the app's calls to itself, and to a control plane or anything else on 127.0.0.0/8.
-  lines.push(`-A ${CHAIN_PREFIX}OUTPUT -d 127.0.0.0/8 -j RETURN`);
+  // Loopback: the app's calls to itself, and to a control plane or anything else on 127.0.0.0/8 (::1).
+  lines.push(`-A ${CHAIN_PREFIX}OUTPUT -d ${LOOPBACK[family]} -j RETURN`);
   for (const p of unique(o.excludeOutboundPorts)) lines.push(`-A ${CHAIN_PREFIX}OUTPUT -p tcp --dport ${p} -j RETURN`);
   lines.push(`-A ${CHAIN_PREFIX}OUTPUT -p tcp -j ${CHAIN_PREFIX}REDIRECT`);
   if (o.inbound) {
@@ -57,7 +69,7 @@ function unique(ports: readonly number[]): number[] {
 
 /**
  * The iptables-restore text that removes every MYCEL_* chain and every jump to one from the built-in chains, given
- * the output of `iptables-save -t nat`; null when there is nothing of ours.
+ * the output of `iptables-save -t nat` (or ip6tables-save: the syntax is the same); null when there is nothing of ours.
  */
 export function removalText(natSave: string): string | null {
   const jumps: string[] = [];
@@ -88,9 +100,9 @@ export function removalText(natSave: string): string | null {
  * One iptables-restore transaction that takes out whatever MYCEL_* rules `natSave` shows and installs fresh ones:
  * installing twice, or over the leftovers of a crashed sidecar, leaves exactly one set, with no window without rules.
  */
-export function replaceText(natSave: string, o: InterceptionOptions): string {
+export function replaceText(natSave: string, o: InterceptionOptions, family: Family): string {
   const removal = removalText(natSave);
-  const install = installText(o);
+  const install = installText(o, family);
   if (removal === null) return install;
   const body = (text: string) => text.split('\n').filter((l) => l !== '' && l !== '*nat' && l !== 'COMMIT');
   return ['*nat', ...body(removal), ...body(install), 'COMMIT', ''].join('\n');

@@ -1,4 +1,5 @@
-// The destination a redirected connection was meant for, from the SO_ORIGINAL_DST addon (packages/original-dst).
+// The destination a redirected connection was meant for, from the SO_ORIGINAL_DST addon (packages/original-dst):
+// IPv4, or IPv6 where ip6tables redirected it.
 // Loads the addon by its package name once the workspace is installed, else from the repository's packages/ folder.
 
 import { createRequire } from 'node:module';
@@ -61,12 +62,23 @@ export function originalDestination(socket: Socket): OriginalDestination | null 
   if (get === null) throw originalDstUnavailable()!;
   const dst = get(fdOf(socket));
   if (dst === null) return null;
+  dst.address = plainAddress(dst.address);
   // conntrack knows every connection, redirected or not: an unchanged destination is the listener's own address.
-  if (dst.port === socket.localPort && sameAddress(dst.address, socket.localAddress ?? '')) return null;
+  if (dst.port === socket.localPort && dst.address === plainAddress(socket.localAddress ?? '')) return null;
   return dst;
 }
 
-function sameAddress(a: string, b: string): boolean {
-  const strip = (x: string) => (x.startsWith('::ffff:') ? x.slice(7) : x);
-  return strip(a) === strip(b);
+/**
+ * One spelling per address: an IPv4 address seen through a dual-stack socket (::ffff:a.b.c.d) as plain IPv4, an
+ * IPv6 one without its zone (fe80::1%eth0). The addon gives IPv6 in its shortest form already (inet_ntop).
+ */
+export function plainAddress(address: string): string {
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
+  const zone = address.indexOf('%');
+  return zone === -1 ? address : address.slice(0, zone);
+}
+
+/** `address:port`, with an IPv6 address in brackets (`[fd00::1]:80`) so that the port stays readable. */
+export function hostPort(d: OriginalDestination): string {
+  return d.address.includes(':') ? `[${d.address}]:${d.port}` : `${d.address}:${d.port}`;
 }

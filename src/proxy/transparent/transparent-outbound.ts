@@ -13,7 +13,7 @@ import { refuseRaw } from '../transport/http-frontend.js';
 import { splice } from '../transport/splice.js';
 import type { ServiceTarget } from '../config/targets.js';
 import { sniffHost } from './host-sniff.js';
-import { originalDestination, type OriginalDestination } from './original-dst.js';
+import { hostPort, originalDestination, type OriginalDestination } from './original-dst.js';
 
 export interface TransparentOutboundHooks {
   plans: PlanHolder;
@@ -85,7 +85,7 @@ function outsideMesh(h: TransparentOutboundHooks, socket: Socket, dst: OriginalD
 
 /** REGISTRY_ONLY: an HTTP/1 client gets a 502 naming the reason; anything else is closed. */
 function refuseUnknown(h: TransparentOutboundHooks, socket: Socket, dst: OriginalDestination, detectMs: number): void {
-  const where = `${dst.address}:${dst.port}`;
+  const where = hostPort(dst);
   h.log.info('refused a connection to a destination outside the mesh (outboundTrafficPolicy REGISTRY_ONLY)', { destination: where });
   detectProtocol(socket, detectMs, 'tcp', (p) => {
     if (p === 'h1') refuseRaw(socket, 'unknown-service', `${where} is not a mesh service and the mesh allows registered destinations only (outboundTrafficPolicy REGISTRY_ONLY)`);
@@ -96,7 +96,7 @@ function refuseUnknown(h: TransparentOutboundHooks, socket: Socket, dst: Origina
 /** ALLOW_ANY: a plain TCP connection to where the app meant to go (the sidecar's own traffic is not redirected). */
 function passThrough(h: TransparentOutboundHooks, client: Socket, dst: OriginalDestination): void {
   const deps = h.tunnels;
-  const rec: TunnelRecord = { direction: 'outbound', kind: 'tcp', source: deps.self, destination: null, endpoint: `${dst.address}:${dst.port}`, error: null, result: null, startTime: performance.now() };
+  const rec: TunnelRecord = { direction: 'outbound', kind: 'tcp', source: deps.self, destination: null, endpoint: hostPort(dst), error: null, result: null, startTime: performance.now() };
   deps.opened(rec);
   const mesh = h.plans.current.mesh;
   const upstream = net.connect({ host: dst.address, port: dst.port, allowHalfOpen: true, noDelay: true });
