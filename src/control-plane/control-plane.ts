@@ -7,7 +7,7 @@ import type { Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDuration } from '../api/v1alpha1/duration.js';
-import { encodeMessage, STATS_INTERVAL_MS } from '../api/v1alpha1/stream-messages.js';
+import { encodeMessage, RECONNECT_BACKOFF_MAX_MS, STATS_INTERVAL_MS } from '../api/v1alpha1/stream-messages.js';
 import type { Logger } from '../core/log.js';
 import type { CaMaterial } from '../security/dev-ca.js';
 import { SECRET_KIND, sweepSpentTokens, TokenAuthority, USED_TOKEN_KIND } from './auth/tokens.js';
@@ -22,7 +22,7 @@ import { ControlMetrics } from './metrics.js';
 import { PushServer } from './push/push-server.js';
 import { Registry } from './registry/registry.js';
 import { SignalWindow } from './stats/signal-window.js';
-import { announceReplica, REPLICA_KIND, withdrawReplica, type ReplicaRecord } from './replicas.js';
+import { announceReplica, otherReplicas, REPLICA_KIND, withdrawReplica, type ReplicaRecord } from './replicas.js';
 import type { Store } from './store/store.js';
 import { MeshIndex } from './translate/mesh-index.js';
 import { TraceBuffer } from './traces/trace-buffer.js';
@@ -45,6 +45,11 @@ export interface ControlPlaneOptions {
   ca?: { supplied?: CaMaterial; dir?: string };
   /** Serve the API in clear text (tests, or TLS terminated in front); default: TLS with a certificate from the mesh CA. */
   insecureHttp?: boolean;
+  /**
+   * Warm-up after a start with no other replica alive (see push/warm-up.ts); 0 turns it off. Default: the proxies'
+   * reconnect backoff bound plus one lease, by when every sidecar that survived the outage has re-registered.
+   */
+  warmupMs?: number;
   /** How often proxies send their golden-signal summaries (default 10 s). */
   statsIntervalMs?: number;
   log: Logger;
@@ -150,6 +155,7 @@ export class ControlPlane {
     this.ca = await MeshCa.open({ store: o.store, stateDir: caDir, replica: this.replica, log: o.log, rootLifetimeSeconds: this.rootLifetimeSeconds(), ...(o.ca?.supplied !== undefined ? { supplied: o.ca.supplied } : {}) });
     if (o.insecureHttp !== true) await this.startTls();
     this.registry.start();
+    this.beginWarmup(o.warmupMs ?? defaultWarmupMs(leaseMs));
     this.announcement = { replica: this.replica, url: this.reachableUrl(), startedAt: new Date().toISOString(), ...(this.apiCertificate !== undefined ? { apiCertificate: this.apiCertificate } : {}) };
     await announceReplica(o.store, this.announcement, o.expireRestored);
     if (o.stateDir !== null) await this.writeStateFiles(o.stateDir);
@@ -157,6 +163,20 @@ export class ControlPlane {
     this.sweepTimer = setInterval(() => this.sweepTokens(), TOKEN_SWEEP_MS).unref();
     this.sweepTokens();
     o.log.info('control plane ready', { replica: this.replica, url: this.url, store: o.store.description, revision: o.store.revision(), loadMs: Date.now() - started });
+  }
+
+  /**
+   * Warm up only when no other replica is alive: a live one has kept the store's endpoints fresh (its proxies renew
+   * them), so nothing is missing. With etcd, replicas announce themselves under their lease, so an announcement present
+   * now means a replica ran within the last lease; the file store has one replica, and older announcements are its past.
+   */
+  private beginWarmup(ms: number): void {
+    const live = this.o.expireRestored ? [] : otherReplicas(this.o.store, this.replica);
+    if (live.length > 0) {
+      this.o.log.info('no warm-up: another replica is alive, so the stored endpoints are current', { replicas: live.map((r) => r.replica) });
+      return;
+    }
+    this.push.startWarmup(ms, 'no other control-plane replica was running; endpoints may have expired meanwhile');
   }
 
   /** The API's server certificate from the mesh CA (this replica must be able to issue: it holds a CA key). */
@@ -255,4 +275,9 @@ export class ControlPlane {
     });
     await this.o.store.close();
   }
+}
+
+/** The default warm-up: a surviving sidecar tries again within the backoff bound, and registers within one lease. */
+export function defaultWarmupMs(leaseMs: number): number {
+  return RECONNECT_BACKOFF_MAX_MS + leaseMs;
 }

@@ -11,6 +11,8 @@ export class ControlMetrics {
   readonly connectedProxies = this.registry.register(new Gauge('mycel_control_connected_proxies', 'Proxies with an open config stream to this replica'));
   readonly pushDuration = this.registry.register(new Histogram('mycel_control_push_duration_seconds', 'From a config change reaching this replica to a proxy ACKing the version it produced', [], PUSH_BUCKETS));
   readonly pushes = this.registry.register(new Counter('mycel_control_pushes_total', 'Config versions answered by proxies, by answer', ['result']));
+  readonly warmup = this.registry.register(new Gauge('mycel_control_warmup', '1 while this replica is in its warm-up (configs that would take endpoints from running proxies wait)'));
+  readonly pushesHeld = this.registry.register(new Counter('mycel_control_pushes_held_total', 'Configs held back from a proxy that already serves one, during warm-up'));
   readonly revision = this.registry.register(new Gauge('mycel_control_config_revision', 'Store revision this replica has seen'));
   readonly applies = this.registry.register(new Counter('mycel_control_applies_total', 'Apply and delete requests, by result', ['result']));
   readonly storeErrors = this.registry.register(new Counter('mycel_control_store_errors_total', 'Store writes that failed, by reason', ['reason']));

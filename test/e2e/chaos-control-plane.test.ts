@@ -3,6 +3,7 @@
 // etcd members, then control-plane replicas, must never cost a request (proxies serve their last good config); writes
 // fail with a clear reason without quorum and no acknowledged write is lost; endpoint changes resume when a replica
 // returns (a new api instance gets traffic). The ledger prints what happened and how long convergence took.
+// A replica that returns after all were down warms up: running proxies keep their config until endpoints are back.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,11 +13,17 @@ import { adminApi, eventually, shareRootKey, trustMeshRoots } from '../helpers/c
 import { startEtcdCluster } from '../helpers/etcd.js';
 import { run } from '../helpers/http.js';
 import { MYCEL_BIN, spawnMycel, type MycelProcess } from '../helpers/mycel-process.js';
+import { heal, partition } from '../hosts/chaos.js';
 import { Ledger, ledgerLine, ledgerViolations } from '../hosts/ledger.js';
 import { BINDING_PORT, WEB_BINDING, meshWorkDir, meshYaml, startHostSidecar, startLedgerApp } from '../hosts/mesh-hosts.js';
 import { createHostBed, requireNetns, type Host, type HostBed } from '../hosts/netns-bed.js';
 
 const RATE = 30;
+/**
+ * Longer than the default (10 s + lease): the test keeps api1's sidecar from the returning replica until web is seen
+ * held, and each may take up to the 10 s reconnect backoff to come back, so the default could end the warm-up first.
+ */
+const WARMUP_S = 40;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Replica {
@@ -54,7 +61,7 @@ test('control plane on etcd across hosts: members and replicas die under load, n
   const replicas: Replica[] = [e1, e2].map((h, i) => {
     const stateDir = join(dir, `cp${i + 1}`);
     const url = `https://${h.address}:7400`;
-    return { host: h, url, stateDir, p: null, args: ['control', '--store', store, '--state-dir', stateDir, '--listen', '0.0.0.0:7400', '--advertise', url, '--lease', '3s', '--stats-interval', '1s'] };
+    return { host: h, url, stateDir, p: null, args: ['control', '--store', store, '--state-dir', stateDir, '--listen', '0.0.0.0:7400', '--advertise', url, '--lease', '3s', '--stats-interval', '1s', '--warmup', `${WARMUP_S}s`] };
   });
   const [cp1, cp2] = replicas as [Replica, Replica];
   for (const r of replicas) {
@@ -62,6 +69,9 @@ test('control plane on etcd across hosts: members and replicas die under load, n
     if (r !== cp1) await shareRootKey(cp1.stateDir, r.stateDir);
     await startReplica(bed, r);
   }
+  // The first replica found nobody and warmed up; the second found the first alive and had no reason to.
+  await cp1.p!.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('warm-up: proxies that already serve a config'));
+  await cp2.p!.waitForLog((l) => l.msg === 'no warm-up: another replica is alive, so the stored endpoints are current');
 
   const resources = join(dir, 'mesh.yaml');
   await writeFile(resources, meshYaml({ web, apiHosts: [], staticEndpoints: false }));
@@ -142,11 +152,11 @@ test('control plane on etcd across hosts: members and replicas die under load, n
     assert.equal(rep.failed, 0, `the data plane failed requests while etcd lost quorum: ${JSON.stringify(rep.byReason)}`);
   });
 
-  // Known defect (about 1 run in 5 here): when every replica was down for longer than the endpoint lease, etcd drops
-  // the endpoints; a replica that comes back can push a caller a view without them before their sidecars re-register,
-  // and a few requests fail with no-endpoints. The fix (hold the first config for proxies that already run one, for a
-  // lease after a replica starts) is in the issue's notes; the subtest runs and reports until then.
-  await t.test('control-plane replicas die, one then all: traffic goes on; a new instance registered once one returns gets traffic', { todo: 'endpoints expired while no replica ran can be pushed away before their sidecars re-register' }, async (st) => {
+  // Every replica is down for longer than the endpoint lease, so etcd drops the endpoints; the replica that comes back
+  // warms up: web (which serves a config) is not sent a view without api's endpoints before api1's sidecar, whose
+  // reconnect backoff may be longer than web's, has registered again (this failed with no-endpoints 1 run in 5). The
+  // test makes that order certain: api1's sidecar cannot reach the returning replica until web is seen held.
+  await t.test('control-plane replicas die, one then all: traffic goes on; a new instance registered once one returns gets traffic', async (st) => {
     const okBefore = ledger.report().ok;
     await cp1.p!.stop('SIGKILL');
     cp1.p = null;
@@ -157,8 +167,24 @@ test('control plane on etcd across hosts: members and replicas die under load, n
     // No replica at all for longer than the endpoint lease: proxies keep their last good config.
     await sleep(5000);
     assert.ok(ledger.report().ok > okBefore);
+    await partition(api1, cp2.host);
     await startReplica(bed, cp2);
     const back = Date.now();
+    // No replica ran: the returning one warms up (and says so).
+    await cp2.p!.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('warm-up: proxies that already serve a config'), 10_000);
+    await cp2.p!.waitForLog((l) => l.msg === 'proxy connected' && l.service === 'web', 30_000);
+    const heldWeb = await eventually('web to be held back by the warm-up', async () => {
+      const r = await api<{ items: Array<{ service: string; heldBack?: { reason: string } }> }>(cp2, 'GET', '/api/v1/proxies?scope=local');
+      return r.body.items.find((p) => p.service === 'web' && p.heldBack !== undefined);
+    }, 10_000);
+    assert.match(heldWeb.heldBack!.reason, /default\/api has no endpoint yet/);
+    st.diagnostic(`CP replica 2 back with no endpoints stored: web held back (${heldWeb.heldBack!.reason}), serving its last good config`);
+    await heal(api1, cp2.host);
+    await cp2.p!.waitForLog((l) => l.msg === 'proxy connected' && l.service === 'api', 30_000);
+    await eventually('web to get its config once api1 registered again', async () => {
+      const r = await api<{ items: Array<{ service: string; heldBack?: unknown; state: string }> }>(cp2, 'GET', '/api/v1/proxies?scope=local');
+      return r.body.items.some((p) => p.service === 'web' && p.heldBack === undefined && p.state === 'ACK') ? true : undefined;
+    }, 20_000);
     ledger.mark(back);
     ledger.watchApp((await startLedgerApp(api2, appFile, 'api2')).stdout!);
     await startHostSidecar(bed, api2, 'api', dir, await controlFlags('api', [cp2, cp1], api2));
@@ -167,7 +193,11 @@ test('control plane on etcd across hosts: members and replicas die under load, n
     await sleep(2000);
     await ledger.stop();
     const rep = ledger.report();
-    st.diagnostic(ledgerLine({ ...rep, scenario: 'control-plane-replicas-killed' }, { new_instance_traffic_ms: newInstanceMs }));
+    // What the warm-up did: configs it held, and in which order the sidecars came back to the returning replica.
+    const records = cp2.p!.records();
+    const held = records.filter((l) => l.msg === 'warm-up: holding back a config; the proxy keeps serving the one it has').length;
+    const order = records.filter((l) => l.msg === 'proxy connected').map((l) => `${String(l.service)}${l.version === null ? '(fresh)' : ''}`).join(',');
+    st.diagnostic(ledgerLine({ ...rep, scenario: 'control-plane-replicas-killed' }, { new_instance_traffic_ms: newInstanceMs, warmup_held_pushes: held, reconnect_order: order }));
     assert.deepEqual(ledgerViolations(rep), []);
     assert.equal(rep.failed, 0, `requests failed while the control plane was away: ${JSON.stringify(rep.byReason)}`);
   });

@@ -70,6 +70,8 @@ export interface ProxyStatus {
   ackedVersion: number | null;
   nack: { version: number; reason: string; at: string } | null;
   state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
+  /** The replica's warm-up holds a newer config back from this proxy (it keeps serving its own): why, since when, for how long at most. */
+  heldBack?: { reason: string; since: string; releaseInMs: number };
   /** The proxy's mesh certificate (when it has one from the mesh CA): expiry and issue time (Unix ms), its root. */
   certNotAfter?: number;
   certIssuedAt?: number;

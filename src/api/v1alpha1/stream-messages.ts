@@ -12,6 +12,11 @@ export const STREAM_PROTOCOL = 'mycel-stream-v1';
 export const MAX_CONTROL_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** What a proxy sends is small (a hello with its subscriptions at most); the control plane refuses more. */
 export const MAX_PROXY_MESSAGE_BYTES = 4 * 1024 * 1024;
+/**
+ * The longest a proxy waits between two attempts to reach the control plane (its jittered backoff window's cap). A
+ * replica that starts after an outage can count on every surviving sidecar trying again within this time.
+ */
+export const RECONNECT_BACKOFF_MAX_MS = 10_000;
 
 const str = v.string();
 const labels = v.record(v.string(), v.string());

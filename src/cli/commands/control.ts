@@ -21,6 +21,7 @@ interface ControlFlags {
   caCert?: string;
   caKey?: string;
   statsInterval: string;
+  warmup?: string;
 }
 
 export function registerControlCommand(program: Command): void {
@@ -36,6 +37,7 @@ export function registerControlCommand(program: Command): void {
     .option('--ca-key <file>', 'the private key of --ca-cert (PEM, EC P-256 or P-384)')
     .option('--insecure-http', 'serve the API in clear text (tests, or TLS terminated in front); default: HTTPS with a certificate from the mesh CA')
     .option('--stats-interval <duration>', 'how often proxies send their golden-signal summaries (mycel stat)', '10s')
+    .option('--warmup <duration>', 'after a start with no other replica running, how long running proxies keep their config rather than lose endpoints not re-registered yet (0 = off; default: 10s + --lease)')
     .action(async (flags: ControlFlags) => {
       const spec = parseStoreSpec(flags.store);
       if (spec instanceof Error) throw new CliError(`invalid --store: ${spec.message}`, EXIT_USAGE);
@@ -43,6 +45,8 @@ export function registerControlCommand(program: Command): void {
       if (leaseMs === undefined || leaseMs < 500) throw new CliError(`invalid --lease "${flags.lease}": expected a duration of at least 500ms, e.g. 10s`, EXIT_USAGE);
       const statsIntervalMs = parseDuration(flags.statsInterval);
       if (statsIntervalMs === undefined || statsIntervalMs < 100 || statsIntervalMs > 60_000) throw new CliError(`invalid --stats-interval "${flags.statsInterval}": expected a duration from 100ms to 1m, e.g. 10s`, EXIT_USAGE);
+      const warmupMs = flags.warmup === undefined ? undefined : parseDuration(flags.warmup);
+      if (flags.warmup !== undefined && (warmupMs === undefined || warmupMs > 600_000)) throw new CliError(`invalid --warmup "${flags.warmup}": expected a duration up to 10m, e.g. 20s, or 0 to turn it off`, EXIT_USAGE);
       const listen = listenFlag('--listen', flags.listen);
       if ((flags.caCert === undefined) !== (flags.caKey === undefined)) throw new CliError('--ca-cert and --ca-key go together', EXIT_USAGE);
       let supplied: { certPem: string; keyPem: string } | undefined;
@@ -57,7 +61,7 @@ export function registerControlCommand(program: Command): void {
       const store = await openStore(spec, { leaseTtlSeconds: Math.max(2, Math.ceil(leaseMs / 1000)) });
       let cp: ControlPlane;
       try {
-        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, expireRestored: spec.kind === 'file', insecureHttp: flags.insecureHttp === true, ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
+        cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, ...(warmupMs !== undefined ? { warmupMs } : {}), expireRestored: spec.kind === 'file', insecureHttp: flags.insecureHttp === true, ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
       } catch (err) {
         await store.close().catch(() => {});
         const e = err as NodeJS.ErrnoException;

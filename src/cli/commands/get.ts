@@ -49,6 +49,7 @@ interface ProxyRow {
   lastContact: string;
   replica: string;
   certNotAfter?: number;
+  heldBack?: { reason: string; releaseInMs: number };
 }
 
 /** Time left on a proxy's mesh certificate ("-" for a proxy with certificate files). */
@@ -70,7 +71,7 @@ async function getProxies(flags: GetFlags): Promise<void> {
     p.state,
     ago(p.lastContact),
     certLeft(p.certNotAfter),
-    p.nack ? `v${p.nack.version}: ${p.nack.reason}` : '',
+    p.nack ? `v${p.nack.version}: ${p.nack.reason}` : p.heldBack ? `warm-up holds the next config (${p.heldBack.reason}; at most ${compact(Math.ceil(p.heldBack.releaseInMs / 1000))} more)` : '',
   ]);
   process.stdout.write(table(['SERVICE', 'PROXY', 'ENDPOINT', 'VERSION', 'STATE', 'LAST CONTACT', 'CERT EXPIRES IN', 'REASON'], rows));
   process.stdout.write(`(${body.items.length} proxies on replica ${body.replica}, store revision ${body.revision})\n`);

@@ -1,5 +1,6 @@
 // The config stream protocol against a real control plane (file store in a temp dir) with raw HTTP/2 clients:
-// versions are sent only when a view changes, a NACKed version is never re-sent, views are scoped, bad input is refused.
+// versions are sent only when a view changes, a NACKed version is never re-sent, views are scoped, bad input is refused;
+// during warm-up a proxy that already serves a config is not sent a view that takes a service's endpoints away.
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { silentLogger } from '../../core/log.js';
 import { STREAM_PATH, STREAM_PROTOCOL, type ControlMessage } from '../../api/v1alpha1/stream-messages.js';
 import { ControlPlane } from '../control-plane.js';
 import { FileStore } from '../store/file-store.js';
+import { REPLICA_KIND } from '../replicas.js';
 
 interface Client {
   messages: ControlMessage[];
@@ -253,7 +255,95 @@ describe('config stream', () => {
   });
 });
 
-type ProxyItem = { state: string; sentVersion: number | null; nack: { reason: string } | null };
+describe('warm-up after a start with no other replica alive', () => {
+  const dirs: string[] = [];
+  const started: ControlPlane[] = [];
+  const start = async (warmupMs: number, opts: { seedLiveReplica?: boolean } = {}) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mycel-warmup-'));
+    dirs.push(dir);
+    if (opts.seedLiveReplica === true) {
+      // Another replica's announcement, as etcd holds it while that replica lives (its lease keeps it).
+      const seed = new FileStore(dir, { log: silentLogger });
+      await seed.open();
+      await seed.commit([{ op: 'put', kind: REPLICA_KIND, namespace: 'mycel-system', name: 'other', value: { replica: 'other', url: 'http://127.0.0.1:9', startedAt: new Date().toISOString() }, ephemeral: true }]);
+      await seed.close();
+    }
+    const cp = await ControlPlane.start({ store: new FileStore(dir, { log: silentLogger }), listen: { host: '127.0.0.1', port: 0 }, stateDir: null, expireRestored: opts.seedLiveReplica !== true, insecureHttp: true, log: silentLogger, leaseMs: 5000, warmupMs });
+    started.push(cp);
+    const token = cp.adminToken();
+    const res = await fetch(`${cp.url}/api/v1/apply`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ resources: [svc('web'), svc('api')] }) });
+    assert.equal(res.status, 200, await res.text());
+    return { cp, token };
+  };
+  after(async () => {
+    for (const cp of started) await cp.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  const endpointsOfApi = (m: ControlMessage) => {
+    assert.ok(m.type === 'config');
+    const api = m.resources.find((r) => (r as { metadata: { name: string } }).metadata.name === 'api') as { spec: { endpoints?: Array<{ port: number }> } };
+    return (api.spec.endpoints ?? []).map((e) => e.port);
+  };
+  const apiSidecar = (port: number) => ({ ...hello('api', []), endpoint: { address: '127.0.0.1', port, labels: {} } });
+
+  test('a running proxy keeps its config until the services it uses have endpoints again; a fresh one gets config at once', async () => {
+    const { cp, token } = await start(60_000);
+    const fresh = connect(cp.url, token);
+    fresh.send(hello('web', ['api']));
+    assert.deepEqual(endpointsOfApi(await fresh.next((m) => m.type === 'config')), [], 'a fresh proxy has nothing to lose: it gets the view as it is');
+
+    const running = connect(cp.url, token);
+    const runningHello = { ...hello('web', ['api']), version: 41 };
+    running.send(runningHello);
+    await running.next((m) => m.type === 'welcome');
+    const held = await eventuallyStatus(cp.url, token, (items) => items.find((i) => i.proxyId === runningHello.proxyId && i.heldBack !== undefined));
+    assert.match(held.heldBack?.reason ?? '', /default\/api has no endpoint yet/);
+    assert.equal(held.state, 'NONE');
+    assert.ok(!running.messages.some((m) => m.type === 'config'), 'no config while api has no endpoint');
+    assert.match(cp.metrics.registry.render(), /mycel_control_warmup 1/);
+
+    // api's sidecar comes back and registers: the held view is complete now and goes out.
+    const api1 = connect(cp.url, token);
+    api1.send(apiSidecar(4001));
+    assert.deepEqual(endpointsOfApi(await running.next((m) => m.type === 'config')), [4001]);
+    assert.deepEqual(endpointsOfApi(await fresh.next((m) => m.type === 'config')), [4001]);
+
+    // Its last endpoint leaving during warm-up is held from the running proxy (not from the one that started fresh) ...
+    api1.send({ type: 'goodbye' });
+    assert.deepEqual(endpointsOfApi(await fresh.next((m) => m.type === 'config')), []);
+    const again = await eventuallyStatus(cp.url, token, (items) => items.find((i) => i.proxyId === runningHello.proxyId && i.heldBack !== undefined));
+    assert.match(again.heldBack?.reason ?? '', /default\/api would lose its last endpoint/);
+    assert.ok(!running.messages.some((m) => m.type === 'config'));
+    // ... and a new instance goes to both.
+    const api2 = connect(cp.url, token);
+    api2.send(apiSidecar(4002));
+    assert.deepEqual(endpointsOfApi(await running.next((m) => m.type === 'config')), [4002]);
+    for (const c of [fresh, running, api1, api2]) c.close();
+  });
+
+  test('when the warm-up ends, a held proxy gets the view as it is', async () => {
+    const { cp, token } = await start(3000);
+    const running = connect(cp.url, token);
+    const runningHello = { ...hello('web', ['api']), version: 7 };
+    running.send(runningHello);
+    await eventuallyStatus(cp.url, token, (items) => items.find((i) => i.proxyId === runningHello.proxyId && i.heldBack !== undefined));
+    assert.deepEqual(endpointsOfApi(await running.next((m) => m.type === 'config', 20_000)), []);
+    assert.match(cp.metrics.registry.render(), /mycel_control_warmup 0/);
+    assert.match(cp.metrics.registry.render(), /mycel_control_pushes_held_total 1/);
+    running.close();
+  });
+
+  test('no warm-up when another replica is alive: its proxies kept the stored endpoints current', async () => {
+    const { cp, token } = await start(60_000, { seedLiveReplica: true });
+    assert.match(cp.metrics.registry.render(), /mycel_control_warmup 0/);
+    const running = connect(cp.url, token);
+    running.send({ ...hello('web', ['api']), version: 3 });
+    assert.deepEqual(endpointsOfApi(await running.next((m) => m.type === 'config')), []);
+    running.close();
+  });
+});
+
+type ProxyItem = { proxyId: string; heldBack?: { reason: string }; state: string; sentVersion: number | null; nack: { reason: string } | null };
 
 async function eventuallyStatus(url: string, token: string, pick: (items: ProxyItem[]) => ProxyItem | undefined): Promise<ProxyItem> {
   for (let i = 0; i < 100; i++) {

@@ -2,6 +2,7 @@
 // every proxy that asks for the same one), sends a new version only when the view's content changed, and records
 // each proxy's ACK or NACK. A NACKed version is never re-sent; the next change brings the next version. Taps ride
 // the same streams: started on every connected proxy (and on those that connect later), their events handed back.
+// During warm-up (warm-up.ts) a view that would take endpoints away from a proxy that already serves a config waits.
 
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { encodeMessage, LineDecoder, MAX_PROXY_MESSAGE_BYTES, parseProxyMessage, type ProxyMessage, type TapEvent, type TapFilter } from '../../api/v1alpha1/stream-messages.js';
@@ -15,6 +16,7 @@ import type { Changes, MeshIndex } from '../translate/mesh-index.js';
 import type { ProxyStatus } from '../../api/v1alpha1/control-api.js';
 import { computeView } from '../translate/view.js';
 import { configMessage, resourcesJson } from './config-message.js';
+import { holdReason, Warmup } from './warm-up.js';
 
 export type { ProxyStatus };
 
@@ -37,6 +39,7 @@ class ViewState {
   message = '';
   version = -1;
   deps = new Set<string>();
+  endpoints: ReadonlyMap<string, number> = new Map();
   unresolved = 0;
   dirty = true;
   /** When the change that produced the current version reached this replica (for the push duration metric). */
@@ -54,6 +57,12 @@ class Session {
   subscriptions = new Set<string>();
   sentVersion: number | null = null;
   sentBody = '';
+  /** Endpoints per service in what this stream sent last (null: nothing yet). */
+  sentEndpoints: ReadonlyMap<string, number> | null = null;
+  /** The proxy said in its hello which version it serves: it has a config to lose. */
+  servesConfig = false;
+  /** A view waiting for the warm-up (why, since when). */
+  held: { reason: string; since: number } | null = null;
   sentAt = 0;
   ackedVersion: number | null = null;
   nack: ProxyStatus['nack'] = null;
@@ -139,14 +148,27 @@ export class PushServer {
   private flushScheduled = false;
   private allDirty = false;
   private readonly timer: NodeJS.Timeout;
+  private readonly warmup: Warmup;
 
   constructor(private readonly o: PushServerOptions) {
     this.timer = setInterval(() => this.checkHeartbeats(), Math.max(50, Math.floor(o.heartbeatMs / 2)));
     this.timer.unref();
+    this.warmup = new Warmup({ log: o.log, onEnd: () => this.releaseHeld(), gauge: (v) => o.metrics.warmup.set(v) });
+    o.metrics.warmup.set(0);
+  }
+
+  /** Starts a warm-up of `durationMs` (see warm-up.ts); `why` goes to the log. */
+  startWarmup(durationMs: number, why: string): void {
+    this.warmup.start(durationMs, why);
+  }
+
+  get warmingUp(): boolean {
+    return this.warmup.active;
   }
 
   close(): void {
     clearInterval(this.timer);
+    this.warmup.stop();
     for (const s of this.sessions.values()) this.end(s, 'the control plane is shutting down');
   }
 
@@ -241,6 +263,7 @@ export class PushServer {
     const old = this.sessions.get(m.proxyId);
     if (old !== undefined) this.end(old, 'replaced by a new stream from the same proxy');
     const s = new Session(m.proxyId, m.service, m.namespace, req.socket?.remoteAddress ?? null, res);
+    s.servesConfig = m.version !== undefined;
     this.sessions.set(s.proxyId, s);
     this.o.metrics.connectedProxies.set(this.sessions.size);
     s.send(encodeMessage({ type: 'welcome', replica: this.o.replica, heartbeatMs: this.o.heartbeatMs, leaseMs: this.o.leaseMs, statsIntervalMs: this.o.statsIntervalMs }));
@@ -383,6 +406,7 @@ export class PushServer {
       set.add(view);
     }
     view.deps = v.deps;
+    view.endpoints = v.endpoints;
     const resources = resourcesJson(v.resources);
     const unresolved = JSON.stringify(v.unresolved);
     const body = resources + '|' + unresolved;
@@ -397,7 +421,23 @@ export class PushServer {
 
   private deliver(s: Session): void {
     const view = s.view;
-    if (view === null || view.body === s.sentBody) return;
+    if (view === null || view.body === s.sentBody) {
+      s.held = null;
+      return;
+    }
+    if (s.servesConfig && this.warmup.active) {
+      const reason = holdReason(view, s.sentEndpoints, `${s.namespace}/${s.service}`);
+      if (reason !== null) {
+        if (s.held === null) {
+          this.o.metrics.pushesHeld.inc();
+          this.o.log.info('warm-up: holding back a config; the proxy keeps serving the one it has', { proxyId: s.proxyId, service: s.service, version: view.version, reason, releaseInMs: this.warmup.remainingMs() });
+        }
+        s.held = { reason, since: s.held?.since ?? Date.now() };
+        return;
+      }
+    }
+    s.held = null;
+    s.sentEndpoints = view.endpoints;
     s.sentBody = view.body;
     s.sentVersion = view.version;
     s.sentAt = Date.now();
@@ -419,6 +459,17 @@ export class PushServer {
       if (!all && !view.dirty) continue;
       if (this.refresh(view, started)) for (const s of view.sessions) this.deliver(s);
     }
+  }
+
+  /** The warm-up is over: every held proxy gets its view as it is now. */
+  private releaseHeld(): void {
+    let released = 0;
+    for (const s of this.sessions.values()) {
+      if (s.held === null) continue;
+      released++;
+      this.deliver(s);
+    }
+    this.o.log.info('warm-up over: configs go to every proxy as usual', { released });
   }
 
   private checkHeartbeats(): void {
@@ -464,6 +515,7 @@ export class PushServer {
       ackedVersion: s.ackedVersion,
       nack: s.nack,
       state: s.sentVersion === null ? 'NONE' : s.nack !== null && s.nack.version === s.sentVersion ? 'NACK' : s.ackedVersion === s.sentVersion ? 'ACK' : 'PENDING',
+      ...(s.held !== null ? { heldBack: { reason: s.held.reason, since: new Date(s.held.since).toISOString(), releaseInMs: this.warmup.remainingMs() } } : {}),
       ...(s.cert !== null ? { certNotAfter: s.cert.notAfter, certIssuedAt: s.cert.issuedAt, certRoot: s.cert.root, trustedRoots: s.cert.trustedRoots } : {}),
     }));
   }

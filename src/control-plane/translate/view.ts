@@ -17,6 +17,8 @@ export interface ProxyView {
   unresolved: string[];
   /** Service keys the view was built from: a change to any of them may change the view. */
   deps: Set<string>;
+  /** Endpoints (static and ready registered) of each service in the view, by service key; what warm-up looks at. */
+  endpoints: Map<string, number>;
 }
 
 type Json = Record<string, unknown>;
@@ -88,16 +90,19 @@ export function computeView(index: MeshIndex, req: ViewRequest): ProxyView {
       }
     }
   }
+  const endpoints = new Map<string, number>();
   for (const k of included.keys()) {
     deps.add(k);
     const svc = index.serviceForViews(k, () => serviceWithEndpoints(k, index));
     if (svc !== undefined) out.push(svc);
+    const listed = ((svc as Json | undefined)?.spec as Json | undefined)?.endpoints;
+    endpoints.set(k, Array.isArray(listed) ? listed.length : 0);
     for (const p of index.policiesOf(k)) {
       // Traffic policies matter to callers and to the service's own sidecars (its inbound rate limit); authorization
       // and peer authentication only to the service's own sidecars.
       if (p.kind === 'TrafficPolicy' || k === self) push(p);
     }
   }
-  return { resources: out, unresolved, deps };
+  return { resources: out, unresolved, deps, endpoints };
 }
 

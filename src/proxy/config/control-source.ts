@@ -11,6 +11,7 @@ import {
   LineDecoder,
   MAX_CONTROL_MESSAGE_BYTES,
   parseControlMessage,
+  RECONNECT_BACKOFF_MAX_MS,
   STREAM_PATH,
   STATS_INTERVAL_MS,
   STREAM_PROTOCOL,
@@ -409,7 +410,7 @@ export class ControlConfigSource extends EventEmitter<ControlSourceEvents> {
     if (this.closed) return;
     // Full jitter over an exponentially growing window: many proxies losing one replica do not come back in step.
     const min = this.o.backoffMinMs ?? 200;
-    const max = this.o.backoffMaxMs ?? 10_000;
+    const max = this.o.backoffMaxMs ?? RECONNECT_BACKOFF_MAX_MS;
     const window = Math.min(max, min * 2 ** Math.min(this.attempts, 16));
     const delay = min + Math.random() * (window - min);
     this.attempts++;
