@@ -78,6 +78,8 @@ export interface LedgerReport {
   lost: number;
   /** A few lost requests with why, for the failure message. */
   lostSamples: string[];
+  /** Every lost request: id and why (a test may check a cut against what the sidecar logged). */
+  lostRequests: Array<{ id: string; reason: string }>;
   /** A few failed requests with their status and whole x-mycel-error. */
   failedSamples: string[];
   /** Failed requests per method (GETs may be retried, POSTs only when they never reached the app). */
@@ -255,6 +257,7 @@ export class Ledger {
   report(): LedgerReport {
     const byReason: Record<string, number> = {};
     const lostSamples: string[] = [];
+    const lostRequests: Array<{ id: string; reason: string }> = [];
     const failedSamples: string[] = [];
     const failedByMethod: Record<string, number> = {};
     let ok = 0;
@@ -275,6 +278,7 @@ export class Ledger {
         if (failedSamples.length < 5) failedSamples.push(`${e.method} ${e.id}: ${e.detail ?? e.reason}`);
       } else {
         lost++;
+        lostRequests.push({ id: e.id, reason: e.reason });
         if (lostSamples.length < 5) lostSamples.push(`${e.method} ${e.id}: ${e.reason}`);
       }
       if (this.markAt !== null && e.end >= this.markAt) lastBadEnd = Math.max(lastBadEnd, e.end);
@@ -282,7 +286,7 @@ export class Ledger {
     const duplicated = [...this.executions].filter(([, n]) => n > 1).map(([id]) => id);
     const unexecutedOk = okPosts.filter((id) => this.executions.get(id) !== 1);
     const convergeMs = this.markAt === null ? null : lastBadEnd < 0 ? 0 : lastBadEnd - this.markAt;
-    return { scenario: this.scenario, sent: this.sent, ok, failed, byReason, lost, lostSamples, failedSamples, failedByMethod, skipped: this.skipped, duplicated, truncated: [...this.truncated], unexecutedOk, convergeMs, servedBy: { ...this.servedBy } };
+    return { scenario: this.scenario, sent: this.sent, ok, failed, byReason, lost, lostSamples, lostRequests, failedSamples, failedByMethod, skipped: this.skipped, duplicated, truncated: [...this.truncated], unexecutedOk, convergeMs, servedBy: { ...this.servedBy } };
   }
 }
 

@@ -154,11 +154,11 @@ export const MeshConfigSpec = obj({
     obj({
       /** How HTTP/1.1 requests travel between sidecars: as HTTP/1.1 on pooled connections, or as HTTP/2 streams on one connection per peer. */
       http1: v.optional(v.picklist(['h1', 'h2'], 'expected h1 or h2'), 'h1'),
-      /** HTTP/2 sessions to peer sidecars: a PING every `interval`; no answer within `timeout` closes the session (a dead peer behind a silent partition). */
+      /** HTTP/2 sessions to peer sidecars: a PING every `interval`; nothing received within `timeout` takes the session out of use (a dead peer behind a silent partition, or a stalled link). */
       keepalive: v.optional(
         obj({
           interval: v.optional(about('Time between keepalive PINGs on an HTTP/2 session to a peer sidecar.', positiveDuration), '10s'),
-          timeout: v.optional(about('A PING not answered within this closes the session; its requests fail as reset and may be retried.', positiveDuration), '5s'),
+          timeout: v.optional(about('When neither the PING answer nor any other byte arrives within this, the session takes no new requests (they open a new one) and gets a GOAWAY; its requests in flight end on their own timeouts, and it is destroyed after 3 more timeouts of silence.', positiveDuration), '5s'),
         }),
         {},
       ),

@@ -7,6 +7,7 @@ import { MycelError, toMycelError } from '../../../core/errors.js';
 import type { HttpClient, ResponseSink, UpstreamCall, UpstreamRequest } from '../../stack/http-types.js';
 import { h2ToList, listIntoH2 } from './headers.js';
 import { connectionRefused, type ConnectionSlots } from '../connection-slots.js';
+import { SessionKeepalive, type KeepaliveSettings } from './keepalive.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
@@ -22,13 +23,14 @@ export interface H2ClientOptions {
   /** The destination's connection and pending-request limits (shared with its other endpoints' clients). */
   slots?: ConnectionSlots;
   /**
-   * Keepalive: a PING every `intervalMs` on an open session, which is destroyed when one is not answered within
-   * `timeoutMs`. Without it a peer behind a silent partition keeps the session (and every request put on it) hanging
-   * until TCP gives up, many minutes later. Read when a session opens (so a config change applies to new sessions).
-   * Absent: no pings.
+   * Keepalive (keepalive.ts): a PING every `intervalMs` on an open session. When neither its answer nor any other
+   * byte arrives within `timeoutMs`, the session takes no new requests and its streams finish on their own deadlines;
+   * silent for DEAD_AFTER_TIMEOUTS more, it is destroyed. Without it a peer behind a silent partition keeps the
+   * session (and every request put on it) hanging until TCP gives up, many minutes later. Read when a session opens
+   * (so a config change applies to new sessions). Absent: no pings.
    */
-  keepalive?: () => { intervalMs: number; timeoutMs: number };
-  /** Told when a session is closed for want of a PING answer (for a log line). */
+  keepalive?: () => KeepaliveSettings;
+  /** Told when a session in service is closed to new requests for want of a PING answer (for a log line). */
   onKeepaliveTimeout?: (url: string, timeoutMs: number) => void;
 }
 
@@ -187,44 +189,29 @@ export class H2Client implements HttpClient {
       else session.destroy(new MycelError('connect-timeout', `no connection within ${this.options.connectTimeoutMs} ms`));
     });
     session.once('connect', () => session.setTimeout(0));
-    if (this.options.keepalive !== undefined) session.once('connect', () => this.startKeepalive(session));
+    if (this.options.keepalive !== undefined) session.once('connect', (_s: ClientHttp2Session, socket: Socket) => this.startKeepalive(session, socket));
     // Keep the process from staying alive for an idle pool only.
     session.unref();
     return session;
   }
 
-  /** One timer per session (not per request): pings while it is open, destroys it when a ping goes unanswered. */
-  private startKeepalive(session: ClientHttp2Session): void {
-    const { intervalMs, timeoutMs } = this.options.keepalive!();
-    let waiting: NodeJS.Timeout | null = null;
-    const dead = () => {
-      waiting = null;
-      if (session.destroyed) return;
-      this.options.onKeepaliveTimeout?.(this.options.url, timeoutMs);
-      // Streams on it fail with upstream-reset (retried by policy); the next request opens a new session.
-      if (this.session === session) this.session = null;
-      session.destroy(new MycelError('upstream-reset', `the peer did not answer an HTTP/2 PING within ${timeoutMs} ms`));
-    };
-    const tick = setInterval(() => {
-      if (session.destroyed || session.closed) return;
-      if (waiting !== null) return; // the previous ping is still out
-      waiting = setTimeout(dead, timeoutMs);
-      waiting.unref();
-      try {
-        session.ping((err) => {
-          if (err !== null || waiting === null) return;
-          clearTimeout(waiting);
-          waiting = null;
-        });
-      } catch {
-        // Too many pings in flight or a closing session: the close handler below cleans up.
-      }
-    }, intervalMs);
-    tick.unref();
-    session.once('close', () => {
-      clearInterval(tick);
-      if (waiting !== null) clearTimeout(waiting);
-    });
+  /** One watcher per session (not per request), from its connect to its socket's close. */
+  private startKeepalive(session: ClientHttp2Session, socket: Socket): void {
+    new SessionKeepalive(session, socket, this.options.keepalive!(), (k) => this.suspect(k));
+  }
+
+  /**
+   * A PING went unanswered and nothing else arrived: the peer may be gone, or the link stalled on retransmits. The
+   * session takes no new streams (the next request opens a new one) and is told to go away; its streams are left to
+   * finish on their own deadlines (per-try and request timeouts answer with a mesh error, retries go to the new
+   * session), and the keepalive destroys it if it stays silent.
+   */
+  private suspect(k: SessionKeepalive): void {
+    const session = k.session;
+    if (this.session === session) this.session = null;
+    if (session.closed || session.destroyed) return; // already on its way out
+    this.options.onKeepaliveTimeout?.(this.options.url, k.settings.timeoutMs);
+    session.close(); // GOAWAY; destroyed once its last stream ends
   }
 
   private dropSession(session: ClientHttp2Session): void {
