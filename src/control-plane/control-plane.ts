@@ -259,6 +259,13 @@ export class ControlPlane {
     await writeFile(join(dir, 'control.json'), JSON.stringify({ url: this.reachableUrl(), replica: this.replica, pid: process.pid }, null, 2) + '\n');
   }
 
+  /**
+   * A clean stop hands this replica's proxies over: their streams end (each moves to the next replica it knows), this
+   * replica's announcement is withdrawn now, and the endpoints they registered stay until another replica takes them
+   * over (its re-registration moves each to that replica's etcd lease) or this replica's lease lapses, whichever is
+   * first. Revoking the lease instead would empty every service registered through this replica until its sidecars
+   * reconnect: callers would fail with no-endpoints during an ordinary rolling restart.
+   */
   async close(): Promise<void> {
     this.ready = false;
     clearInterval(this.sweepTimer);
@@ -273,7 +280,7 @@ export class ControlPlane {
       // Open config streams would hold close() forever; their proxies reconnect to another replica.
       setTimeout(resolve, 1000).unref();
     });
-    await this.o.store.close();
+    await this.o.store.close({ revoke: false });
   }
 }
 

@@ -147,4 +147,45 @@ describe('control plane replicas on etcd', () => {
     }
     assert.equal((await request(web.upstreams.api as string, { path: '/after' })).status, 200);
   });
+
+  test('a replica that stops cleanly hands its sidecars over; after that a goodbye deregisters at once and a crash when the lease lapses', async (t) => {
+    if (etcd === undefined) return t.skip(skipped);
+    await shareRootKey(a.stateDir, join(dir, 'c'));
+    const c = await startControl({ stateDir: join(dir, 'c'), store: `etcd:${etcd.clientUrls.join(',')}`, lease: '3s' });
+    t.after(() => c.stop('SIGKILL'));
+    const tokenFile = await c.joinTokenFile('api');
+    // Two more api instances that know C first, then B.
+    const start = (name: string) => startSidecar({ dir, service: 'api', appPort: app.port, configFiles: [], control: { url: `${c.url},${b.url}`, tokenFile, stateDir: join(dir, `state-${name}`) } });
+    const leaving = await start('leaving');
+    const crashing = await start('crashing');
+    t.after(() => Promise.all([leaving.stop(), crashing.stop('SIGKILL')]));
+    type Registered = { port: number; proxyId: string; replica: string };
+    const portOf = (s: SidecarProcess) => Number(s.inbound.slice(s.inbound.lastIndexOf(':') + 1));
+    const registeredThrough = (cp: ControlProcess) => async () => {
+      const items = (await b.api<{ items: Registered[] }>('GET', '/api/v1/endpoints/default/api')).body.items;
+      const mine = [leaving, crashing].map((s) => items.find((e) => e.port === portOf(s) && e.replica === cp.replica));
+      return mine.every((e) => e !== undefined) ? (mine as Registered[]) : undefined;
+    };
+    await eventually('both registered through C', registeredThrough(c), 15_000);
+
+    // C stops cleanly: its sidecars move to B, which registers them under its own lease; C's lease lapses (3 s) and
+    // takes nothing with it.
+    assert.deepEqual(await c.stop('SIGTERM'), { code: 0, signal: null });
+    const [left, crashed] = await eventually('both registered through B', registeredThrough(b), 15_000);
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.ok(await registeredThrough(b)(), 'an endpoint taken over by B went with C\'s lapsed lease');
+
+    // A clean sidecar stop says goodbye: B deregisters it now, not when its lease lapses.
+    await leaving.stop();
+    await b.waitForLog((l) => l.msg === 'endpoint deregistered' && l.proxyId === left!.proxyId && l.why === 'goodbye', 15_000);
+    // A crashed sidecar says nothing: B's registry lease expires it.
+    await crashing.stop('SIGKILL');
+    await b.waitForLog((l) => l.msg === 'endpoint deregistered' && l.proxyId === crashed!.proxyId && l.why === 'lease lapsed after the stream closed', 15_000);
+    // The api registered through A all along is still there, and traffic still flows.
+    await eventually('A to list only the api registered through it', async () => {
+      const items = (await a.api<{ items: Registered[] }>('GET', '/api/v1/endpoints/default/api')).body.items;
+      return items.length === 1 && items[0]!.port === portOf(api) ? true : undefined;
+    });
+    assert.equal((await request(web.upstreams.api as string, { path: '/after-handover' })).status, 200);
+  });
 });

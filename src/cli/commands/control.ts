@@ -63,7 +63,8 @@ export function registerControlCommand(program: Command): void {
       try {
         cp = await ControlPlane.start({ store, listen, stateDir: flags.stateDir ?? (spec.kind === 'file' ? (spec.dir as string) : '.mycel'), leaseMs, statsIntervalMs, ...(warmupMs !== undefined ? { warmupMs } : {}), expireRestored: spec.kind === 'file', insecureHttp: flags.insecureHttp === true, ...(supplied !== undefined ? { ca: { supplied } } : {}), ...(flags.advertise !== undefined ? { advertiseUrl: flags.advertise.replace(/\/+$/, '') } : {}), log });
       } catch (err) {
-        await store.close().catch(() => {});
+        // Nothing to hand over: no proxy was served.
+        await store.close({ revoke: true }).catch(() => {});
         const e = err as NodeJS.ErrnoException;
         if (err instanceof CaError) throw new CliError(`the mesh CA could not start: ${err.message}`, err.status === 400 ? EXIT_USAGE : 1);
         if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen on ${flags.listen}: the address is in use (another mycel control?); pick another with --listen`);

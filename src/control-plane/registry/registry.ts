@@ -1,9 +1,10 @@
 // The service registry: endpoints registered by sidecars over their config stream, held under a lease that each
-// message renews. A lapsed lease or a clean goodbye removes the endpoint from the store, and so from every view.
+// message renews. A lapsed lease or a clean goodbye removes the endpoint from the store, and so from every view; a lapsed
+// lease does not when another replica has registered the endpoint since (its proxy moved there).
 
 import type { Logger } from '../../core/log.js';
 import type { EndpointRecord } from '../translate/mesh-index.js';
-import type { Store } from '../store/store.js';
+import { StoreError, type Store } from '../store/store.js';
 
 export const ENDPOINT_KIND = 'Endpoint';
 
@@ -97,12 +98,15 @@ export class Registry {
     return l === undefined ? undefined : { expiresAt: l.expiresAt, attached: l.attached };
   }
 
-  private async remove(namespace: string, proxyId: string, why: string): Promise<void> {
+  /** Deletes the endpoint; with `revision`, only if nobody wrote it since (a conflict leaves it to whoever did). */
+  private async remove(namespace: string, proxyId: string, why: string, revision?: number): Promise<void> {
     if (this.o.store.get(ENDPOINT_KIND, namespace, proxyId) === undefined) return;
+    const expect = revision === undefined ? [] : [{ kind: ENDPOINT_KIND, namespace, name: proxyId, revision }];
     try {
-      await this.o.store.commit([{ op: 'delete', kind: ENDPOINT_KIND, namespace, name: proxyId }]);
+      await this.o.store.commit([{ op: 'delete', kind: ENDPOINT_KIND, namespace, name: proxyId }], expect);
       this.o.log.info('endpoint deregistered', { proxyId, namespace, why });
     } catch (err) {
+      if (err instanceof StoreError && err.code === 'conflict') return;
       // The next sweep tries again; the endpoint stays visible until the store takes the delete.
       this.o.log.warn('could not deregister an endpoint; will retry', { proxyId, why, reason: (err as Error).message });
       throw err;
@@ -120,7 +124,10 @@ export class Registry {
       for (const [id, lease] of this.leases) {
         if (lease.expiresAt > now) continue;
         this.leases.delete(id);
-        await this.remove(lease.record.namespace, id, lease.attached ? 'no heartbeat within the lease' : 'lease lapsed after the stream closed').catch(() => {
+        const stored = this.o.store.get(ENDPOINT_KIND, lease.record.namespace, id);
+        // The proxy moved to another replica, which registered it again: that replica's lease decides now.
+        if (stored === undefined || (stored.value as EndpointRecord).replica !== this.o.replica) continue;
+        await this.remove(lease.record.namespace, id, lease.attached ? 'no heartbeat within the lease' : 'lease lapsed after the stream closed', stored.revision).catch(() => {
           if (!this.leases.has(id)) this.leases.set(id, { ...lease, expiresAt: 0 });
         });
       }

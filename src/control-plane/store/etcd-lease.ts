@@ -1,5 +1,6 @@
 // The one etcd lease of a store replica: granted on first use, kept alive over a keepalive stream, replaced when etcd
-// says it lapsed (the replica was cut off for longer than the TTL), and revoked on close so the replica's keys go at once.
+// says it lapsed (the replica was cut off for longer than the TTL). On close it is left to lapse (keys another replica
+// has re-put meanwhile are under that replica's lease and stay), or revoked when the replica's keys must go at once.
 
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import type { Logger } from '../../core/log.js';
@@ -29,7 +30,7 @@ export class EtcdLease {
 
   /** The lease to attach keys to, granted now if there is none; rejects if etcd does not grant one by `deadline`. */
   current(deadline: number): Promise<string> {
-    if (this.closed) return Promise.reject(new Error('the lease was revoked (store closed)'));
+    if (this.closed) return Promise.reject(new Error('the store was closed'));
     if (this.leaseId !== undefined) return Promise.resolve(this.leaseId);
     this.granting ??= this.grant(deadline).finally(() => {
       this.granting = undefined;
@@ -57,14 +58,21 @@ export class EtcdLease {
     void this.regrant();
   }
 
-  /** Stops the keepalive and revokes the lease, so that every key attached to it is deleted now. */
-  async close(deadline: number): Promise<void> {
+  /**
+   * Stops the keepalive: the lease lapses after its TTL, and etcd then deletes the keys still attached to it. With
+   * `revoke`, etcd deletes them now.
+   */
+  async close(deadline: number, revoke: boolean): Promise<void> {
     this.closed = true;
     this.stopping.abort();
     this.stopKeepalive();
     const id = this.leaseId;
     this.leaseId = undefined;
     if (id === undefined) return;
+    if (!revoke) {
+      this.log.info('etcd lease left to lapse: keys not taken over by another replica go when it expires', { lease: id, ttlSeconds: this.ttlSeconds });
+      return;
+    }
     try {
       await this.conn.client.leaseClient.leaseRevoke({ ID: id }, this.conn.call(deadline));
     } catch (err) {
@@ -81,7 +89,7 @@ export class EtcdLease {
         if (this.closed) {
           // close() ran while the grant was in flight: do not leave the new lease to expire on its own.
           await this.conn.client.leaseClient.leaseRevoke({ ID: res.ID }, this.conn.call(Date.now() + 1000)).catch(() => undefined);
-          throw new Error('the lease was revoked (store closed)');
+          throw new Error('the store was closed');
         }
         this.leaseId = res.ID;
         this.granted.add(res.ID);

@@ -1,5 +1,6 @@
 // The etcd store against real etcd: one member for the store's contract and for replicas sharing it (ephemeral objects
-// of closed and SIGKILLed replicas), three members for quorum loss and return, lease lapse and compaction.
+// of closed, revoked and SIGKILLed replicas, and of one taken over by another), three members for quorum loss and
+// return, lease lapse and compaction.
 
 import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -101,7 +102,7 @@ function names(s: EtcdStore, kind = 'Item'): string[] {
 }
 
 /** Starts the replica child process; resolves once it printed `ready`. */
-function startReplica(t: TestContext, args: { endpoints: string[]; prefix: string; leaseTtlSeconds: number; ops: StoreOp[]; then: 'hold' | 'close' }) {
+function startReplica(t: TestContext, args: { endpoints: string[]; prefix: string; leaseTtlSeconds: number; ops: StoreOp[]; then: 'hold' | 'close' | 'revoke' }) {
   const proc = spawn(process.execPath, [REPLICA_SCRIPT, JSON.stringify(args)], { stdio: ['pipe', 'pipe', 'pipe'] });
   t.after(() => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
@@ -221,7 +222,39 @@ describe('etcd store, one member', () => {
     await until('both replicas to agree on the race', () => a.get('Item', 'default', 'race')?.revision === b.get('Item', 'default', 'race')?.revision);
   });
 
-  test('a cleanly closed replica\'s ephemeral objects vanish at once (its lease is revoked)', async (t) => {
+  test('a closed replica\'s ephemeral objects outlive it by its lease; those another replica put again stay', async (t) => {
+    const c = await cluster(t, 1);
+    if (c === undefined) return;
+    const prefix = freshPrefix();
+    const ttl = 2;
+    const a = await openStore({ endpoints: c.clientUrls, prefix, leaseTtlSeconds: ttl });
+    const b = await openStore({ endpoints: c.clientUrls, prefix });
+    await a.commit([put('orphan', { ip: '10.0.0.1' }, true), put('moved', { ip: '10.0.0.5' }, true), put('durable', 1)]);
+    await until('b to see a\'s objects', () => names(b).length === 3);
+    assert.equal(b.get('Item', 'default', 'orphan')?.ephemeral, true);
+    assert.equal(b.get('Item', 'default', 'durable')?.ephemeral, false);
+    const seenByB = record(b);
+
+    // A clean close leaves the lease to lapse: nothing is deleted by the close itself.
+    await a.close();
+    assert.deepEqual(names(b), ['durable', 'moved', 'orphan']);
+    // b takes one object over (as a replica does when a sidecar re-registers through it): the put moves it to b's lease.
+    await b.commit([put('moved', { ip: '10.0.0.5', replica: 'b' }, true)]);
+    assert.ok(b.get('Item', 'default', 'orphan'), 'a\'s lease lapsed before b took "moved" over; the test would prove nothing');
+    const closedAt = Date.now();
+    await until('a\'s lease to lapse, taking what was still attached to it', () => b.get('Item', 'default', 'orphan') === undefined, ttl * 1000 + 10_000);
+    t.diagnostic(`orphan gone ${Date.now() - closedAt} ms after the close (lease TTL ${ttl} s)`);
+    // etcd deletes a lapsed lease's keys in one revision: had 'moved' been attached, it would have gone with 'orphan'.
+    assert.deepEqual(b.get('Item', 'default', 'moved')?.value, { ip: '10.0.0.5', replica: 'b' });
+    assert.ok(b.get('Item', 'default', 'durable'));
+    const events = seenByB.flatMap((x) => x.events.map((e) => (e.type === 'put' ? `put ${e.object.name}` : `delete ${e.name}`)));
+    assert.deepEqual(events, ['put moved', 'delete orphan']);
+    // A store opened now agrees.
+    const fresh = await openStore({ endpoints: c.clientUrls, prefix });
+    assert.deepEqual(names(fresh), ['durable', 'moved']);
+  });
+
+  test('close({ revoke: true }) deletes a replica\'s ephemeral objects at once', async (t) => {
     const c = await cluster(t, 1);
     if (c === undefined) return;
     const prefix = freshPrefix();
@@ -230,11 +263,9 @@ describe('etcd store, one member', () => {
     const b = await openStore({ endpoints: c.clientUrls, prefix });
     await a.commit([put('endpoint', { ip: '10.0.0.1' }, true), put('durable', 1)]);
     await until('b to see the ephemeral object', () => b.get('Item', 'default', 'endpoint') !== undefined);
-    assert.equal(b.get('Item', 'default', 'endpoint')?.ephemeral, true);
-    assert.equal(b.get('Item', 'default', 'durable')?.ephemeral, false);
 
-    await a.close();
-    await until('the closed replica\'s ephemeral object to vanish', () => b.get('Item', 'default', 'endpoint') === undefined, 20_000);
+    await a.close({ revoke: true });
+    await until('the revoked replica\'s ephemeral object to vanish', () => b.get('Item', 'default', 'endpoint') === undefined, 20_000);
     assert.ok(b.get('Item', 'default', 'durable'));
   });
 
@@ -256,22 +287,32 @@ describe('etcd store, one member', () => {
     assert.ok(b.get('Item', 'default', 'durable'));
   });
 
-  test('close() leaves nothing behind that keeps the process alive', async (t) => {
+  test('close(), with or without revoking, leaves nothing behind that keeps the process alive', async (t) => {
     const c = await cluster(t, 1);
     if (c === undefined) return;
-    const prefix = freshPrefix();
-    const b = await openStore({ endpoints: c.clientUrls, prefix });
-    const seenByB = record(b);
-    const child = startReplica(t, { endpoints: c.clientUrls, prefix, leaseTtlSeconds: 120, ops: [put('endpoint', { ip: '10.0.0.3' }, true)], then: 'close' });
-    await child.ready;
-    const killer = setTimeout(() => child.proc.kill('SIGKILL'), 20_000);
-    const exit = await child.exited;
-    clearTimeout(killer);
-    assert.deepEqual(exit, { code: 0, signal: null }, `the replica did not exit by itself after close():\n${child.errors()}`);
-    assert.match(child.output(), /closed/);
-    // b saw the object come and go (revoked by close, long before its 120 s TTL).
-    await until('b to see the closed child\'s ephemeral object come and go', () => seenByB.length === 2);
-    assert.deepEqual(seenByB.map((x) => x.events.map((e) => `${e.type} ${e.type === 'put' ? e.object.name : e.name}`)), [['put endpoint'], ['delete endpoint']]);
+    for (const then of ['close', 'revoke'] as const) {
+      const prefix = freshPrefix();
+      const b = await openStore({ endpoints: c.clientUrls, prefix });
+      const seenByB = record(b);
+      const child = startReplica(t, { endpoints: c.clientUrls, prefix, leaseTtlSeconds: 120, ops: [put('endpoint', { ip: '10.0.0.3' }, true)], then });
+      await child.ready;
+      const killer = setTimeout(() => child.proc.kill('SIGKILL'), 20_000);
+      const exit = await child.exited;
+      clearTimeout(killer);
+      assert.deepEqual(exit, { code: 0, signal: null }, `the replica did not exit by itself after close (${then}):\n${child.errors()}`);
+      assert.match(child.output(), /closed/);
+      const seen = () => seenByB.map((x) => x.events.map((e) => `${e.type} ${e.type === 'put' ? e.object.name : e.name}`));
+      if (then === 'revoke') {
+        // b saw the object come and go (revoked by close, long before its 120 s TTL).
+        await until('b to see the revoked child\'s ephemeral object come and go', () => seenByB.length === 2);
+        assert.deepEqual(seen(), [['put endpoint'], ['delete endpoint']]);
+      } else {
+        // Left to its 120 s lease: still there after the child exited.
+        await until('b to see the closed child\'s ephemeral object', () => seenByB.length === 1);
+        assert.deepEqual(seen(), [['put endpoint']]);
+        assert.ok(b.get('Item', 'default', 'endpoint'));
+      }
+    }
   });
 
   test('open() fails with unavailable, naming the endpoints, when etcd cannot be reached', async () => {
@@ -381,7 +422,7 @@ describe('etcd store, three members', () => {
     for (const e of ['put new', 'delete drop', 'put endpoint']) assert.ok(events.includes(e), `a's listeners missed "${e}" (got ${events.join(', ')})`);
     assert.ok(!events.includes('put keep'), 'an unchanged object was reported again');
 
-    await a.close();
+    await a.close({ revoke: true });
     await until('a\'s re-attached ephemeral object to vanish with its revoked lease', () => b.get('Item', 'default', 'endpoint') === undefined);
   });
 });

@@ -8,14 +8,14 @@ import { EtcdKeys, type ObjectId } from './etcd-keys.js';
 import { EtcdLease } from './etcd-lease.js';
 import { RangeWatch } from './etcd-watch.js';
 import { byKindNamespaceName, freezeObject } from './object-view.js';
-import { objectKey, StoreError, type Store, type StoreEvent, type StoreExpectation, type StoreListener, type StoredObject, type StoreOp } from './store.js';
+import { objectKey, StoreError, type Store, type StoreCloseOptions, type StoreEvent, type StoreExpectation, type StoreListener, type StoredObject, type StoreOp } from './store.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members, e.g. `http://10.0.0.5:2379`. */
   endpoints: readonly string[];
   /** Every key of this store starts with it; several meshes can share one etcd under different prefixes. */
   prefix?: string;
-  /** TTL of this replica's lease: how long its ephemeral objects outlive it when it dies without closing. */
+  /** TTL of this replica's lease: how long its ephemeral objects outlive it (dead, or closed without `revoke`). */
   leaseTtlSeconds?: number;
   /** How long a commit (or open) may wait for etcd before it fails with `unavailable`. */
   commitTimeoutMs?: number;
@@ -116,9 +116,13 @@ export class EtcdStore implements Store {
     this.log.info('etcd store open', { endpoints: this.endpoints, prefix: this.keys.prefix, revision: this.rev, objects: this.objects.size });
   }
 
-  close(): Promise<void> {
+  /**
+   * Stops watching and keeping the lease alive. The lease is left to lapse after its TTL (so that another replica can
+   * take this one's ephemeral objects over first) unless `revoke` asks for them to go now.
+   */
+  close(options: StoreCloseOptions = {}): Promise<void> {
     if (this.state === 'open') {
-      this.closing = this.shutDown();
+      this.closing = this.shutDown(options.revoke === true);
     } else if (this.state !== 'closing') {
       // While opening, this stops the load's retries; open() then closes the connection.
       this.state = 'closed';
@@ -127,12 +131,11 @@ export class EtcdStore implements Store {
     return this.closing ?? Promise.resolve();
   }
 
-  private async shutDown(): Promise<void> {
+  private async shutDown(revoke: boolean): Promise<void> {
     this.state = 'closing';
     this.stopping.abort();
     this.watcher?.stop();
-    // Revoking deletes this replica's ephemeral objects now instead of after the TTL.
-    await this.lease?.close(Date.now() + Math.min(this.commitTimeoutMs, 2000));
+    await this.lease?.close(Date.now() + Math.min(this.commitTimeoutMs, 2000), revoke);
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.resolve();

@@ -11,8 +11,9 @@ export interface StoredObject {
   /** The revision of the commit that last wrote this object. */
   readonly revision: number;
   /**
-   * Tied to the life of the control-plane replica that wrote it (etcd: attached to the replica's lease, so a dead
-   * replica's entries vanish after the lease TTL). The file store keeps ephemeral objects like any other.
+   * Tied to the life of the control-plane replica that wrote it (etcd: attached to the replica's lease, so a stopped or
+   * dead replica's entries vanish after the lease TTL unless another replica wrote them again meanwhile, which moves
+   * them to its own lease). The file store keeps ephemeral objects like any other.
    */
   readonly ephemeral: boolean;
 }
@@ -65,12 +66,21 @@ export class StoreError extends Error {
   }
 }
 
+export interface StoreCloseOptions {
+  /**
+   * etcd: revoke this replica's lease, so that its ephemeral objects go now. By default the lease is left to lapse
+   * after its TTL: a replica that stops cleanly hands its proxies over to another replica, whose re-registration moves
+   * each object to that replica's lease before this one lapses. The file store has no leases and ignores it.
+   */
+  readonly revoke?: boolean;
+}
+
 export interface Store {
   /** `file:DIR` or `etcd:URL,...`, for logs and `/readyz`. */
   readonly description: string;
   /** Loads the whole state. Until it resolves, `list`/`get` see nothing and `commit` throws `closed`. */
   open(): Promise<void>;
-  close(): Promise<void>;
+  close(options?: StoreCloseOptions): Promise<void>;
   /** Revision of the last commit seen (0 for an empty store). */
   revision(): number;
   /** Objects from the in-memory view, optionally of one kind; sorted by kind, namespace, name. */
