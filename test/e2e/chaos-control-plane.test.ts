@@ -188,6 +188,9 @@ test('control plane on etcd across hosts: members and replicas die under load, n
     }, 10_000);
     assert.match(heldWeb.heldBack!.reason, /default\/api has no endpoint yet/);
     st.diagnostic(`CP replica 2 back with no endpoints stored: web held back (${heldWeb.heldBack!.reason}), serving its last good config`);
+    // `mycel check` says so too, with what to do (it is a warning: the proxy is fine on its last good config).
+    const check = await run(process.execPath, [MYCEL_BIN, 'check', '--dir', cp2.stateDir, '--control', cp2.url]);
+    assert.match(check.stdout, /default\/web \(\S+\)\s+the control plane's warm-up holds its next config back \(service default\/api has no endpoint yet\)/, check.stdout);
     await heal(api1, cp2.host);
     await cp2.p!.waitForLog((l) => l.msg === 'proxy connected' && l.service === 'api', 30_000);
     await eventually('web to get its config once api1 registered again', async () => {

@@ -2,6 +2,7 @@
 // check`): control plane reachable and ready, store, proxies connected and on their latest config, certificates,
 // ports, clock. Exit 0 when nothing failed (warnings allowed), 1 otherwise.
 
+import type { ProxyStatus } from '../../api/v1alpha1/control-api.js';
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,19 +17,6 @@ interface CheckFlags extends ClientFlags {
   dir: string;
 }
 
-interface ProxyItem {
-  proxyId: string;
-  service: string;
-  namespace: string;
-  connected: boolean;
-  lastContact: string;
-  sentVersion: number | null;
-  ackedVersion: number | null;
-  nack: { version: number; reason: string } | null;
-  state: 'ACK' | 'NACK' | 'PENDING' | 'NONE';
-  certNotAfter?: number;
-  certIssuedAt?: number;
-}
 
 interface CaStatus {
   roots: Array<{ fingerprint: string; notAfter: number; active: boolean }>;
@@ -115,7 +103,7 @@ async function checkControlPlane(r: Report, client: ControlClient, source: strin
 
 async function checkProxies(r: Report, client: ControlClient): Promise<void> {
   r.section('proxies');
-  let proxies: { items: ProxyItem[]; unreachableReplicas?: string[] };
+  let proxies: { items: ProxyStatus[]; unreachableReplicas?: string[] };
   try {
     const res = await client.request<typeof proxies>('GET', '/api/v1/proxies');
     if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
@@ -129,6 +117,7 @@ async function checkProxies(r: Report, client: ControlClient): Promise<void> {
   for (const p of [...proxies.items].sort((a, b) => `${a.namespace}/${a.service}`.localeCompare(`${b.namespace}/${b.service}`))) {
     const who = `${p.namespace}/${p.service} (${p.proxyId})`;
     if (!p.connected) r.add('fail', who, `not connected since ${p.lastContact}`, 'restart its sidecar; it keeps serving its last good config meanwhile');
+    else if (p.heldBack !== undefined) r.add('warn', who, `the control plane's warm-up holds its next config back (${p.heldBack.reason}); it serves version ${p.ackedVersion ?? 'its own'} meanwhile`, `wait up to ${Math.ceil(p.heldBack.releaseInMs / 1000)} s: the config goes out once the endpoints are back or the warm-up ends (docs/control-plane.md)`);
     else if (p.state === 'ACK') r.add('ok', who, `on its latest config, version ${p.ackedVersion}`);
     else if (p.state === 'NACK') r.add('fail', who, `rejected version ${p.nack?.version}: ${p.nack?.reason}`, 'correct the resource it names and apply again; it keeps serving its last good config');
     else if (p.state === 'PENDING') r.add('warn', who, `has not acknowledged version ${p.sentVersion} yet`, 'run mycel check again in a moment; if it stays, see the sidecar\'s log');
@@ -179,7 +168,7 @@ async function checkMeshCa(r: Report, client: ControlClient): Promise<void> {
     else if (state === 'warn') r.add('warn', label, `expires in ${humanDuration(a.notAfter - now)} and has not been renewed`, fix);
     else r.add('ok', label, `valid for ${humanDuration(a.notAfter - now)}`);
   }
-  const proxies = await client.request<{ items: ProxyItem[] }>('GET', '/api/v1/proxies').catch(() => undefined);
+  const proxies = await client.request<{ items: ProxyStatus[] }>('GET', '/api/v1/proxies').catch(() => undefined);
   let leaves = 0;
   for (const p of proxies?.body.items ?? []) {
     if (p.certNotAfter === undefined || p.certIssuedAt === undefined) continue;

@@ -1,6 +1,7 @@
 // `mycel get KIND [NAME]`, `mycel get proxies`, `mycel get endpoints SERVICE` and `mycel delete KIND NAME`: read and
 // remove what the control plane holds, as a table or as YAML/JSON.
 
+import type { ProxyStatus } from '../../api/v1alpha1/control-api.js';
 import type { Command } from 'commander';
 import { parseDuration } from '../../api/v1alpha1/duration.js';
 import { stringify } from 'yaml';
@@ -37,20 +38,6 @@ function ago(iso: string | null): string {
   return compact(Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000)));
 }
 
-interface ProxyRow {
-  proxyId: string;
-  service: string;
-  namespace: string;
-  endpoint: { address: string; port: number } | null;
-  state: string;
-  sentVersion: number | null;
-  ackedVersion: number | null;
-  nack: { version: number; reason: string } | null;
-  lastContact: string;
-  replica: string;
-  certNotAfter?: number;
-  heldBack?: { reason: string; releaseInMs: number };
-}
 
 /** Time left on a proxy's mesh certificate ("-" for a proxy with certificate files). */
 function certLeft(notAfter: number | undefined): string {
@@ -60,7 +47,7 @@ function certLeft(notAfter: number | undefined): string {
 }
 
 async function getProxies(flags: GetFlags): Promise<void> {
-  const { status, body } = await controlClient(flags).request<{ items: ProxyRow[]; revision: number; replica: string }>('GET', '/api/v1/proxies');
+  const { status, body } = await controlClient(flags).request<{ items: ProxyStatus[]; revision: number; replica: string }>('GET', '/api/v1/proxies');
   if (status !== 200) throw apiError(status, body, 'get proxies');
   if (print(body, flags.output)) return;
   const rows = body.items.map((p) => [
