@@ -259,6 +259,7 @@ spec:
   });
 
   test('a control plane that stops answering without closing the connection is noticed, and traffic goes on', async () => {
+    const logsBefore = cp.records().length;
     cp.proc.kill('SIGSTOP');
     try {
       await web.waitForLog((r) => r.msg === 'control plane stream lost; serving the last good config and reconnecting' && /no answer from the control plane/.test(String(r.reason)), 15_000);
@@ -266,10 +267,15 @@ spec:
     } finally {
       cp.proc.kill('SIGCONT');
     }
+    // Frozen for longer than the 3 s lease, the control plane read no heartbeats: it must not take that for dead proxies.
+    await cp.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('this replica did not run for a while'), 10_000);
     await eventually('web connected and ACKed again', async () => {
       const r = await cp.api<{ items: Array<ProxyItem & { proxyId: string }> }>('GET', '/api/v1/proxies');
       return r.body.items.some((p) => p.service === 'web' && p.state === 'ACK') ? true : undefined;
     }, 20_000);
+    const expired = cp.records().slice(logsBefore).filter((r) => r.msg === 'endpoint deregistered');
+    assert.deepEqual(expired.map((r) => r.why), [], 'no endpoint expired for heartbeats the frozen replica could not read');
+    assert.equal((await cp.api<{ items: unknown[] }>('GET', '/api/v1/endpoints/default/api')).body.items.length, 1, 'api\'s endpoint outlived the freeze');
   });
 
   test('without the control plane: traffic goes on, a restarted sidecar serves its persisted config, and both resync', async () => {

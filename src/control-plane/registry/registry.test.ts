@@ -74,3 +74,26 @@ test('a goodbye removes the endpoint at once', async () => {
   assert.equal(stored('p3'), undefined);
   assert.equal(a.leaseOf('p3'), undefined);
 });
+
+test('a replica that did not run for a while (stopped, blocked) extends the leases by that time instead of expiring them', async () => {
+  const a = replica('a');
+  a.start();
+  try {
+    await a.register(record('p4', 'a'));
+    // The process is stopped for five leases: when it runs again, its first turn comes that late.
+    now += 5 * LEASE_MS;
+    await a.tick();
+    assert.equal(stored('p4')?.replica, 'a', 'the endpoint outlived a stall of its replica');
+    // The proxy's heartbeat now reaches the replica: the lease goes on as usual.
+    a.renew('p4');
+    now += LEASE_MS - 1;
+    await a.tick();
+    assert.equal(stored('p4')?.replica, 'a');
+    // Without heartbeats (the proxy is gone) it lapses one lease later, as any lease does.
+    now += LEASE_MS;
+    await a.tick();
+    assert.equal(stored('p4'), undefined);
+  } finally {
+    a.stop();
+  }
+});

@@ -7,6 +7,8 @@ import type { EndpointRecord } from '../translate/mesh-index.js';
 import { StoreError, type Store } from '../store/store.js';
 
 export const ENDPOINT_KIND = 'Endpoint';
+/** A sweep this much later than due means the replica stalled (a timer's usual lateness is a few milliseconds). */
+const STALL_MS = 1000;
 
 interface Lease {
   record: EndpointRecord;
@@ -34,6 +36,8 @@ export class Registry {
   /** Endpoints found in the store at start that no proxy has claimed yet, with the time they expire. */
   private readonly restored = new Map<string, { namespace: string; expiresAt: number }>();
   private timer: NodeJS.Timeout | null = null;
+  private tickMs = 0;
+  private lastTick = 0;
   private readonly now: () => number;
 
   constructor(private readonly o: RegistryOptions) {
@@ -46,9 +50,27 @@ export class Registry {
       const deadline = this.now() + this.o.leaseMs;
       for (const e of this.o.store.list(ENDPOINT_KIND)) this.restored.set(e.name, { namespace: e.namespace, expiresAt: deadline });
     }
-    const tick = Math.max(50, Math.min(1000, Math.floor(this.o.leaseMs / 5)));
-    this.timer = setInterval(() => void this.sweep(), tick);
+    this.tickMs = Math.max(50, Math.min(1000, Math.floor(this.o.leaseMs / 5)));
+    this.lastTick = this.now();
+    this.timer = setInterval(() => void this.tick(), this.tickMs);
     this.timer.unref();
+  }
+
+  /**
+   * The sweep timer's turn (public for tests). A turn far later than due means this replica itself did not run (a
+   * blocked event loop, a stopped process, a paused VM): it read no heartbeats meanwhile, so the time it missed is
+   * added to every lease instead of expiring, at once, every endpoint whose proxy was heartbeating all along.
+   */
+  tick(): Promise<void> {
+    const now = this.now();
+    const missed = now - this.lastTick - this.tickMs;
+    this.lastTick = now;
+    if (missed >= STALL_MS) {
+      for (const lease of this.leases.values()) lease.expiresAt += missed;
+      for (const r of this.restored.values()) r.expiresAt += missed;
+      this.o.log.warn('this replica did not run for a while (event loop blocked or process stopped); endpoint leases extended by that time', { missedMs: missed, leases: this.leases.size });
+    }
+    return this.sweep();
   }
 
   stop(): void {
