@@ -1,16 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderTraceList, renderWaterfall, treeOrder, type WaterfallSpan } from './trace-waterfall.js';
+import { renderTraceList, renderWaterfall, type WaterfallSpan } from './trace-waterfall.js';
 
 function span(id: string, parent: string | null, service: string, start: number, dur: number, over: Partial<WaterfallSpan> = {}): WaterfallSpan {
   return { traceId: 'ab'.repeat(16), spanId: id, parentSpanId: parent, service, name: `GET /${id}`, kind: 'server', startTime: start, durationMs: dur, status: 'ok', attributes: {}, ...over };
 }
-
-test('tree order puts children under their parent by start time; orphans and cycles are not lost', () => {
-  const spans = [span('c2', 'p', 'api', 30, 5), span('p', null, 'web', 0, 100), span('c1', 'p', 'api', 10, 5), span('g', 'c1', 'db', 11, 2), span('o', 'missing', 'x', 50, 1), span('y1', 'y2', 'y', 60, 1), span('y2', 'y1', 'y', 61, 1)];
-  const order = treeOrder(spans).map((r) => `${r.depth}:${r.span.spanId}`);
-  assert.deepEqual(order, ['0:p', '1:c1', '2:g', '1:c2', '0:o', '0:y1', '0:y2']);
-});
 
 test('the waterfall scales bars to the trace, indents by depth and marks errors with their reason', () => {
   const t0 = 1764000000000;

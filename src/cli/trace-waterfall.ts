@@ -3,6 +3,7 @@
 
 import type { ReceivedSpan } from '../control-plane/traces/otlp-decode.js';
 import type { TraceSummary } from '../control-plane/traces/trace-buffer.js';
+import { spanTreeOrder } from '../telemetry/span-tree.js';
 import { table } from './control-client.js';
 
 /** A row of GET /api/v1/traces and a span of GET /api/v1/traces/ID (the control plane's shapes). */
@@ -29,40 +30,12 @@ export function renderTraceList(traces: readonly TraceListItem[], now = Date.now
   return table(['TRACE', 'STARTED', 'ROOT', 'SERVICES', 'DURATION', 'SPANS', 'ERROR'], rows);
 }
 
-/** Spans in tree order (parents before children, siblings by start), each with its depth; orphans start new roots. */
-export function treeOrder(spans: readonly WaterfallSpan[]): Array<{ span: WaterfallSpan; depth: number }> {
-  const byId = new Map(spans.map((s) => [s.spanId, s]));
-  const children = new Map<string | null, WaterfallSpan[]>();
-  for (const s of spans) {
-    const parent = s.parentSpanId !== null && byId.has(s.parentSpanId) && s.parentSpanId !== s.spanId ? s.parentSpanId : null;
-    const list = children.get(parent) ?? [];
-    list.push(s);
-    children.set(parent, list);
-  }
-  for (const list of children.values()) list.sort((a, b) => a.startTime - b.startTime);
-  const out: Array<{ span: WaterfallSpan; depth: number }> = [];
-  const seen = new Set<string>();
-  // Iterative depth-first walk (bounded by the span count: each span is visited once, cycles are cut).
-  const stack: Array<{ span: WaterfallSpan; depth: number }> = (children.get(null) ?? []).map((span) => ({ span, depth: 0 })).reverse();
-  while (stack.length > 0) {
-    const top = stack.pop()!;
-    if (seen.has(top.span.spanId)) continue;
-    seen.add(top.span.spanId);
-    out.push(top);
-    const kids = children.get(top.span.spanId) ?? [];
-    for (let i = kids.length - 1; i >= 0; i--) stack.push({ span: kids[i]!, depth: top.depth + 1 });
-  }
-  // Spans only reachable through a cycle of parent ids are listed at the end rather than lost.
-  for (const s of spans) if (!seen.has(s.spanId)) out.push({ span: s, depth: 0 });
-  return out;
-}
-
 export function renderWaterfall(traceId: string, spans: readonly WaterfallSpan[], barWidth = 40): string {
   if (spans.length === 0) return `trace ${traceId}: no spans\n`;
   const t0 = Math.min(...spans.map((s) => s.startTime));
   const t1 = Math.max(...spans.map((s) => s.startTime + s.durationMs));
   const total = Math.max(t1 - t0, 0.001);
-  const rows = treeOrder(spans);
+  const rows = spanTreeOrder(spans);
   const labels = rows.map(({ span, depth }) => `${'  '.repeat(Math.min(depth, 20))}${span.service} ${span.name}${span.kind === 'client' || span.kind === 'server' ? ` (${span.kind})` : ''}`);
   const labelWidth = Math.min(60, Math.max(...labels.map((l) => l.length)));
   const durations = rows.map(({ span }) => formatMs(span.durationMs));
