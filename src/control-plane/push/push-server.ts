@@ -162,10 +162,6 @@ export class PushServer {
     this.warmup.start(durationMs, why);
   }
 
-  get warmingUp(): boolean {
-    return this.warmup.active;
-  }
-
   close(): void {
     clearInterval(this.timer);
     this.warmup.stop();
