@@ -1,7 +1,7 @@
 // The control-plane API as the dashboard reads it: the response shapes (from the shared contracts), JSON requests
 // with the session cookie, and the one place that notices a missing or expired sign-in.
 
-import type { EdgeStats, ProxyStatus, RouteStats, ServiceStats, Signals, StatsReport, TapEvent, TimelinePoint, TraceSummary } from '../../src/api/v1alpha1/control-api.js';
+import type { EdgeStats, ProxyStatus, ReceivedSpan, RouteStats, ServiceStats, Signals, StatsReport, TapEvent, TimelinePoint, TraceSummary } from '../../src/api/v1alpha1/control-api.js';
 import { NdjsonSplitter } from './ndjson.js';
 
 export type { EdgeStats, RouteStats, ServiceStats, TapEvent, TimelinePoint, TraceSummary };
@@ -9,17 +9,8 @@ export type Golden = Signals;
 export type Stats = StatsReport;
 export type Proxy = ProxyStatus;
 
-export interface Span {
-  spanId: string;
-  parentSpanId: string | null;
-  service: string;
-  name: string;
-  kind: 'server' | 'client' | string;
-  startTime: number;
-  durationMs: number;
-  status: 'ok' | 'error' | string;
-  attributes: Record<string, unknown>;
-}
+/** A span of GET /api/v1/traces/ID. */
+export type Span = ReceivedSpan;
 
 export interface Endpoint {
   address: string;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { Span } from './api.js';
 import { waterfallRows } from './waterfall.js';
 
-const span = (spanId: string, parentSpanId: string | null, startTime: number, durationMs: number): Span => ({ spanId, parentSpanId, service: 's', name: spanId, kind: 'server', startTime, durationMs, status: 'ok', attributes: {} });
+const span = (spanId: string, parentSpanId: string | null, startTime: number, durationMs: number): Span => ({ traceId: 'ab'.repeat(16), spanId, parentSpanId, service: 's', name: spanId, kind: 'server', startTime, durationMs, status: 'ok', attributes: {} });
 
 test('call order with depths, and the trace\'s extent', () => {
   const { rows, start, duration } = waterfallRows([

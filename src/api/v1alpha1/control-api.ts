@@ -79,3 +79,21 @@ export interface ProxyStatus {
   /** Fingerprints of the roots in the proxy's trust bundle. */
   trustedRoots?: string[];
 }
+
+export type SpanKindName = 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'unspecified';
+export type AttributeValue = string | number | boolean;
+
+/** One received span, as GET /api/v1/traces/ID shows it. */
+export interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | null;
+  service: string;
+  name: string;
+  kind: SpanKindName;
+  /** Unix milliseconds, fractional. */
+  startTime: number;
+  durationMs: number;
+  status: 'ok' | 'error';
+  attributes: Record<string, AttributeValue>;
+}

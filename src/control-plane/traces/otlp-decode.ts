@@ -3,24 +3,9 @@
 // fields the buffer shows are kept, and names, attribute counts and values are bounded.
 
 import type { ProtobufReader as Reader } from '@opentelemetry/otlp-transformer/build/src/common/protobuf/protobuf-reader.js';
+import type { AttributeValue, ReceivedSpan, SpanKindName } from '../../api/v1alpha1/control-api.js';
 
-export type SpanKindName = 'internal' | 'server' | 'client' | 'producer' | 'consumer' | 'unspecified';
-export type AttributeValue = string | number | boolean;
-
-/** One received span, as GET /api/v1/traces/ID shows it. */
-export interface ReceivedSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | null;
-  service: string;
-  name: string;
-  kind: SpanKindName;
-  /** Unix milliseconds, fractional. */
-  startTime: number;
-  durationMs: number;
-  status: 'ok' | 'error';
-  attributes: Record<string, AttributeValue>;
-}
+export type { AttributeValue, ReceivedSpan, SpanKindName };
 
 const KINDS: SpanKindName[] = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
 const MAX_ATTRIBUTES = 64;
