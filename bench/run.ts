@@ -1,6 +1,7 @@
 // Benchmark runner: starts the upstream apps and, per protocol family, the direct/nginx/HAProxy/Mycel paths; runs
 // every scenario for several rounds with the paths interleaved; prints the table and writes bench/results/*.json.
 // Usage: `npm run bench -- [flags]` or `node dist/bench/run.js --help` after a build (flags in `usage` below).
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, mkdirSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,8 @@ const usage = `usage: npm run bench -- [options]   (or: node dist/bench/run.js [
                          h2c-small-get, grpc-unary, tcp-stream) or of paths (nginx, haproxy, mycel,
                          mycel-h2transport, mycel-retry, mycel-ratelimit, mycel-breaker, mycel-authz,
                          mycel-nometrics, mycel-accesslog, mycel-tracing, mycel-tap); direct always runs
+                         hosts: the two-hop path across network namespaces (bench/hosts.ts: direct, nginx, HAProxy,
+                         mycel explicit and transparent; needs root), which the full run includes at its end
   --quick                one short round of everything: a smoke run (about 2 minutes)
   --grpc-client C        gRPC load generator for the measured runs: h2load (default, gRPC-framed POSTs) or grpc-js
                          (a @grpc/grpc-js client loop; it tops out near 2k calls/s on one core here); the warm-up
@@ -291,8 +294,36 @@ async function runScenario(
   return { all, restartNotes };
 }
 
+/**
+ * The multi-host scenario (bench/hosts.ts) in a process of its own, after the single-host ones: it builds network
+ * namespaces and writes bench/results/hosts-latest.json. Without root it is skipped, and says so.
+ */
+async function multiHost(opts: Options): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    console.log('\n== two-hop path across hosts [hosts]: skipped (needs root for network namespaces and iptables; run npm run bench:hosts as root)');
+    return;
+  }
+  const args = [join(repoRoot, 'dist', 'bench', 'hosts.js'), '--rounds', String(opts.rounds), '--duration', String(opts.duration), '--warmup', String(opts.warmup)];
+  if (opts.keepTmp) args.push('--keep-tmp');
+  console.log('');
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('exit', (c) => resolve(c));
+  });
+  if (code !== 0) throw new Error(`the multi-host scenario (bench/hosts.js) failed with exit code ${code}`);
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  // `hosts` names the multi-host scenario; the other --only tokens select among the single-host ones.
+  const only = opts.only.filter((t) => t !== 'hosts');
+  const hosts = opts.only.length === 0 || only.length < opts.only.length;
+  if (opts.only.length === 0 || only.length > 0) await singleHost({ ...opts, only });
+  if (hosts) await multiHost(opts);
+}
+
+async function singleHost(opts: Options): Promise<void> {
   installCleanup();
   const started = Date.now();
   const date = new Date().toISOString();
